@@ -1,0 +1,140 @@
+"""``loopwright`` commands: thin wrappers that parse, call the Python API and render with Rich."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from loopwright.api import connect
+from loopwright.cli.crowd import aggregate, agreement
+from loopwright.errors import LoopwrightError
+from loopwright.loop import ProjectStatus
+
+app = typer.Typer(
+    help="loopwright: human-in-the-loop continuous learning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(aggregate)
+app.command()(agreement)
+err = Console(stderr=True)
+out = Console()
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: LOOPWRIGHT_DB_URL or sqlite ./loopwright.db)."),
+]
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where to write summary.json, report.html, the DB.")
+    ] = Path("loopwright-demo"),
+    seed: Annotated[int, typer.Option(help="Seed for the stream, the split and the annotators.")] = 0,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Six rounds of 225 digits instead of fourteen of 100.")
+    ] = False,
+) -> None:
+    """Run the whole loop on scikit-learn's digits with simulated tiered annotators."""
+    from loopwright.cli.demo import RoundProgress, run_demo
+    from loopwright.cli.report import render_report
+
+    with Progress(
+        TextColumn("[bold]round"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        bar = progress.add_task("starting", total=None)
+
+        def on_round(p: RoundProgress) -> None:
+            acc = "n/a" if p.champion_accuracy is None else f"{p.champion_accuracy:.3f}"
+            progress.update(
+                bar,
+                completed=p.round,
+                total=p.rounds,
+                description=f"items {p.items_seen} · human labels {p.human_labels} · accuracy {acc}",
+            )
+
+        summary = run_demo(out_dir, seed=seed, quick=quick, on_round=on_round)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "report.html").write_text(render_report(summary), encoding="utf-8")
+    acc = summary["champion_accuracy_by_round"][-1]
+    err_rate = summary["auto_accept_error"]
+    out.print(
+        f"[bold green]done[/] in {summary['seconds']} s: {summary['items_seen']} items, "
+        f"{summary['human_labels']} human labels, {summary['auto_accepted']} auto-accepted "
+        f"(error {'n/a' if err_rate is None else f'{err_rate:.3f}'}), {summary['promotions']} promotions, "
+        f"held-out accuracy {'n/a' if acc is None else f'{acc:.3f}'}"
+    )
+    out.print(f"wrote {out_dir / 'summary.json'}, {out_dir / 'report.html'} and {summary['database']}")
+
+
+@app.command()
+def init(
+    config: Annotated[Path, typer.Argument(help="Project config file (YAML or TOML).", exists=True)],
+    db: DbOption = None,
+) -> None:
+    """Create a project from a config file."""
+    loop = connect(db).create_project(config)
+    out.print(f"created project [bold]{loop.project.name}[/] with labels {loop.config.labels}")
+
+
+@app.command()
+def status(
+    db: DbOption = None,
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Summarise each project: items, routes, queues, labels, datasets and the champion."""
+    ws = connect(db)
+    names = [project] if project else [p.name for p in ws.projects()]
+    rows = [ws.project(n).status() for n in names]
+    if as_json:
+        print(json.dumps([_status_dict(s) for s in rows], indent=2))
+        return
+    if not rows:
+        out.print(
+            "no projects yet: create one with [bold]loopwright init CONFIG[/] or run [bold]loopwright demo[/]"
+        )
+    for s in rows:
+        table = Table(title=f"project {s.project}", show_header=False)
+        for k, v in _status_dict(s).items():
+            table.add_row(k, str(v))
+        out.print(table)
+
+
+def _status_dict(s: ProjectStatus) -> dict[str, object]:
+    champ = s.champion
+    return {
+        "project": s.project,
+        "items": s.items,
+        "routes": s.routes,
+        "automation_rate": round(s.automation_rate, 4),
+        "open_tasks_by_tier": s.open_tasks_by_tier,
+        "annotations": s.annotations,
+        "resolutions": s.resolutions,
+        "dataset_versions": s.dataset_versions,
+        "latest_dataset": s.latest_dataset,
+        "model_versions": s.model_versions,
+        "champion": None if champ is None else {"version": champ.version, "metrics": champ.metrics},
+    }
+
+
+def main() -> None:
+    """Entry point: domain errors become one clear line and exit code 2, not a traceback."""
+    try:
+        app()
+    except LoopwrightError as exc:
+        err.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
+        sys.exit(2)

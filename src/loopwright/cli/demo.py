@@ -1,0 +1,137 @@
+"""The demo: scikit-learn's digits streamed through the loop with simulated tiered annotators."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from loopwright.api import connect
+from loopwright.config import ProjectConfig
+from loopwright.domain import Route
+from loopwright.simulate import SimulatedAnnotator, team, work
+
+GOLD_ITEMS = 40  # pool digits set aside as gold: known answers that score the annotators
+
+
+def demo_config() -> ProjectConfig:
+    """The shipped example ``loopwright/examples/digits.yaml``."""
+    return ProjectConfig.load(Path(str(files("loopwright") / "examples" / "digits.yaml")))
+
+
+@dataclass(frozen=True, slots=True)
+class RoundProgress:
+    round: int
+    rounds: int
+    items_seen: int
+    human_labels: int
+    champion_accuracy: float | None
+
+
+def run_demo(
+    out: Path, seed: int = 0, quick: bool = False, on_round: Callable[[RoundProgress], None] | None = None
+) -> dict[str, Any]:
+    """Run the loop round by round; write the SQLite DB to ``out`` and return the summary.
+
+    Tier 1 has four careful annotators and one sloppy one (accuracy 0.5), whom the gold checks
+    should pause; tier 2 three, tier 3 one expert.
+    """
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "loopwright.db"
+    for stale in out.glob("loopwright.db*"):
+        stale.unlink()
+    digits = load_digits()
+    X, y = digits.data, digits.target.astype(str)
+    pool, held_out = train_test_split(np.arange(len(y)), test_size=0.25, stratify=y, random_state=seed)
+    shuffled = np.random.default_rng(seed).permutation(pool)
+    gold_ids, stream = shuffled[:GOLD_ITEMS], shuffled[GOLD_ITEMS:]
+    round_size = 225 if quick else 100  # the whole pool either way: 6 or 14 rounds
+    rounds = int(np.ceil(len(stream) / round_size))
+    held_payloads = [{"pixels": X[i].tolist()} for i in held_out]
+    truth = {f"digit-{i}": y[i] for i in range(len(y))}
+
+    ws = connect(f"sqlite:///{db}")
+    loop = ws.create_project(demo_config())
+    loop.add_gold(
+        {"external_id": f"digit-{i}", "payload": {"pixels": X[i].tolist()}, "label": y[i]} for i in gold_ids
+    )
+    annotators = team(loop.config.labels, {1: 4, 2: 3, 3: 1}, {1: 0.95, 2: 0.97, 3: 0.995}, random_state=seed)
+    annotators.append(SimulatedAnnotator("t1-sloppy", (1,), 0.5, loop.config.labels, seed + 99))
+    paused: dict[str, str] = {}
+    gold_answers = 0
+    history: list[dict[str, Any]] = []
+    auto_total = auto_wrong = human = 0
+    for r in range(rounds):
+        batch = stream[r * round_size : (r + 1) * round_size]
+        report = loop.ingest(
+            [{"external_id": f"digit-{i}", "payload": {"pixels": X[i].tolist()}} for i in batch]
+        )
+        auto = [o for o in report.outcomes if o.route is Route.AUTO_ACCEPT]
+        auto_total += len(auto)
+        auto_wrong += sum(o.label != truth[o.external_id] for o in auto)
+        queues = loop.status().open_tasks_by_tier
+        labelled = work(loop, annotators, truth.__getitem__)
+        human += labelled.annotations
+        paused.update(labelled.stopped)
+        gold_answers += labelled.gold_answers
+        outcome = loop.maybe_retrain()
+        accuracy = None
+        if loop.status().champion is not None:
+            pred = loop.predict(held_payloads).argmax(axis=1).astype(str)
+            accuracy = float(np.mean(pred == y[held_out]))
+        history.append(
+            {
+                "round": r,
+                "items": len(batch),
+                "auto_accepted": len(auto),
+                "automation_rate": len(auto) / len(batch),
+                "queues": {str(t): n for t, n in sorted(queues.items())},
+                "human_labels": labelled.annotations,
+                "human_labels_total": human,
+                "retrained": outcome is not None,
+                "promoted": bool(outcome and outcome.promoted),
+                "champion_accuracy": accuracy,
+            }
+        )
+        if on_round:
+            on_round(
+                RoundProgress(r + 1, rounds, int(min(len(stream), (r + 1) * round_size)), human, accuracy)
+            )
+    models = loop.models()
+    summary = {
+        "rounds": rounds,
+        "seed": seed,
+        "items_seen": int(sum(h["items"] for h in history)),
+        "human_labels": human,
+        "auto_accepted": auto_total,
+        "auto_accept_error": auto_wrong / auto_total if auto_total else None,
+        "champion_accuracy_by_round": [h["champion_accuracy"] for h in history],
+        "promotions": sum(m.promoted_at is not None for m in models),
+        "model_versions": [
+            {
+                "version": m.version,
+                "status": m.status.value,
+                "dataset_version": m.dataset_version_id,
+                "metrics": m.metrics,
+                "gate": m.gate,
+            }
+            for m in models
+        ],
+        "gold_items": len(gold_ids),
+        "gold_answers": gold_answers,
+        "paused_annotators": paused,
+        "history": history,
+        "held_out_size": len(held_out),
+        "database": str(db),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    ws.close()
+    return summary

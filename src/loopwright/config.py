@@ -1,0 +1,192 @@
+"""Declarative project configuration: one YAML/TOML file, validated by Pydantic, also built in Python."""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from loopwright.domain import GateRule
+from loopwright.errors import Invalid
+
+
+class Modality(StrEnum):
+    TABULAR = "tabular"
+    IMAGE = "image"
+    TEXT = "text"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """Which estimator to train. ``kind="default"`` picks the modality's scikit-learn pipeline."""
+
+    kind: str = "default"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TierBand(_Strict):
+    """Predictions with confidence ≥ ``min_confidence`` (and below the accept threshold) go here."""
+
+    min_confidence: float = Field(ge=0.0, le=1.0)
+    tier: int = Field(ge=1)
+
+
+class RoutingConfig(_Strict):
+    accept_threshold: float = Field(0.9, ge=0.0, le=1.0)
+    audit_rate: float = Field(0.05, ge=0.0, le=1.0)
+    bands: list[TierBand] = Field(
+        default_factory=lambda: [
+            TierBand(min_confidence=0.5, tier=1),
+            TierBand(min_confidence=0.0, tier=2),
+        ]
+    )
+    fallback_tier: int = Field(1, ge=1, description="tier for items without a usable prediction")
+    high_stakes_labels: list[str] = Field(default_factory=list)
+    high_stakes_tier: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _bands_cover_zero(self) -> Self:
+        if self.bands and min(b.min_confidence for b in self.bands) > 0.0:
+            raise ValueError("the lowest band must start at min_confidence 0.0")
+        return self
+
+
+class TierConfig(_Strict):
+    tier: int = Field(ge=1)
+    name: str
+    required_annotations: int = Field(1, ge=1, le=50)
+    lease_seconds: int = Field(300, ge=5)
+
+
+def _default_tiers() -> list[TierConfig]:
+    return [
+        TierConfig(tier=1, name="bulk", required_annotations=2),
+        TierConfig(tier=2, name="uncertain", required_annotations=1),
+        TierConfig(tier=3, name="expert", required_annotations=1),
+    ]
+
+
+class ConsensusConfig(_Strict):
+    """How a complete task becomes a label, and when it escalates instead."""
+
+    method: Literal["majority", "dawid_skene"] = "majority"
+    min_agreement: float = Field(0.5, gt=0.0, le=1.0, description="majority: below this, escalate a tier")
+    min_posterior: float = Field(
+        0.8, ge=0.0, le=1.0, description="dawid_skene: below this posterior, escalate a tier"
+    )
+    model_as_annotator: bool = Field(
+        False, description="dawid_skene: the model's predicted label is one more (weak) annotator"
+    )
+
+
+class GoldConfig(_Strict):
+    """Gold (honeypot) tasks mixed into review, and the accuracy an annotator must keep."""
+
+    rate: float = Field(0.0, ge=0.0, le=1.0, description="share of claims that get a gold task")
+    onboarding: int = Field(0, ge=0, description="gold tasks every annotator answers first")
+    min_accuracy: float = Field(0.7, ge=0.0, le=1.0, description="below this, pause from the tier")
+    min_answers: int = Field(5, ge=1, description="gold answers needed before pausing")
+
+
+class FatigueConfig(_Strict):
+    """Caps on an annotator's work, and rotation away from long runs of one suggested label."""
+
+    max_per_hour: int | None = Field(None, ge=1)
+    max_per_session: int | None = Field(None, ge=1)
+    max_same_label_run: int | None = Field(None, ge=1)
+
+
+class RetrainConfig(_Strict):
+    every_n_labels: int = Field(100, ge=1, description="retrain after this many new resolved labels")
+    min_labels: int = Field(20, ge=2)
+    eval_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of items frozen for the gate")
+    seed: int = 0
+
+
+class GateConfig(_Strict):
+    """How a challenger is judged against the champion on the frozen evaluation split."""
+
+    rule: GateRule = GateRule.NOT_SIGNIFICANTLY_WORSE
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    min_eval_items: int = Field(10, ge=1)
+
+
+class ProjectConfig(_Strict):
+    """Everything that defines a project; see ``examples/digits.yaml``."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    labels: list[str] = Field(min_length=2)
+    modality: Modality = Modality.TABULAR
+    input_field: str | None = Field(
+        None, description="payload field holding the input: pixels (image) or text (text)"
+    )
+    features: list[str] | None = Field(None, description="tabular: payload fields, in order")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    tiers: list[TierConfig] = Field(default_factory=_default_tiers)
+    consensus: ConsensusConfig = Field(default_factory=ConsensusConfig)
+    gold: GoldConfig = Field(default_factory=GoldConfig)
+    fatigue: FatigueConfig = Field(default_factory=FatigueConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be unique")
+        tiers = [t.tier for t in self.tiers]
+        if not tiers or sorted(tiers) != list(range(1, len(tiers) + 1)):
+            raise ValueError("tiers must be numbered 1, 2, … without gaps")
+        wanted = {b.tier for b in self.routing.bands} | {self.routing.fallback_tier}
+        if self.routing.high_stakes_labels:
+            wanted.add(self.routing.high_stakes_tier)
+        if missing := sorted(wanted - set(tiers)):
+            raise ValueError(f"routing sends items to undefined tier(s) {missing}")
+        if unknown := sorted(set(self.routing.high_stakes_labels) - set(self.labels)):
+            raise ValueError(f"high_stakes_labels not in labels: {unknown}")
+        return self
+
+    def tier(self, number: int) -> TierConfig:
+        return next(t for t in self.tiers if t.tier == number)
+
+    @property
+    def top_tier(self) -> int:
+        return max(t.tier for t in self.tiers)
+
+    @property
+    def input_key(self) -> str:
+        """The payload field the model reads (image and text modalities)."""
+        default = {Modality.IMAGE: "pixels", Modality.TEXT: "text"}.get(self.modality, "features")
+        return self.input_field or default
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProjectConfig:
+        """Validate a mapping; raise :class:`Invalid` naming every bad field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            errors = [(".".join(str(p) for p in e["loc"]) or "(root)", e["msg"]) for e in exc.errors()]
+            raise Invalid("invalid project configuration", errors) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProjectConfig:
+        """Read a ``.yaml``/``.yml`` or ``.toml`` file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise Invalid(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+            raise Invalid(f"config file {path} is not valid {path.suffix.lstrip('.')}: {exc}") from None
+        if not isinstance(data, dict):
+            raise Invalid(f"config file {path} must hold a mapping at the top level")
+        return cls.from_dict(data)

@@ -1,0 +1,73 @@
+"""One error tree. Each class has a stable ``code``; faces map classes to statuses in one table."""
+
+from __future__ import annotations
+
+
+class LoopwrightError(Exception):
+    """Base of every error loopwright raises on purpose."""
+
+    code = "loopwright_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(LoopwrightError):
+    """A named thing (project, item, task, version) does not exist."""
+
+    code = "not_found"
+
+
+class Conflict(LoopwrightError):
+    """The request clashes with the current state (lease held by someone else, already done)."""
+
+    code = "conflict"
+
+
+class LeaseExpired(Conflict):
+    """The annotator's lease on a task ran out before the submission arrived."""
+
+    code = "lease_expired"
+
+
+class Paused(Conflict):
+    """The annotator's gold accuracy on a tier fell below the threshold: no work there for now."""
+
+    code = "paused"
+
+
+class Capped(Conflict):
+    """A fatigue cap (per hour, per session) is reached; the message says when work may resume."""
+
+    code = "capped"
+
+
+class Invalid(LoopwrightError):
+    """Input failed validation; ``errors`` lists each problem as ``(field, message)``."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, errors: list[tuple[str, str]] | None = None) -> None:
+        self.errors = errors or []
+        if self.errors:
+            message = message + "\n" + "\n".join(f"  - {f}: {m}" for f, m in self.errors)
+        super().__init__(message)
+
+
+class UnknownLabel(Invalid):
+    """A label outside the project's label set."""
+
+    code = "unknown_label"
+
+
+class NotFitted(LoopwrightError):
+    """A component was used before ``fit``; or a project has no champion model yet."""
+
+    code = "not_fitted"
+
+
+class StoreUnavailable(LoopwrightError):
+    """The database could not be reached after retrying."""
+
+    code = "store_unavailable"

@@ -1,0 +1,26 @@
+"""The learning half: dataset versions, estimators, artifacts and the promotion gate."""
+
+from loopwright.learning.artifact import dump_model, load_model
+from loopwright.learning.dataset import build_version, split_for
+from loopwright.learning.estimators import (
+    ProbabilisticModel,
+    as_model,
+    default_estimator,
+    featurize,
+    predict_proba_by_label,
+)
+from loopwright.learning.gate import GateResult, gate
+
+__all__ = [
+    "GateResult",
+    "ProbabilisticModel",
+    "as_model",
+    "build_version",
+    "default_estimator",
+    "dump_model",
+    "featurize",
+    "gate",
+    "load_model",
+    "predict_proba_by_label",
+    "split_for",
+]

@@ -1,0 +1,128 @@
+"""The model protocol, default pipelines per modality, and featurising item payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from loopwright.config import Modality, ProjectConfig
+from loopwright.errors import Invalid
+
+
+@runtime_checkable
+class ProbabilisticModel(Protocol):
+    """Anything scikit-learn-like: ``classes_`` and ``predict_proba`` (columns follow ``classes_``)."""
+
+    classes_: Any
+
+    def predict_proba(self, X: Any) -> Any: ...
+
+
+class CallableModel:
+    """Wrap a plain function ``f(X) -> probabilities`` whose columns follow ``labels``."""
+
+    def __init__(self, fn: Callable[[Any], Any], labels: Sequence[str]) -> None:
+        self.fn = fn
+        self.classes_ = np.asarray(list(labels))
+
+    def predict_proba(self, X: Any) -> Any:
+        return self.fn(X)
+
+
+def as_model(obj: Any, labels: Sequence[str]) -> ProbabilisticModel:
+    """Accept an estimator with ``predict_proba`` and ``classes_``, or a callable."""
+    if isinstance(obj, ProbabilisticModel):
+        return obj
+    if callable(obj):
+        return CallableModel(obj, labels)
+    raise Invalid(
+        f"{type(obj).__name__} is not a model: give an estimator with predict_proba and classes_, "
+        "or a function returning one probability row per input"
+    )
+
+
+def default_estimator(config: ProjectConfig, seed: int) -> Pipeline:
+    """StandardScaler + LogisticRegression for tabular/image; TF-IDF + LogisticRegression for text.
+
+    Text defaults to weak regularisation and balanced class weights: TF-IDF values are small
+    and text labels are often imbalanced (measured on the SMS spam and TREC sets with 300 labels:
+    accuracy 0.872 → 0.956 and 0.648 → 0.70 against ``C=1``). ``model.params`` overrides both.
+    """
+    text = config.modality is Modality.TEXT
+    defaults: dict[str, Any] = {"C": 10.0, "class_weight": "balanced"} if text else {"C": 1.0}
+    classifier = LogisticRegression(
+        random_state=seed, **{"max_iter": 2000, **defaults, **config.model.params}
+    )
+    if text:
+        return make_pipeline(TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)), classifier)
+    return make_pipeline(StandardScaler(), classifier)
+
+
+def featurize(config: ProjectConfig, payloads: Sequence[dict[str, Any]]) -> Any:
+    """Turn item payloads into model input: a float matrix, or a list of strings for text."""
+    key = config.input_key
+    if config.modality is Modality.TEXT:
+        return [str(p[key]) for p in payloads]
+    if config.modality is Modality.IMAGE:
+        return np.asarray([np.asarray(p[key], dtype=np.float64).ravel() for p in payloads])
+    fields = config.features
+    if fields is None:
+        return np.asarray([np.asarray(p[key], dtype=np.float64) for p in payloads])
+    return np.asarray([[float(p[f]) for f in fields] for p in payloads], dtype=np.float64)
+
+
+def check_payload(config: ProjectConfig, payload: Any) -> str | None:
+    """Why ``payload`` cannot be featurised, or ``None`` when it can."""
+    if not isinstance(payload, dict):
+        return f"payload must be an object, not {type(payload).__name__}"
+    if config.modality is Modality.TABULAR and config.features is not None:
+        missing = [f for f in config.features if f not in payload]
+        if missing:
+            return f"payload lacks feature field(s) {missing}"
+        bad = [f for f in config.features if not _is_number(payload[f])]
+        return f"feature field(s) {bad} are not numbers" if bad else None
+    key = config.input_key
+    if key not in payload:
+        return f"payload lacks the field {key!r}"
+    if config.modality is Modality.TEXT:
+        return None if isinstance(payload[key], str) else f"field {key!r} must be a string"
+    try:
+        values = np.asarray(payload[key], dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"field {key!r} must be numbers"
+    return None if np.isfinite(values).all() and values.size else f"field {key!r} must be finite numbers"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def predict_proba_by_label(model: ProbabilisticModel, X: Any, labels: Sequence[str]) -> NDArray[np.float64]:
+    """Probabilities with columns in ``labels`` order, validated; raises ``Invalid`` if unusable.
+
+    Columns are matched through ``model.classes_`` (never by position); labels the model does
+    not know get probability 0. Any exception from the model propagates to the caller.
+    """
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    classes = [str(c) for c in np.asarray(model.classes_).tolist()]
+    n = len(X)
+    if proba.shape != (n, len(classes)):
+        raise Invalid(f"model returned probabilities of shape {proba.shape}, expected {(n, len(classes))}")
+    if unknown := sorted(set(classes) - set(labels)):
+        raise Invalid(f"model predicts classes outside the project's labels: {unknown}")
+    if not np.isfinite(proba).all():
+        raise Invalid("model returned NaN or infinite probabilities")
+    if n and not np.allclose(proba.sum(axis=1), 1.0, atol=1e-6):
+        raise Invalid("model probabilities do not sum to 1 per row")
+    out = np.zeros((n, len(labels)))
+    position = {label: j for j, label in enumerate(labels)}
+    for i, c in enumerate(classes):
+        out[:, position[c]] = proba[:, i]
+    return out

@@ -1,0 +1,143 @@
+"""Gold (honeypot) tasks: items with a known answer mixed into review; annotator skill; pausing.
+
+A gold task has status ``gold`` and never closes: every annotator may answer it once. Its
+answers are scored, never consolidated, so a gold item gets no Resolution and so never enters
+a dataset version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from loopwright.config import GoldConfig
+from loopwright.domain import GoldAnswer, Task, content_hash
+from loopwright.errors import Conflict, Invalid, Paused
+from loopwright.loop.context import Context
+from loopwright.loop.ingest import validate_records
+from loopwright.loop.ports import UnitOfWork
+
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class TierSkill:
+    """An annotator's gold record on one tier."""
+
+    tier: int
+    answers: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.answers if self.answers else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotatorStats:
+    annotator: str
+    gold_answers: int
+    gold_accuracy: float | None  # None before the first gold answer
+    by_tier: tuple[TierSkill, ...]
+    paused_tiers: tuple[int, ...]
+    annotations_last_hour: int  # annotations and gold answers, sliding window
+    annotations_this_session: int | None  # None without a session id
+
+
+def skills(answers: Sequence[GoldAnswer]) -> dict[int, TierSkill]:
+    """Gold accuracy per tier, from one annotator's answers."""
+    out: dict[int, TierSkill] = {}
+    for a in answers:
+        s = out.get(a.tier, TierSkill(a.tier, 0, 0))
+        out[a.tier] = TierSkill(a.tier, s.answers + 1, s.correct + a.correct)
+    return out
+
+
+def paused_tiers(config: GoldConfig, by_tier: Mapping[int, TierSkill]) -> list[int]:
+    """Tiers where the annotator has enough gold answers and too low an accuracy."""
+    return sorted(
+        t for t, s in by_tier.items() if s.answers >= config.min_answers and s.accuracy < config.min_accuracy
+    )
+
+
+def paused_error(config: GoldConfig, annotator: str, skill: TierSkill) -> Paused:
+    return Paused(
+        f"{annotator!r} is paused from tier {skill.tier}: gold accuracy {skill.accuracy:.2f} on "
+        f"{skill.answers} gold tasks < {config.min_accuracy:.2f}"
+    )
+
+
+def check_not_paused(ctx: Context, uow: UnitOfWork, annotator: str, tier: int) -> None:
+    """Raise :class:`Paused` when ``annotator`` is paused from ``tier``."""
+    by_tier = skills(uow.gold_answers.for_project(ctx.project.id, annotator))
+    if tier in paused_tiers(ctx.config.gold, by_tier):
+        raise paused_error(ctx.config.gold, annotator, by_tier[tier])
+
+
+def gold_due(ctx: Context, annotator: str, answered: int, work_done: int) -> str | None:
+    """Why ``annotator``'s next claim should be a gold task, or ``None``.
+
+    Onboarding comes first; then a draw at ``gold.rate``, seeded by the project's seed, the
+    annotator and how much work they have done, so the same history gives the same choice.
+    """
+    config = ctx.config.gold
+    if answered < config.onboarding:
+        return f"onboarding {answered + 1}/{config.onboarding}"
+    if config.rate <= 0.0:
+        return None
+    key = f"gold:{ctx.config.retrain.seed}:{annotator}:{work_done}"
+    draw = int(content_hash(key)[:8], 16) / 0x1_0000_0000
+    return f"random gold check at rate {config.rate:.2f}" if draw < config.rate else None
+
+
+def add_gold(
+    ctx: Context,
+    records: Iterable[Mapping[str, Any]],
+    tiers: Sequence[int] | None = None,
+    actor: str = "system",
+) -> list[Task]:
+    """Store items with a known ``label`` as gold tasks on ``tiers`` (default: every tier)."""
+    records = list(records)
+    errors = [
+        (f"[{i}].label", f"must be one of {ctx.labels}")
+        for i, r in enumerate(records)
+        if isinstance(r, Mapping) and r.get("label") not in ctx.labels
+    ]
+    if errors:
+        raise Invalid(f"{len(errors)} gold item(s) rejected; nothing was added", errors)
+    batch = validate_records(ctx, records)
+    labels = {str(r["external_id"]): str(r["label"]) for r in records}
+    tiers = list(tiers) if tiers is not None else [t.tier for t in ctx.config.tiers]
+    if unknown := sorted(set(tiers) - {t.tier for t in ctx.config.tiers}):
+        raise Invalid(f"unknown tier(s) {unknown}")
+    created: list[Task] = []
+    with ctx.store.unit_of_work() as uow:
+        if existing := uow.items.by_external_ids(ctx.project.id, [r.external_id for r in batch]):
+            raise Conflict(f"item(s) {sorted(existing)} already exist; gold items must be new")
+        for r in batch:
+            item = uow.items.add(ctx.project.id, r.external_id, r.hash, r.payload, r.metadata)
+            created += [uow.tasks.add_gold(ctx.project.id, item.id, t, labels[r.external_id]) for t in tiers]
+        ctx.event(uow, actor, "gold.added", ("project", ctx.project.name), items=len(batch), tiers=tiers)
+    return created
+
+
+def annotator_stats(ctx: Context, annotator: str, session_id: str | None = None) -> AnnotatorStats:
+    """Gold answers and accuracy (overall and per tier), paused tiers and recent workload."""
+    now = ctx.clock()
+    with ctx.store.unit_of_work() as uow:
+        answers = uow.gold_answers.for_project(ctx.project.id, annotator)
+        last_hour = uow.annotations.count_work(ctx.project.id, annotator, now - HOUR)
+        session = None if session_id is None else uow.leases.count_submitted(annotator, session_id)
+    by_tier = skills(answers)
+    accuracy = sum(a.correct for a in answers) / len(answers) if answers else None
+    return AnnotatorStats(
+        annotator,
+        len(answers),
+        accuracy,
+        tuple(by_tier[t] for t in sorted(by_tier)),
+        tuple(paused_tiers(ctx.config.gold, by_tier)),
+        last_hour,
+        session,
+    )

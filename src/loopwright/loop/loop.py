@@ -1,0 +1,136 @@
+"""``Loop``: one project's human-in-the-loop cycle behind one object, and ``Workspace`` for many."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loopwright.config import ProjectConfig
+from loopwright.domain import DatasetVersion, Event, Lease, ModelVersion, Project, Task
+from loopwright.errors import NotFitted
+from loopwright.learning import featurize, predict_proba_by_label
+from loopwright.loop import gold, review, snapshot, status
+from loopwright.loop import retrain as _retrain
+from loopwright.loop.context import Clock, Context, utc_now
+from loopwright.loop.ingest import IngestReport, ingest
+from loopwright.loop.ports import Store
+
+
+class Loop:
+    """The use cases of one project. Every method is one transaction (or a few, for training)."""
+
+    def __init__(self, store: Store, project: Project, clock: Clock = utc_now) -> None:
+        self._ctx = Context(store, project, ProjectConfig.from_dict(project.config), clock)
+
+    @property
+    def config(self) -> ProjectConfig:
+        return self._ctx.config
+
+    @property
+    def project(self) -> Project:
+        return self._ctx.project
+
+    def ingest(self, records: Iterable[Mapping[str, Any]], actor: str = "system") -> IngestReport:
+        """Items in: ``{"external_id", "payload", "metadata"?}`` each; predicted, routed, queued."""
+        return ingest(self._ctx, records, actor)
+
+    def predict(self, payloads: Sequence[dict[str, Any]]) -> np.ndarray:
+        """Champion probabilities, columns in ``config.labels`` order. Nothing is stored."""
+        ctx = self._ctx
+        with ctx.store.unit_of_work() as uow:
+            champion = uow.models.champion(ctx.project.id)
+            if champion is None:
+                raise NotFitted(f"project {ctx.project.name!r} has no champion model yet")
+            model = ctx.model(uow, champion)
+        return predict_proba_by_label(model, featurize(ctx.config, payloads), ctx.labels)
+
+    def next_task(
+        self, annotator: str, tiers: Sequence[int] | None = None, session_id: str | None = None
+    ) -> review.Assignment | None:
+        return review.next_task(self._ctx, annotator, tiers, session_id)
+
+    def submit(self, lease_id: int, annotator: str, label: str, unsure: bool = False) -> review.SubmitResult:
+        return review.submit(self._ctx, lease_id, annotator, label, unsure)
+
+    def extend(self, lease_id: int, annotator: str, seconds: int | None = None) -> Lease:
+        return review.extend(self._ctx, lease_id, annotator, seconds)
+
+    def release(self, lease_id: int, annotator: str) -> Lease:
+        return review.release(self._ctx, lease_id, annotator)
+
+    def skip(self, lease_id: int, annotator: str) -> Lease:
+        """Give a task back; it is not offered to ``annotator`` again."""
+        return review.skip(self._ctx, lease_id, annotator)
+
+    def add_gold(
+        self, records: Iterable[Mapping[str, Any]], tiers: Sequence[int] | None = None, actor: str = "system"
+    ) -> list[Task]:
+        """Gold items ``{"external_id", "payload", "label", "metadata"?}``: known answers for scoring."""
+        return gold.add_gold(self._ctx, records, tiers, actor)
+
+    def annotator_stats(self, annotator: str, session_id: str | None = None) -> gold.AnnotatorStats:
+        return gold.annotator_stats(self._ctx, annotator, session_id)
+
+    def snapshot(self, actor: str = "system") -> DatasetVersion:
+        return snapshot.snapshot(self._ctx, actor)
+
+    def retrain_due(self) -> bool:
+        return _retrain.retrain_due(self._ctx)
+
+    def retrain(self, actor: str = "system", dataset_id: str | None = None) -> _retrain.RetrainOutcome:
+        return _retrain.retrain(self._ctx, actor, dataset_id)
+
+    def maybe_retrain(self, actor: str = "system") -> _retrain.RetrainOutcome | None:
+        """Retrain when the policy says enough new labels arrived; ``None`` otherwise."""
+        return self.retrain(actor) if self.retrain_due() else None
+
+    def promote(self, version: int, actor: str = "system") -> ModelVersion:
+        return _retrain.promote(self._ctx, version, actor)
+
+    def use_model(self, model: Any, actor: str = "system") -> ModelVersion:
+        """Serve your own estimator (``predict_proba`` + ``classes_``) or callable as champion."""
+        return _retrain.use_model(self._ctx, model, actor)
+
+    def status(self) -> status.ProjectStatus:
+        return status.status(self._ctx)
+
+    def models(self) -> list[ModelVersion]:
+        with self._ctx.store.unit_of_work() as uow:
+            return uow.models.list(self._ctx.project.id)
+
+    def events(self, after_id: int = 0, limit: int = 100) -> list[Event]:
+        with self._ctx.store.unit_of_work() as uow:
+            return uow.events.list(self._ctx.project.id, after_id, limit)
+
+
+class Workspace:
+    """All projects in one store."""
+
+    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+
+    def create_project(self, config: ProjectConfig | Mapping[str, Any] | str | Path) -> Loop:
+        """Create a project from a config object, a mapping, or a YAML/TOML file path."""
+        if isinstance(config, str | Path):
+            config = ProjectConfig.load(config)
+        elif not isinstance(config, ProjectConfig):
+            config = ProjectConfig.from_dict(dict(config))
+        with self.store.unit_of_work() as uow:
+            project = uow.projects.add(config.name, config.model_dump(mode="json"))
+            uow.events.add(project.id, "system", "project.created", "project", project.name, {})
+        return Loop(self.store, project, self.clock)
+
+    def project(self, name: str) -> Loop:
+        with self.store.unit_of_work() as uow:
+            return Loop(self.store, uow.projects.get(name), self.clock)
+
+    def projects(self) -> list[Project]:
+        with self.store.unit_of_work() as uow:
+            return uow.projects.list()
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,298 @@
+"""Ports: what the use cases need from a store. ``store/sql`` implements them.
+
+A :class:`UnitOfWork` is one transaction: everything done through its repositories commits
+together when the ``with`` block ends cleanly, and rolls back when it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from loopwright.domain import (
+    Annotation,
+    DatasetVersion,
+    Decision,
+    Event,
+    GoldAnswer,
+    Item,
+    Lease,
+    LeaseStatus,
+    ModelStatus,
+    ModelVersion,
+    Prediction,
+    Project,
+    Resolution,
+    Route,
+    Task,
+    TaskStatus,
+)
+
+
+class ProjectRepo(Protocol):
+    def add(self, name: str, config: dict[str, Any]) -> Project: ...
+    def get(self, name: str) -> Project: ...  # NotFound
+    def get_by_id(self, project_id: int) -> Project: ...  # NotFound
+    def list(self) -> list[Project]: ...
+
+
+class ItemRepo(Protocol):
+    def add(
+        self,
+        project_id: int,
+        external_id: str,
+        content_hash: str,
+        payload: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> Item: ...
+    def get(self, item_id: int) -> Item: ...  # NotFound
+    def get_many(self, item_ids: Sequence[int]) -> list[Item]: ...  # in the order asked
+    def by_external_ids(self, project_id: int, external_ids: Sequence[str]) -> dict[str, Item]: ...
+    def count(self, project_id: int) -> int: ...
+
+
+class PredictionRepo(Protocol):
+    def add(
+        self,
+        item_id: int,
+        model_version_id: int | None,
+        probabilities: dict[str, float],
+        label: str | None,
+        confidence: float | None,
+        error: str | None,
+    ) -> Prediction: ...
+    def get(self, prediction_id: int) -> Prediction: ...  # NotFound
+    def for_item(self, item_id: int) -> list[Prediction]: ...  # oldest first
+    def latest_labels(self, project_id: int) -> dict[int, str]: ...  # item id → newest predicted label
+
+
+class DecisionRepo(Protocol):
+    def add(
+        self,
+        item_id: int,
+        prediction_id: int,
+        route: Route,
+        tier: int | None,
+        reason: str,
+        audit: bool,
+        threshold: float | None,
+    ) -> Decision: ...
+    def for_item(self, item_id: int) -> list[Decision]: ...  # oldest first
+    def auto_accepted(self, project_id: int) -> list[tuple[Decision, Prediction]]: ...
+    def count_by_route(self, project_id: int) -> dict[str, int]: ...
+
+
+class TaskRepo(Protocol):
+    def add(
+        self,
+        project_id: int,
+        item_id: int,
+        decision_id: int | None,
+        tier: int,
+        priority: float,
+        reason: str,
+        required_annotations: int,
+        parent_task_id: int | None = None,
+    ) -> Task: ...
+    def get(self, task_id: int) -> Task: ...  # NotFound
+    def lock(self, task_id: int) -> Task:
+        """Like ``get``, holding a row lock until commit, so concurrent submissions to one task
+        are counted one after another."""
+        ...
+
+    def claim(
+        self,
+        project_id: int,
+        annotator: str,
+        tiers: Sequence[int],
+        now: datetime,
+        expires_at: datetime,
+        session_id: str | None = None,
+        avoid_label: str | None = None,
+    ) -> tuple[Task, Lease] | None:
+        """Lease the best open task in ``tiers`` that still needs annotations and whose item
+        ``annotator`` has neither labelled (at any tier) nor holds a live lease on, and that
+        they did not skip. Order: suggested label other than ``avoid_label`` first (when
+        given), then highest priority, then most annotations already, then oldest.
+
+        Live (unexpired, active) leases count against the free slots, so a task never has
+        more live leases than annotations still needed. Must be safe under concurrency.
+        """
+        ...
+
+    def claim_gold(
+        self,
+        project_id: int,
+        annotator: str,
+        tiers: Sequence[int],
+        now: datetime,
+        expires_at: datetime,
+        session_id: str | None = None,
+    ) -> tuple[Task, Lease] | None:
+        """Lease the oldest gold task in ``tiers`` whose item ``annotator`` has not seen."""
+        ...
+
+    def add_gold(self, project_id: int, item_id: int, tier: int, label: str) -> Task: ...
+
+    def set_status(self, task_id: int, status: TaskStatus, closed_at: datetime | None) -> Task: ...
+    def for_item(self, item_id: int) -> list[Task]: ...  # oldest first
+    def count_open_by_tier(self, project_id: int) -> dict[int, int]: ...
+
+
+class LeaseRepo(Protocol):
+    def get(self, lease_id: int) -> Lease: ...  # NotFound
+    def set_status(self, lease_id: int, status: LeaseStatus) -> Lease: ...
+    def extend(self, lease_id: int, expires_at: datetime) -> Lease: ...
+    def count_submitted(self, annotator: str, session_id: str) -> int: ...
+    def expire_stale(self, project_id: int, now: datetime) -> int:
+        """Mark active leases past their expiry as expired; return how many."""
+        ...
+
+
+class AnnotationRepo(Protocol):
+    def add(
+        self,
+        task_id: int,
+        item_id: int,
+        lease_id: int,
+        annotator: str,
+        label: str,
+        unsure: bool,
+        at: datetime | None = None,
+    ) -> Annotation: ...  # Conflict if (task, annotator) already annotated
+    def for_task(self, task_id: int) -> list[Annotation]: ...  # oldest first
+    def for_item(self, item_id: int) -> list[Annotation]: ...
+    def for_project(self, project_id: int) -> list[Annotation]: ...  # oldest first
+    def count(self, project_id: int) -> int: ...
+    def counts_by_annotator(self, item_ids: Sequence[int]) -> dict[str, int]: ...
+    def recent(self, project_id: int, annotator: str, limit: int) -> list[Annotation]: ...  # newest first
+    def work_times(self, project_id: int, annotator: str, since: datetime) -> list[datetime]:
+        """When ``annotator`` submitted annotations or gold answers after ``since``, oldest first."""
+        ...
+
+    def count_work(self, project_id: int, annotator: str, since: datetime) -> int: ...  # len(work_times)
+
+
+class GoldAnswerRepo(Protocol):
+    def add(
+        self,
+        task_id: int,
+        item_id: int,
+        lease_id: int,
+        annotator: str,
+        tier: int,
+        label: str,
+        correct: bool,
+        at: datetime,
+    ) -> GoldAnswer: ...  # Conflict if (task, annotator) already answered
+    def for_project(self, project_id: int, annotator: str | None = None) -> list[GoldAnswer]: ...
+
+
+class ResolutionRepo(Protocol):
+    def add(
+        self,
+        item_id: int,
+        task_id: int,
+        label: str,
+        method: str,
+        agreement: float,
+        n_annotations: int,
+    ) -> Resolution: ...
+    def latest_by_item(self, project_id: int) -> dict[int, Resolution]: ...
+    def for_item(self, item_id: int) -> list[Resolution]: ...
+    def count(self, project_id: int) -> int: ...
+
+
+class DatasetRepo(Protocol):
+    def add(self, version: DatasetVersion) -> DatasetVersion:
+        """Store a version with its entries; adding an existing id returns the stored one."""
+        ...
+
+    def get(self, version_id: str) -> DatasetVersion: ...  # with entries; NotFound
+    def latest(self, project_id: int) -> DatasetVersion | None: ...  # with entries
+    def containing_item(self, item_id: int) -> list[str]: ...  # version ids
+    def list(self, project_id: int) -> list[DatasetVersion]: ...  # without entries, oldest first
+
+
+class ModelRepo(Protocol):
+    def add(
+        self,
+        project_id: int,
+        status: ModelStatus,
+        dataset_version_id: str | None,
+        config_hash: str,
+        seed: int,
+        metrics: dict[str, Any],
+        artifact: bytes,
+    ) -> ModelVersion: ...  # numbered 1, 2, … per project
+    def get(self, project_id: int, version: int) -> ModelVersion: ...  # NotFound
+    def get_by_id(self, model_version_id: int) -> ModelVersion: ...  # NotFound
+    def champion(self, project_id: int) -> ModelVersion | None: ...
+    def artifact(self, model_version_id: int) -> bytes: ...
+    def set_status(
+        self, model_version_id: int, status: ModelStatus, promoted_at: datetime | None = None
+    ) -> ModelVersion: ...
+    def set_gate(self, model_version_id: int, gate: dict[str, Any]) -> ModelVersion: ...
+    def list(self, project_id: int) -> list[ModelVersion]: ...  # by version
+
+
+class EventRepo(Protocol):
+    def add(
+        self,
+        project_id: int | None,
+        actor: str,
+        action: str,
+        subject_type: str,
+        subject_id: str,
+        data: dict[str, Any] | None = None,
+    ) -> Event: ...
+    def list(
+        self, project_id: int | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[Event]: ...  # oldest first
+
+
+class UnitOfWork(Protocol):
+    """One transaction's repositories (read-only members, so adapters may narrow the types)."""
+
+    @property
+    def projects(self) -> ProjectRepo: ...
+
+    @property
+    def items(self) -> ItemRepo: ...
+
+    @property
+    def predictions(self) -> PredictionRepo: ...
+
+    @property
+    def decisions(self) -> DecisionRepo: ...
+
+    @property
+    def tasks(self) -> TaskRepo: ...
+
+    @property
+    def leases(self) -> LeaseRepo: ...
+
+    @property
+    def annotations(self) -> AnnotationRepo: ...
+
+    @property
+    def gold_answers(self) -> GoldAnswerRepo: ...
+
+    @property
+    def resolutions(self) -> ResolutionRepo: ...
+
+    @property
+    def datasets(self) -> DatasetRepo: ...
+
+    @property
+    def models(self) -> ModelRepo: ...
+
+    @property
+    def events(self) -> EventRepo: ...
+
+
+class Store(Protocol):
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...
+    def close(self) -> None: ...

@@ -1,0 +1,116 @@
+"""Resolve a task once it has its annotations: majority vote, or escalate a tier when disputed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+
+from loopwright.consensus import DawidSkene, majority
+from loopwright.domain import Annotation, Resolution, Task, TaskStatus
+from loopwright.loop.context import Context
+from loopwright.loop.ports import UnitOfWork
+
+
+def resolve_task(
+    ctx: Context, uow: UnitOfWork, task: Task, annotations: Sequence[Annotation], now: datetime, actor: str
+) -> tuple[Resolution | None, Task | None]:
+    """Consolidate ``task``: a Resolution, or a new task one tier up (returned second).
+
+    ``majority``: a tie or agreement below ``consensus.min_agreement`` is a dispute.
+    ``dawid_skene``: the label is the item's posterior mode given every annotator's estimated
+    confusion matrix over the whole project (gold answers clamped, the model optionally one more
+    annotator); a posterior below ``consensus.min_posterior`` is a dispute. A dispute or an
+    "unsure" flag escalates one tier — except at the top tier, where the label is final and the
+    method says so. A high-stakes label goes straight to the high-stakes tier.
+    """
+    cfg = ctx.config.consensus
+    votes = [a.label for a in annotations]
+    unsure = any(a.unsure for a in annotations)
+    if cfg.method == "dawid_skene":
+        label, posterior = _dawid_skene(ctx, uow, task.item_id)
+        disputed, evidence = posterior < cfg.min_posterior, posterior
+    else:
+        consensus = majority(votes)
+        label = consensus.label
+        disputed, evidence = consensus.tie or consensus.agreement < cfg.min_agreement, consensus.agreement
+    routing = ctx.config.routing
+    if label in routing.high_stakes_labels and task.tier < routing.high_stakes_tier:
+        return None, _escalate(ctx, uow, task, routing.high_stakes_tier, "high_stakes", evidence, now, actor)
+    if (disputed or unsure) and task.tier < ctx.config.top_tier:
+        reason = "disputed" if disputed else "unsure"
+        return None, _escalate(ctx, uow, task, task.tier + 1, reason, evidence, now, actor)
+    method = cfg.method + ("_top_tier" if disputed or unsure else "")
+    agreement = votes.count(label) / len(votes)
+    resolution = uow.resolutions.add(task.item_id, task.id, label, method, agreement, len(votes))
+    uow.tasks.set_status(task.id, TaskStatus.RESOLVED, now)
+    ctx.event(
+        uow,
+        actor,
+        "item.resolved",
+        ("item", task.item_id),
+        task_id=task.id,
+        label=label,
+        method=method,
+        agreement=agreement,
+        evidence=evidence,
+        resolution_id=resolution.id,
+    )
+    return resolution, None
+
+
+def _dawid_skene(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[str, float]:
+    """(posterior mode, its probability) for ``item_id`` from a fit over the whole project."""
+    pid = ctx.project.id
+    rows = [(str(a.item_id), a.annotator, a.label) for a in uow.annotations.for_project(pid)]
+    answers = uow.gold_answers.for_project(pid)
+    gold = {str(g.item_id): g.label for g in answers if g.correct}
+    rows += [(str(g.item_id), g.annotator, g.label) for g in answers if str(g.item_id) in gold]
+    if ctx.config.consensus.model_as_annotator:
+        annotated = {r[0] for r in rows}
+        rows += [
+            (str(i), "model", label)
+            for i, label in uow.predictions.latest_labels(pid).items()
+            if str(i) in annotated
+        ]
+    items, workers, labels = zip(*rows, strict=True)
+    ds = DawidSkene().fit(items, workers, labels, gold=gold)
+    row = ds.probas_[int(np.searchsorted(ds.items_, str(item_id)))]
+    best = int(row.argmax())
+    return str(ds.classes_[best]), float(row[best])
+
+
+def _escalate(
+    ctx: Context,
+    uow: UnitOfWork,
+    task: Task,
+    tier: int,
+    reason: str,
+    agreement: float,
+    now: datetime,
+    actor: str,
+) -> Task:
+    """Close ``task`` as escalated and open its continuation at ``tier``."""
+    uow.tasks.set_status(task.id, TaskStatus.ESCALATED, now)
+    upper = uow.tasks.add(
+        ctx.project.id,
+        task.item_id,
+        task.decision_id,
+        tier,
+        priority=1.0 + task.priority,
+        reason=reason,
+        required_annotations=ctx.config.tier(tier).required_annotations,
+        parent_task_id=task.id,
+    )
+    ctx.event(
+        uow,
+        actor,
+        "task.escalated",
+        ("task", task.id),
+        to_task=upper.id,
+        tier=tier,
+        reason=reason,
+        agreement=agreement,
+    )
+    return upper

@@ -1,0 +1,163 @@
+"""Retrain a challenger on a dataset version, gate it against the champion, promote or reject."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loopwright.domain import DatasetVersion, ModelStatus, ModelVersion, Split, content_hash
+from loopwright.errors import Conflict, Invalid
+from loopwright.learning import (
+    GateResult,
+    ProbabilisticModel,
+    as_model,
+    default_estimator,
+    dump_model,
+    featurize,
+    gate,
+    predict_proba_by_label,
+)
+from loopwright.loop.context import Context
+from loopwright.loop.ports import UnitOfWork
+from loopwright.loop.snapshot import snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainOutcome:
+    dataset: DatasetVersion
+    model: ModelVersion
+    gate: GateResult
+    promoted: bool
+
+
+def _predict(ctx: Context, model: ProbabilisticModel, X: Any) -> list[str]:
+    proba = predict_proba_by_label(model, X, ctx.labels)
+    return [ctx.labels[j] for j in proba.argmax(axis=1)]
+
+
+def retrain_due(ctx: Context) -> bool:
+    """True when enough labels were resolved since the last training run."""
+    with ctx.store.unit_of_work() as uow:
+        resolved = uow.resolutions.count(ctx.project.id)
+        versions = uow.models.list(ctx.project.id)
+    seen = max((int(v.metrics.get("resolutions_seen", 0)) for v in versions), default=0)
+    return resolved >= ctx.config.retrain.min_labels and resolved - seen >= ctx.config.retrain.every_n_labels
+
+
+def retrain(ctx: Context, actor: str = "system", dataset_id: str | None = None) -> RetrainOutcome:
+    """Train on the version's train split (seeded), gate on its frozen eval split, record the result."""
+    cfg = ctx.config
+    dataset = snapshot(ctx, actor) if dataset_id is None else _dataset(ctx, dataset_id)
+    train = [e for e in dataset.entries if e.split is Split.TRAIN]
+    evals = [e for e in dataset.entries if e.split is Split.EVAL]
+    if len(train) < cfg.retrain.min_labels or len({e.label for e in train}) < 2:
+        raise Invalid(
+            f"dataset {dataset.id[:12]} has {len(train)} training labels in "
+            f"{len({e.label for e in train})} classes; need ≥ {cfg.retrain.min_labels} in ≥ 2 classes"
+        )
+    with ctx.store.unit_of_work() as uow:
+        payloads = {i.id: i.payload for i in uow.items.get_many([e.item_id for e in dataset.entries])}
+        resolved = uow.resolutions.count(ctx.project.id)
+        champion = uow.models.champion(ctx.project.id)
+        champion_model = ctx.model(uow, champion) if champion else None
+    X_train = featurize(cfg, [payloads[e.item_id] for e in train])
+    X_eval = featurize(cfg, [payloads[e.item_id] for e in evals]) if evals else None
+    y_eval = [e.label for e in evals]
+    estimator = default_estimator(cfg, cfg.retrain.seed).fit(X_train, [e.label for e in train])
+    challenger_pred = _predict(ctx, estimator, X_eval) if evals else []
+    champion_pred = None
+    if champion_model is not None and evals:
+        try:
+            champion_pred = _predict(ctx, champion_model, X_eval)
+        except Exception:  # a champion that cannot predict any more is judged on the baseline
+            champion_pred = None
+    result = gate(
+        y_eval, challenger_pred, champion_pred, cfg.gate.rule, cfg.gate.alpha, cfg.gate.min_eval_items
+    )
+    metrics = {
+        "train_size": len(train),
+        "eval_size": len(evals),
+        "eval_accuracy": result.challenger_accuracy,
+        "resolutions_seen": resolved,
+    }
+    with ctx.store.unit_of_work() as uow:
+        version = uow.models.add(
+            ctx.project.id,
+            ModelStatus.CANDIDATE,
+            dataset.id,
+            content_hash(cfg.model_dump(mode="json")),
+            cfg.retrain.seed,
+            metrics,
+            dump_model(estimator),
+        )
+        version = uow.models.set_gate(version.id, {**result.as_dict(), "champion_version": _v(champion)})
+        ctx.event(
+            uow,
+            actor,
+            "model.trained",
+            ("model_version", version.version),
+            dataset_version=dataset.id,
+            **metrics,
+        )
+        ctx.event(uow, actor, "model.gated", ("model_version", version.version), **result.as_dict())
+        if result.passed:
+            version = _promote(ctx, uow, version, actor)
+        else:
+            version = uow.models.set_status(version.id, ModelStatus.REJECTED)
+    ctx.models[version.id] = estimator
+    return RetrainOutcome(dataset, version, result, result.passed)
+
+
+def _v(version: ModelVersion | None) -> int | None:
+    return version.version if version else None
+
+
+def _dataset(ctx: Context, dataset_id: str) -> DatasetVersion:
+    with ctx.store.unit_of_work() as uow:
+        return uow.datasets.get(dataset_id)
+
+
+def _promote(ctx: Context, uow: UnitOfWork, version: ModelVersion, actor: str) -> ModelVersion:
+    current = uow.models.champion(ctx.project.id)
+    if current is not None and current.id != version.id:
+        uow.models.set_status(current.id, ModelStatus.RETIRED)
+    promoted = uow.models.set_status(version.id, ModelStatus.CHAMPION, promoted_at=ctx.clock())
+    ctx.event(uow, actor, "model.promoted", ("model_version", version.version), previous=_v(current))
+    return promoted
+
+
+def promote(ctx: Context, version: int, actor: str = "system") -> ModelVersion:
+    """Make ``version`` the champion by hand. Rejected versions cannot be promoted."""
+    with ctx.store.unit_of_work() as uow:
+        model = uow.models.get(ctx.project.id, version)
+        if model.status is ModelStatus.REJECTED:
+            raise Conflict(f"model version {version} was rejected by its gate and cannot be promoted")
+        if model.status is ModelStatus.CHAMPION:
+            return model
+        return _promote(ctx, uow, model, actor)
+
+
+def use_model(ctx: Context, model: Any, actor: str = "system") -> ModelVersion:
+    """Register a model of your own (estimator or callable) as the champion."""
+    wrapped = as_model(model, ctx.labels)
+    try:
+        artifact = dump_model(wrapped)
+    except Exception:  # callables and custom classes live only in this process
+        artifact = b""
+    classes = [str(c) for c in np.asarray(wrapped.classes_).tolist()]
+    if unknown := sorted(set(classes) - set(ctx.labels)):
+        raise Invalid(f"the model's classes_ include labels outside the project: {unknown}")
+    with ctx.store.unit_of_work() as uow:
+        version = uow.models.add(
+            ctx.project.id,
+            ModelStatus.CANDIDATE,
+            None,
+            "external",
+            0,
+            {"external": True, "persisted": bool(artifact)},
+            artifact,
+        )
+        ctx.models[version.id] = wrapped
+        return _promote(ctx, uow, version, actor)

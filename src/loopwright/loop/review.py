@@ -1,0 +1,186 @@
+"""Review: claim the next task under a lease, submit an annotation, extend, release or skip.
+
+Claim policy (see ``TaskRepo.claim``): an annotator never labels the same item twice, at any
+tier, so nobody resolves higher up an item they labelled lower down. Among equal priority,
+tasks that already have annotations go first: overlap completes and items resolve sooner,
+instead of every item getting its first label before any gets its second. Gold tasks, fatigue
+caps and label rotation are applied here before the store is asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from loopwright.domain import (
+    Annotation,
+    GoldAnswer,
+    Item,
+    Lease,
+    LeaseStatus,
+    Prediction,
+    Resolution,
+    Task,
+    TaskStatus,
+)
+from loopwright.errors import Conflict, LeaseExpired, UnknownLabel
+from loopwright.loop import fatigue, gold
+from loopwright.loop.context import Context
+from loopwright.loop.ports import UnitOfWork
+from loopwright.loop.resolve import resolve_task
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A leased task with what the annotator needs to see: the item and the model's suggestion."""
+
+    task: Task
+    lease: Lease
+    item: Item
+    suggestion: Prediction | None
+    why: str  # why this task was chosen, e.g. "tier 2 queue · priority 1.30 · disputed"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    annotation: Annotation | None  # None when the task was a gold task
+    resolution: Resolution | None  # set when this annotation completed the task
+    escalated_to: Task | None  # set when it completed a disputed task
+    gold: GoldAnswer | None = None  # set when the task was a gold task: the scored answer
+
+
+def next_task(
+    ctx: Context, annotator: str, tiers: Sequence[int] | None = None, session_id: str | None = None
+) -> Assignment | None:
+    """Lease the best task for ``annotator`` in ``tiers`` (default: all), or ``None``.
+
+    Tiers the annotator is paused from are left out; :class:`~loopwright.errors.Paused` when
+    that leaves none, :class:`~loopwright.errors.Capped` when a fatigue cap is reached.
+    """
+    tiers = list(tiers) if tiers is not None else [t.tier for t in ctx.config.tiers]
+    now = ctx.clock()
+    with ctx.store.unit_of_work() as uow:
+        answers = uow.gold_answers.for_project(ctx.project.id, annotator)
+        by_tier = gold.skills(answers)
+        paused = gold.paused_tiers(ctx.config.gold, by_tier)
+        if tiers and not (tiers := [t for t in tiers if t not in paused]):
+            raise gold.paused_error(ctx.config.gold, annotator, by_tier[paused[0]])
+        fatigue.check_caps(ctx, uow, annotator, session_id, now)
+        uow.leases.expire_stale(ctx.project.id, now)
+        lease_for = max((ctx.config.tier(t).lease_seconds for t in tiers), default=0)
+        expires = now + timedelta(seconds=lease_for)
+        claimed, note, avoid = None, "", None
+        work_done = (
+            uow.annotations.count_work(ctx.project.id, annotator, EPOCH) if ctx.config.gold.rate else 0
+        )
+        if reason := gold.gold_due(ctx, annotator, len(answers), work_done):
+            claimed = uow.tasks.claim_gold(ctx.project.id, annotator, tiers, now, expires, session_id)
+            note = f" · {reason}"
+        if claimed is None:
+            avoid = fatigue.label_to_avoid(ctx, uow, annotator)
+            claimed = uow.tasks.claim(ctx.project.id, annotator, tiers, now, expires, session_id, avoid)
+            note = ""
+        if claimed is None:
+            return None
+        task, lease = claimed
+        predictions = uow.predictions.for_item(task.item_id)
+        suggestion = predictions[-1] if predictions else None
+        if avoid is not None and (suggestion is None or suggestion.label != avoid):
+            note = f" · rotation: the last {ctx.config.fatigue.max_same_label_run} suggested {avoid!r}"
+        why = _why(uow, task) + note
+        ctx.event(
+            uow, annotator, "task.claimed", ("task", task.id), lease_id=lease.id, tier=task.tier, why=why
+        )
+        return Assignment(task, lease, uow.items.get(task.item_id), suggestion, why)
+
+
+def _why(uow: UnitOfWork, task: Task) -> str:
+    queue = "gold" if task.status is TaskStatus.GOLD else "queue"
+    why = f"tier {task.tier} {queue} · priority {task.priority:.2f} · {task.reason}"
+    if task.status is TaskStatus.OPEN and (done := len(uow.annotations.for_task(task.id))):
+        why += f" · {done}/{task.required_annotations} annotations already"
+    return why
+
+
+def _live_lease(ctx: Context, uow: UnitOfWork, lease_id: int, annotator: str) -> Lease:
+    lease = uow.leases.get(lease_id)
+    if lease.annotator != annotator:
+        raise Conflict(f"lease {lease_id} belongs to another annotator")
+    if lease.status is LeaseStatus.EXPIRED or (
+        lease.status is LeaseStatus.ACTIVE and lease.expires_at <= ctx.clock()
+    ):
+        raise LeaseExpired(
+            f"lease {lease_id} expired at {lease.expires_at.isoformat()}; claim the task again"
+        )
+    if lease.status is not LeaseStatus.ACTIVE:
+        raise Conflict(f"lease {lease_id} is {lease.status.value}, not active; claim the task again")
+    return lease
+
+
+def submit(ctx: Context, lease_id: int, annotator: str, label: str, unsure: bool = False) -> SubmitResult:
+    """Record one annotation under a live lease; resolve or escalate the task when it is complete.
+
+    On a gold task the answer is scored instead. Refused (nothing written) for a tier the
+    annotator is paused from.
+    """
+    if label not in ctx.labels:
+        raise UnknownLabel(f"unknown label {label!r}; the project's labels are {ctx.labels}")
+    now = ctx.clock()
+    with ctx.store.unit_of_work() as uow:
+        lease = _live_lease(ctx, uow, lease_id, annotator)
+        task = uow.tasks.lock(lease.task_id)  # then count annotations, including concurrent ones
+        if task.status not in (TaskStatus.OPEN, TaskStatus.GOLD):
+            # a lease that ran out mid-flight lost its slot to a new claimer, who finished first
+            raise Conflict(f"task {task.id} is already {task.status.value}; claim another task")
+        gold.check_not_paused(ctx, uow, annotator, task.tier)
+        uow.leases.set_status(lease.id, LeaseStatus.SUBMITTED)
+        if task.status is TaskStatus.GOLD:
+            correct = label == task.gold_label
+            answer = uow.gold_answers.add(
+                task.id, task.item_id, lease.id, annotator, task.tier, label, correct, now
+            )
+            ctx.event(uow, annotator, "gold.answered", ("task", task.id), label=label, correct=correct)
+            return SubmitResult(None, None, None, answer)
+        annotation = uow.annotations.add(task.id, task.item_id, lease.id, annotator, label, unsure, now)
+        ctx.event(
+            uow,
+            annotator,
+            "annotation.submitted",
+            ("task", task.id),
+            annotation_id=annotation.id,
+            label=label,
+            unsure=unsure,
+        )
+        resolution, upper = None, None
+        done = uow.annotations.for_task(task.id)
+        if len(done) >= task.required_annotations:
+            resolution, upper = resolve_task(ctx, uow, task, done, now, annotator)
+        return SubmitResult(annotation, resolution, upper)
+
+
+def extend(ctx: Context, lease_id: int, annotator: str, seconds: int | None = None) -> Lease:
+    """Heartbeat: push a live lease's expiry ``seconds`` (default: the tier's lease) from now."""
+    with ctx.store.unit_of_work() as uow:
+        lease = _live_lease(ctx, uow, lease_id, annotator)
+        task = uow.tasks.get(lease.task_id)
+        seconds = seconds or ctx.config.tier(task.tier).lease_seconds
+        return uow.leases.extend(lease.id, ctx.clock() + timedelta(seconds=seconds))
+
+
+def release(ctx: Context, lease_id: int, annotator: str) -> Lease:
+    """Give a task back to the queue without annotating it."""
+    with ctx.store.unit_of_work() as uow:
+        lease = _live_lease(ctx, uow, lease_id, annotator)
+        ctx.event(uow, annotator, "task.released", ("task", lease.task_id), lease_id=lease.id)
+        return uow.leases.set_status(lease.id, LeaseStatus.RELEASED)
+
+
+def skip(ctx: Context, lease_id: int, annotator: str) -> Lease:
+    """Give a task back and never be offered it again."""
+    with ctx.store.unit_of_work() as uow:
+        lease = _live_lease(ctx, uow, lease_id, annotator)
+        ctx.event(uow, annotator, "task.skipped", ("task", lease.task_id), lease_id=lease.id)
+        return uow.leases.set_status(lease.id, LeaseStatus.SKIPPED)

@@ -1,0 +1,49 @@
+"""Snapshot: the latest resolved label of every item becomes an immutable dataset version."""
+
+from __future__ import annotations
+
+from loopwright.domain import DatasetEntry, DatasetVersion, Task
+from loopwright.learning import build_version, split_for
+from loopwright.loop.context import Context
+from loopwright.loop.ports import UnitOfWork
+
+
+def _source(uow: UnitOfWork, task: Task) -> str:
+    """``audit`` for labels that came from the random audit sample, ``review`` otherwise."""
+    while task.parent_task_id is not None:
+        task = uow.tasks.get(task.parent_task_id)
+    return "audit" if task.reason == "audit" else "review"
+
+
+def snapshot(ctx: Context, actor: str = "system") -> DatasetVersion:
+    """Write a new version if the labels changed since the latest one; return it either way."""
+    fraction = ctx.config.retrain.eval_fraction
+    with ctx.store.unit_of_work() as uow:
+        resolutions = uow.resolutions.latest_by_item(ctx.project.id)
+        items = {i.id: i for i in uow.items.get_many(list(resolutions))}
+        entries = [
+            DatasetEntry(
+                item_id=item_id,
+                item_hash=items[item_id].content_hash,
+                label=r.label,
+                source=_source(uow, uow.tasks.get(r.task_id)),
+                resolution_id=r.id,
+                split=split_for(items[item_id].content_hash, fraction),
+            )
+            for item_id, r in resolutions.items()
+        ]
+        latest = uow.datasets.latest(ctx.project.id)
+        version = build_version(ctx.project.id, entries, latest.id if latest else None, ctx.clock())
+        if latest is not None and latest.id == version.id:
+            return latest
+        stored = uow.datasets.add(version)
+        ctx.event(
+            uow,
+            actor,
+            "dataset.snapshot",
+            ("dataset_version", stored.id),
+            parent_id=stored.parent_id,
+            n_items=stored.n_items,
+            label_counts=stored.label_counts,
+        )
+        return stored

@@ -1,0 +1,45 @@
+"""A project's state at a glance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loopwright.domain import ModelVersion
+from loopwright.loop.context import Context
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectStatus:
+    project: str
+    items: int
+    routes: dict[str, int]  # decisions by route
+    open_tasks_by_tier: dict[int, int]
+    annotations: int
+    resolutions: int
+    dataset_versions: int
+    latest_dataset: str | None
+    model_versions: int
+    champion: ModelVersion | None
+
+    @property
+    def automation_rate(self) -> float:
+        total = sum(self.routes.values())
+        return self.routes.get("auto_accept", 0) / total if total else 0.0
+
+
+def status(ctx: Context) -> ProjectStatus:
+    pid = ctx.project.id
+    with ctx.store.unit_of_work() as uow:
+        datasets = uow.datasets.list(pid)
+        return ProjectStatus(
+            project=ctx.project.name,
+            items=uow.items.count(pid),
+            routes=uow.decisions.count_by_route(pid),
+            open_tasks_by_tier=uow.tasks.count_open_by_tier(pid),
+            annotations=uow.annotations.count(pid),
+            resolutions=uow.resolutions.count(pid),
+            dataset_versions=len(datasets),
+            latest_dataset=datasets[-1].id if datasets else None,
+            model_versions=len(uow.models.list(pid)),
+            champion=uow.models.champion(pid),
+        )

@@ -1,0 +1,1 @@
+"""Store adapters: implementations of the ports in :mod:`loopwright.loop.ports`."""

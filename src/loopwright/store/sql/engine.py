@@ -1,0 +1,73 @@
+"""Build engines that behave well under concurrency, and bring a database up to the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 5
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 0x6C77_6D69  # pg advisory lock key: concurrent migrate() calls take turns
+
+
+def make_engine(url: str, pool_size: int | None = None) -> Engine:
+    """Create an engine for a SQLite or PostgreSQL URL (``postgresql://`` means psycopg 3).
+
+    ``pool_size`` sets how many connections are kept open (SQLAlchemy's default is 5, with 10
+    more on overflow): give a server one per worker thread so none waits on the pool.
+    """
+    sa_url = make_url(url)
+    pool: dict[str, Any] = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": 0}
+    if sa_url.drivername in ("postgresql", "postgres"):
+        sa_url = sa_url.set(drivername="postgresql+psycopg")
+    if sa_url.get_backend_name() == "sqlite":
+        return _sqlite_engine(sa_url, pool)
+    connect_args: dict[str, Any] = {}
+    if sa_url.get_backend_name() == "postgresql" and "connect_timeout" not in sa_url.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    return create_engine(sa_url, pool_pre_ping=True, connect_args=connect_args, **pool)
+
+
+def _sqlite_engine(url: URL, pool: dict[str, Any]) -> Engine:
+    """SQLite with WAL and foreign keys, where every transaction starts with BEGIN IMMEDIATE.
+
+    Taking the write lock up front makes concurrent writers queue on ``busy_timeout``
+    instead of failing with "database is locked" when a reader upgrades to a writer.
+    """
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **pool)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite must not emit its own BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Run ``alembic upgrade head`` on ``engine`` with the migrations shipped in this package."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")

@@ -1,0 +1,339 @@
+"""Repositories over one connection: the shared base, and the catalogue of items and their history.
+
+Every repository maps rows to the frozen dataclasses of :mod:`loopwright.domain`. Review
+(tasks, leases, annotations) lives in :mod:`.review`; datasets and models in :mod:`.learning`.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Executable, Row, Table, func, select
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
+
+from loopwright.domain import Decision, Event, Item, Prediction, Project, Resolution, Route
+from loopwright.errors import Conflict, NotFound
+from loopwright.store.sql.tables import (
+    decisions,
+    events,
+    items,
+    predictions,
+    projects,
+    resolutions,
+)
+
+T = TypeVar("T")
+CHUNK = 5_000  # ids per IN (...) list, well under SQLite's bound-parameter limit
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def is_fk_violation(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23503" or "FOREIGN KEY constraint" in str(orig)
+
+
+class Repo:
+    """Base of the repositories: one connection, already inside the unit of work's transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def _one(self, stmt: Executable, missing: str) -> Row[Any]:
+        """The first row of ``stmt``; NotFound("<missing> does not exist") when there is none."""
+        row = self._conn.execute(stmt).first()
+        if row is None:
+            raise NotFound(f"{missing} does not exist")
+        return row
+
+    def _insert(
+        self, table: Table, values: Mapping[str, Any], *, conflict: str = "", missing: str = ""
+    ) -> Row[Any]:
+        """Insert one row and return it as stored.
+
+        With ``conflict``, a unique clash writes nothing (``ON CONFLICT DO NOTHING``) and raises
+        Conflict(conflict); the transaction stays usable. A dangling foreign key raises
+        NotFound("<missing> does not exist"); on PostgreSQL the transaction is then aborted.
+        """
+        stmt = self._upsertable(table).values(values)
+        if conflict:
+            stmt = stmt.on_conflict_do_nothing()
+        try:
+            row = self._conn.execute(stmt.returning(*table.c)).first()
+        except IntegrityError as exc:
+            if missing and is_fk_violation(exc):
+                raise NotFound(f"{missing} does not exist") from exc
+            raise
+        if row is None:
+            raise Conflict(conflict)
+        return row
+
+    def _upsertable(self, table: Table) -> pg.Insert | sqlite.Insert:
+        """An INSERT of the connection's dialect, which offers ``on_conflict_do_nothing``."""
+        return pg.insert(table) if self._conn.dialect.name == "postgresql" else sqlite.insert(table)
+
+
+def _decision(m: Mapping[Any, Any]) -> Decision:
+    return Decision(**{**m, "route": Route(m["route"])})
+
+
+class SqlProjectRepo(Repo):
+    def add(self, name: str, config: dict[str, Any]) -> Project:
+        values = {"name": name, "config": config, "created_at": utcnow()}
+        row = self._insert(projects, values, conflict=f"project {name!r} already exists")
+        return Project(**row._mapping)
+
+    def get(self, name: str) -> Project:
+        stmt = select(projects).where(projects.c.name == name)
+        return Project(**self._one(stmt, f"project {name!r}")._mapping)
+
+    def get_by_id(self, project_id: int) -> Project:
+        stmt = select(projects).where(projects.c.id == project_id)
+        return Project(**self._one(stmt, f"project id {project_id}")._mapping)
+
+    def list(self) -> builtins.list[Project]:
+        rows = self._conn.execute(select(projects).order_by(projects.c.id))
+        return [Project(**r._mapping) for r in rows]
+
+
+class SqlItemRepo(Repo):
+    def add(
+        self,
+        project_id: int,
+        external_id: str,
+        content_hash: str,
+        payload: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> Item:
+        values = {
+            "project_id": project_id,
+            "external_id": external_id,
+            "content_hash": content_hash,
+            "payload": payload,
+            "metadata": metadata,
+            "created_at": utcnow(),
+        }
+        row = self._insert(
+            items,
+            values,
+            conflict=f"item {external_id!r} already exists in project {project_id}",
+            missing=f"project id {project_id}",
+        )
+        return Item(**row._mapping)
+
+    def get(self, item_id: int) -> Item:
+        stmt = select(items).where(items.c.id == item_id)
+        return Item(**self._one(stmt, f"item id {item_id}")._mapping)
+
+    def get_many(self, item_ids: Sequence[int]) -> list[Item]:
+        """The items in the order asked; NotFound naming the ids that do not exist."""
+        found: dict[int, Item] = {}
+        for part in chunks(list(dict.fromkeys(item_ids))):
+            rows = self._conn.execute(select(items).where(items.c.id.in_(part)))
+            found.update((r.id, Item(**r._mapping)) for r in rows)
+        missing = [i for i in item_ids if i not in found]
+        if missing:
+            raise NotFound(f"item ids {missing[:10]} do not exist")
+        return [found[i] for i in item_ids]
+
+    def by_external_ids(self, project_id: int, external_ids: Sequence[str]) -> dict[str, Item]:
+        """The items of ``project_id`` among ``external_ids``, keyed by external id; absent ones left out."""
+        found: dict[str, Item] = {}
+        for part in chunks(list(dict.fromkeys(external_ids))):
+            stmt = select(items).where(items.c.project_id == project_id, items.c.external_id.in_(part))
+            found.update((r.external_id, Item(**r._mapping)) for r in self._conn.execute(stmt))
+        return found
+
+    def count(self, project_id: int) -> int:
+        stmt = select(func.count()).select_from(items).where(items.c.project_id == project_id)
+        return self._conn.execute(stmt).scalar_one()
+
+
+class SqlPredictionRepo(Repo):
+    def add(
+        self,
+        item_id: int,
+        model_version_id: int | None,
+        probabilities: dict[str, float],
+        label: str | None,
+        confidence: float | None,
+        error: str | None,
+    ) -> Prediction:
+        values = {
+            "item_id": item_id,
+            "model_version_id": model_version_id,
+            "probabilities": probabilities,
+            "label": label,
+            "confidence": confidence,
+            "error": error,
+            "created_at": utcnow(),
+        }
+        missing = f"item id {item_id} or model version id {model_version_id}"
+        return Prediction(**self._insert(predictions, values, missing=missing)._mapping)
+
+    def get(self, prediction_id: int) -> Prediction:
+        stmt = select(predictions).where(predictions.c.id == prediction_id)
+        return Prediction(**self._one(stmt, f"prediction id {prediction_id}")._mapping)
+
+    def for_item(self, item_id: int) -> list[Prediction]:
+        stmt = select(predictions).where(predictions.c.item_id == item_id).order_by(predictions.c.id)
+        return [Prediction(**r._mapping) for r in self._conn.execute(stmt)]
+
+    def latest_labels(self, project_id: int) -> dict[int, str]:
+        """Each item's newest predicted label (items whose model failed are left out)."""
+        stmt = (
+            select(predictions.c.item_id, predictions.c.label)
+            .join(items, items.c.id == predictions.c.item_id)
+            .where(items.c.project_id == project_id, predictions.c.label.is_not(None))
+            .order_by(predictions.c.id)
+        )
+        return {item_id: label for item_id, label in self._conn.execute(stmt)}
+
+
+class SqlDecisionRepo(Repo):
+    def add(
+        self,
+        item_id: int,
+        prediction_id: int,
+        route: Route,
+        tier: int | None,
+        reason: str,
+        audit: bool,
+        threshold: float | None,
+    ) -> Decision:
+        values = {
+            "item_id": item_id,
+            "prediction_id": prediction_id,
+            "route": Route(route).value,
+            "tier": tier,
+            "reason": reason,
+            "audit": audit,
+            "threshold": threshold,
+            "created_at": utcnow(),
+        }
+        missing = f"item id {item_id} or prediction id {prediction_id}"
+        return _decision(self._insert(decisions, values, missing=missing)._mapping)
+
+    def for_item(self, item_id: int) -> list[Decision]:
+        stmt = select(decisions).where(decisions.c.item_id == item_id).order_by(decisions.c.id)
+        return [_decision(r._mapping) for r in self._conn.execute(stmt)]
+
+    def auto_accepted(self, project_id: int) -> list[tuple[Decision, Prediction]]:
+        """Auto-accepted decisions of the project with their predictions, oldest first."""
+        stmt = (
+            select(*decisions.c, *predictions.c)
+            .join(predictions, predictions.c.id == decisions.c.prediction_id)
+            .join(items, items.c.id == decisions.c.item_id)
+            .where(items.c.project_id == project_id, decisions.c.route == Route.AUTO_ACCEPT.value)
+            .order_by(decisions.c.id)
+        )
+        n = len(decisions.c)
+        return [
+            (
+                _decision(dict(zip(decisions.c.keys(), row[:n], strict=True))),
+                Prediction(**dict(zip(predictions.c.keys(), row[n:], strict=True))),
+            )
+            for row in self._conn.execute(stmt)
+        ]
+
+    def count_by_route(self, project_id: int) -> dict[str, int]:
+        stmt = (
+            select(decisions.c.route, func.count())
+            .join(items, items.c.id == decisions.c.item_id)
+            .where(items.c.project_id == project_id)
+            .group_by(decisions.c.route)
+        )
+        return {route: n for route, n in self._conn.execute(stmt)}
+
+
+class SqlResolutionRepo(Repo):
+    def add(
+        self,
+        item_id: int,
+        task_id: int,
+        label: str,
+        method: str,
+        agreement: float,
+        n_annotations: int,
+    ) -> Resolution:
+        values = {
+            "item_id": item_id,
+            "task_id": task_id,
+            "label": label,
+            "method": method,
+            "agreement": agreement,
+            "n_annotations": n_annotations,
+            "created_at": utcnow(),
+        }
+        row = self._insert(resolutions, values, missing=f"item id {item_id} or task id {task_id}")
+        return Resolution(**row._mapping)
+
+    def latest_by_item(self, project_id: int) -> dict[int, Resolution]:
+        """The newest resolution of each item of the project, keyed by item id."""
+        latest = (
+            select(func.max(resolutions.c.id))
+            .join(items, items.c.id == resolutions.c.item_id)
+            .where(items.c.project_id == project_id)
+            .group_by(resolutions.c.item_id)
+        )
+        stmt = select(resolutions).where(resolutions.c.id.in_(latest)).order_by(resolutions.c.id)
+        return {r.item_id: Resolution(**r._mapping) for r in self._conn.execute(stmt)}
+
+    def for_item(self, item_id: int) -> list[Resolution]:
+        stmt = select(resolutions).where(resolutions.c.item_id == item_id).order_by(resolutions.c.id)
+        return [Resolution(**r._mapping) for r in self._conn.execute(stmt)]
+
+    def count(self, project_id: int) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(resolutions)
+            .join(items, items.c.id == resolutions.c.item_id)
+            .where(items.c.project_id == project_id)
+        )
+        return self._conn.execute(stmt).scalar_one()
+
+
+class SqlEventRepo(Repo):
+    """Append-only: events are added and listed, never changed."""
+
+    def add(
+        self,
+        project_id: int | None,
+        actor: str,
+        action: str,
+        subject_type: str,
+        subject_id: str,
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        values = {
+            "project_id": project_id,
+            "actor": actor,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "data": data or {},
+            "at": utcnow(),
+        }
+        row = self._insert(events, values, missing=f"project id {project_id}")
+        return Event(**row._mapping)
+
+    def list(
+        self, project_id: int | None = None, after_id: int = 0, limit: int = 100
+    ) -> builtins.list[Event]:
+        """Events with id > ``after_id`` (of one project, or all when None), oldest first."""
+        stmt = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+        if project_id is not None:
+            stmt = stmt.where(events.c.project_id == project_id)
+        return [Event(**r._mapping) for r in self._conn.execute(stmt)]

@@ -1,0 +1,455 @@
+"""Review repositories: tasks (and the concurrency-safe claim), leases, annotations, gold answers."""
+
+# No ``from __future__ import annotations`` here: it would clash with the annotations table.
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    select,
+    union_all,
+    update,
+)
+
+from loopwright.domain import Annotation, GoldAnswer, Lease, LeaseStatus, Task, TaskStatus
+from loopwright.store.sql.repositories import Repo, chunks, utcnow
+from loopwright.store.sql.tables import annotations, gold_answers, leases, predictions, tasks
+
+ACTIVE = LeaseStatus.ACTIVE.value
+
+
+def _task(m: Mapping[Any, Any]) -> Task:
+    return Task(**{**m, "status": TaskStatus(m["status"])})
+
+
+def _lease(m: Mapping[Any, Any]) -> Lease:
+    return Lease(**{**m, "status": LeaseStatus(m["status"])})
+
+
+def _live(now: datetime) -> ColumnElement[bool]:
+    """Leases that still hold a slot: active and not yet expired."""
+    return and_(leases.c.status == ACTIVE, leases.c.expires_at > now)
+
+
+def _n_annotations() -> Any:
+    return (
+        select(func.count())
+        .select_from(annotations)
+        .where(annotations.c.task_id == tasks.c.id)
+        .scalar_subquery()
+    )
+
+
+def _unseen(annotator: str, now: datetime) -> ColumnElement[bool]:
+    """``annotator`` never labelled the task's item (at any tier, gold included), holds no live
+    lease on it, and did not skip this task."""
+    task_of_lease = select(tasks.c.item_id).where(tasks.c.id == leases.c.task_id).scalar_subquery()
+    annotated = exists().where(annotations.c.item_id == tasks.c.item_id, annotations.c.annotator == annotator)
+    answered = exists().where(
+        gold_answers.c.item_id == tasks.c.item_id, gold_answers.c.annotator == annotator
+    )
+    holds = exists().where(leases.c.annotator == annotator, _live(now), task_of_lease == tasks.c.item_id)
+    skipped = exists().where(
+        leases.c.task_id == tasks.c.id,
+        leases.c.annotator == annotator,
+        leases.c.status == LeaseStatus.SKIPPED.value,
+    )
+    return and_(~annotated, ~answered, ~holds, ~skipped)
+
+
+def _claimable(annotator: str, now: datetime) -> ColumnElement[bool]:
+    """An open task with a free slot that ``annotator`` has not seen (:func:`_unseen`)."""
+    n_live = (
+        select(func.count())
+        .select_from(leases)
+        .where(leases.c.task_id == tasks.c.id, _live(now))
+        .scalar_subquery()
+    )
+    free = _n_annotations() + n_live < tasks.c.required_annotations
+    return and_(tasks.c.status == TaskStatus.OPEN.value, free, _unseen(annotator, now))
+
+
+def _gold_claimable(annotator: str, now: datetime) -> ColumnElement[bool]:
+    """A gold task that ``annotator`` has not seen: gold tasks have no slots to fill."""
+    return and_(tasks.c.status == TaskStatus.GOLD.value, _unseen(annotator, now))
+
+
+def _suggested_label() -> Any:
+    """The label of the latest prediction for the task's item."""
+    return (
+        select(predictions.c.label)
+        .where(predictions.c.item_id == tasks.c.item_id)
+        .order_by(predictions.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+class SqlTaskRepo(Repo):
+    def add(
+        self,
+        project_id: int,
+        item_id: int,
+        decision_id: int | None,
+        tier: int,
+        priority: float,
+        reason: str,
+        required_annotations: int,
+        parent_task_id: int | None = None,
+    ) -> Task:
+        values = {
+            "project_id": project_id,
+            "item_id": item_id,
+            "decision_id": decision_id,
+            "tier": tier,
+            "status": TaskStatus.OPEN.value,
+            "priority": priority,
+            "reason": reason,
+            "required_annotations": required_annotations,
+            "parent_task_id": parent_task_id,
+            "created_at": utcnow(),
+            "closed_at": None,
+        }
+        missing = (
+            f"project id {project_id}, item id {item_id}, decision id {decision_id}"
+            f" or parent task id {parent_task_id}"
+        )
+        return _task(self._insert(tasks, values, missing=missing)._mapping)
+
+    def get(self, task_id: int) -> Task:
+        stmt = select(tasks).where(tasks.c.id == task_id)
+        return _task(self._one(stmt, f"task id {task_id}")._mapping)
+
+    def lock(self, task_id: int) -> Task:
+        """The task, row-locked until the transaction ends (SQLite: already serialised)."""
+        stmt = select(tasks).where(tasks.c.id == task_id).with_for_update()
+        return _task(self._one(stmt, f"task id {task_id}")._mapping)
+
+    def claim(
+        self,
+        project_id: int,
+        annotator: str,
+        tiers: Sequence[int],
+        now: datetime,
+        expires_at: datetime,
+        session_id: str | None = None,
+        avoid_label: str | None = None,
+    ) -> tuple[Task, Lease] | None:
+        """Lease the best claimable open task in ``tiers``.
+
+        Order: tasks whose suggested label is not ``avoid_label`` (rotation), then highest
+        priority, then most annotations already (so overlap completes and items resolve
+        sooner, rather than filling every item's first slot breadth-first), then lowest id.
+        """
+        order: list[Any] = [tasks.c.priority.desc(), _n_annotations().desc(), tasks.c.id]
+        if avoid_label is not None:
+            order.insert(0, case((_suggested_label() == avoid_label, 1), else_=0))
+        return self._claim(project_id, annotator, tiers, now, expires_at, session_id, _claimable, order)
+
+    def claim_gold(
+        self,
+        project_id: int,
+        annotator: str,
+        tiers: Sequence[int],
+        now: datetime,
+        expires_at: datetime,
+        session_id: str | None = None,
+    ) -> tuple[Task, Lease] | None:
+        """Lease the oldest gold task in ``tiers`` whose item ``annotator`` has not seen."""
+        order = [tasks.c.id]
+        return self._claim(project_id, annotator, tiers, now, expires_at, session_id, _gold_claimable, order)
+
+    def _claim(
+        self,
+        project_id: int,
+        annotator: str,
+        tiers: Sequence[int],
+        now: datetime,
+        expires_at: datetime,
+        session_id: str | None,
+        claimable: Any,
+        order: list[Any],
+    ) -> tuple[Task, Lease] | None:
+        """Lease the first task by ``order`` that passes ``claimable(annotator, now)``.
+
+        PostgreSQL: the candidate row is locked with ``FOR UPDATE SKIP LOCKED`` (concurrent
+        claimers move on to other tasks), then re-checked by a new statement, whose fresh
+        READ COMMITTED snapshot sees the leases of any claimer that held the lock before us.
+        SQLite: the transaction began with ``BEGIN IMMEDIATE``, so claims run one at a time.
+        """
+        passed_over: list[int] = []
+        while True:
+            stmt: Select[Any] = (
+                select(tasks.c.id)
+                .where(
+                    tasks.c.project_id == project_id,
+                    tasks.c.tier.in_(list(tiers)),
+                    claimable(annotator, now),
+                )
+                .order_by(*order)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if passed_over:
+                stmt = stmt.where(tasks.c.id.not_in(passed_over))
+            task_id = self._conn.execute(stmt).scalar()
+            if task_id is None:
+                return None
+            recheck = select(tasks.c.id).where(tasks.c.id == task_id, claimable(annotator, now))
+            if self._conn.execute(recheck).first() is None:
+                passed_over.append(task_id)
+                continue
+            values = {
+                "task_id": task_id,
+                "annotator": annotator,
+                "status": ACTIVE,
+                "expires_at": expires_at,
+                "created_at": now,
+                "session_id": session_id,
+            }
+            lease = _lease(self._insert(leases, values)._mapping)
+            return self.get(task_id), lease
+
+    def add_gold(self, project_id: int, item_id: int, tier: int, label: str) -> Task:
+        """A gold task: status ``gold``, the known answer in ``gold_label``; it never closes."""
+        values = {
+            "project_id": project_id,
+            "item_id": item_id,
+            "decision_id": None,
+            "tier": tier,
+            "status": TaskStatus.GOLD.value,
+            "priority": 0.0,
+            "reason": "gold",
+            "required_annotations": 0,
+            "parent_task_id": None,
+            "created_at": utcnow(),
+            "closed_at": None,
+            "gold_label": label,
+        }
+        return _task(
+            self._insert(tasks, values, missing=f"project id {project_id} or item id {item_id}")._mapping
+        )
+
+    def set_status(self, task_id: int, status: TaskStatus, closed_at: datetime | None) -> Task:
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == task_id)
+            .values(status=TaskStatus(status).value, closed_at=closed_at)
+            .returning(*tasks.c)
+        )
+        return _task(self._one(stmt, f"task id {task_id}")._mapping)
+
+    def for_item(self, item_id: int) -> list[Task]:
+        stmt = select(tasks).where(tasks.c.item_id == item_id).order_by(tasks.c.id)
+        return [_task(r._mapping) for r in self._conn.execute(stmt)]
+
+    def count_open_by_tier(self, project_id: int) -> dict[int, int]:
+        stmt = (
+            select(tasks.c.tier, func.count())
+            .where(tasks.c.project_id == project_id, tasks.c.status == TaskStatus.OPEN.value)
+            .group_by(tasks.c.tier)
+        )
+        return {tier: n for tier, n in self._conn.execute(stmt)}
+
+
+class SqlLeaseRepo(Repo):
+    def get(self, lease_id: int) -> Lease:
+        stmt = select(leases).where(leases.c.id == lease_id)
+        return _lease(self._one(stmt, f"lease id {lease_id}")._mapping)
+
+    def set_status(self, lease_id: int, status: LeaseStatus) -> Lease:
+        stmt = (
+            update(leases)
+            .where(leases.c.id == lease_id)
+            .values(status=LeaseStatus(status).value)
+            .returning(*leases.c)
+        )
+        return _lease(self._one(stmt, f"lease id {lease_id}")._mapping)
+
+    def extend(self, lease_id: int, expires_at: datetime) -> Lease:
+        stmt = (
+            update(leases).where(leases.c.id == lease_id).values(expires_at=expires_at).returning(*leases.c)
+        )
+        return _lease(self._one(stmt, f"lease id {lease_id}")._mapping)
+
+    def count_submitted(self, annotator: str, session_id: str) -> int:
+        """Leases ``annotator`` submitted in work session ``session_id``."""
+        stmt = select(func.count()).where(
+            leases.c.annotator == annotator,
+            leases.c.session_id == session_id,
+            leases.c.status == LeaseStatus.SUBMITTED.value,
+        )
+        return self._conn.execute(stmt).scalar_one()
+
+    def expire_stale(self, project_id: int, now: datetime) -> int:
+        """Mark active leases past their expiry as expired; return how many.
+
+        Rows another transaction holds are skipped (PostgreSQL), so concurrent sweeps never
+        deadlock; whatever they leave is swept next time (claims check expiry themselves).
+        """
+        project_tasks = select(tasks.c.id).where(tasks.c.project_id == project_id)
+        stale = (
+            select(leases.c.id)
+            .where(
+                leases.c.status == ACTIVE,
+                leases.c.expires_at <= now,
+                leases.c.task_id.in_(project_tasks),
+            )
+            .with_for_update(skip_locked=True)
+        )
+        stmt = update(leases).where(leases.c.id.in_(stale)).values(status=LeaseStatus.EXPIRED.value)
+        return self._conn.execute(stmt).rowcount
+
+
+class SqlAnnotationRepo(Repo):
+    def add(
+        self,
+        task_id: int,
+        item_id: int,
+        lease_id: int,
+        annotator: str,
+        label: str,
+        unsure: bool,
+        at: datetime | None = None,
+    ) -> Annotation:
+        """Record an annotation; Conflict, and nothing written, if ``annotator`` already has one."""
+        values = {
+            "task_id": task_id,
+            "item_id": item_id,
+            "lease_id": lease_id,
+            "annotator": annotator,
+            "label": label,
+            "unsure": unsure,
+            "created_at": at or utcnow(),
+        }
+        row = self._insert(
+            annotations,
+            values,
+            conflict=f"{annotator!r} has already annotated task {task_id}",
+            missing=f"task id {task_id}, item id {item_id} or lease id {lease_id}",
+        )
+        return Annotation(**row._mapping)
+
+    def for_task(self, task_id: int) -> list[Annotation]:
+        stmt = select(annotations).where(annotations.c.task_id == task_id).order_by(annotations.c.id)
+        return [Annotation(**r._mapping) for r in self._conn.execute(stmt)]
+
+    def for_item(self, item_id: int) -> list[Annotation]:
+        stmt = select(annotations).where(annotations.c.item_id == item_id).order_by(annotations.c.id)
+        return [Annotation(**r._mapping) for r in self._conn.execute(stmt)]
+
+    def for_project(self, project_id: int) -> list[Annotation]:
+        stmt = (
+            select(annotations)
+            .join(tasks, tasks.c.id == annotations.c.task_id)
+            .where(tasks.c.project_id == project_id)
+            .order_by(annotations.c.id)
+        )
+        return [Annotation(**r._mapping) for r in self._conn.execute(stmt)]
+
+    def count(self, project_id: int) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(annotations)
+            .join(tasks, tasks.c.id == annotations.c.task_id)
+            .where(tasks.c.project_id == project_id)
+        )
+        return self._conn.execute(stmt).scalar_one()
+
+    def counts_by_annotator(self, item_ids: Sequence[int]) -> dict[str, int]:
+        """How many annotations each annotator made on ``item_ids``."""
+        counts: dict[str, int] = {}
+        for part in chunks(list(dict.fromkeys(item_ids))):
+            stmt = (
+                select(annotations.c.annotator, func.count())
+                .where(annotations.c.item_id.in_(part))
+                .group_by(annotations.c.annotator)
+            )
+            for annotator, n in self._conn.execute(stmt):
+                counts[annotator] = counts.get(annotator, 0) + n
+        return counts
+
+    def recent(self, project_id: int, annotator: str, limit: int) -> list[Annotation]:
+        """``annotator``'s latest ``limit`` annotations in the project, newest first."""
+        stmt = (
+            select(annotations)
+            .join(tasks, tasks.c.id == annotations.c.task_id)
+            .where(tasks.c.project_id == project_id, annotations.c.annotator == annotator)
+            .order_by(annotations.c.id.desc())
+            .limit(limit)
+        )
+        return [Annotation(**r._mapping) for r in self._conn.execute(stmt)]
+
+    def work_times(self, project_id: int, annotator: str, since: datetime) -> list[datetime]:
+        """When ``annotator`` submitted work (annotations and gold answers) after ``since``, oldest first."""
+        rows = self._conn.execute(self._work(project_id, annotator, since).order_by("at"))
+        return [at if at.tzinfo else at.replace(tzinfo=UTC) for (at,) in rows]
+
+    def count_work(self, project_id: int, annotator: str, since: datetime) -> int:
+        """How many ``work_times`` there are, counted in the database."""
+        work = self._work(project_id, annotator, since).subquery()
+        return int(self._conn.execute(select(func.count()).select_from(work)).scalar_one())
+
+    @staticmethod
+    def _work(project_id: int, annotator: str, since: datetime) -> CompoundSelect:
+        parts = [
+            select(table.c.created_at.label("at"))
+            .join(tasks, tasks.c.id == table.c.task_id)
+            .where(
+                tasks.c.project_id == project_id, table.c.annotator == annotator, table.c.created_at > since
+            )
+            for table in (annotations, gold_answers)
+        ]
+        return union_all(*parts)
+
+
+class SqlGoldAnswerRepo(Repo):
+    def add(
+        self,
+        task_id: int,
+        item_id: int,
+        lease_id: int,
+        annotator: str,
+        tier: int,
+        label: str,
+        correct: bool,
+        at: datetime,
+    ) -> GoldAnswer:
+        """Record a scored gold answer; Conflict, and nothing written, if one exists already."""
+        values = {
+            "task_id": task_id,
+            "item_id": item_id,
+            "lease_id": lease_id,
+            "annotator": annotator,
+            "tier": tier,
+            "label": label,
+            "correct": correct,
+            "created_at": at,
+        }
+        row = self._insert(
+            gold_answers,
+            values,
+            conflict=f"{annotator!r} has already answered gold task {task_id}",
+            missing=f"task id {task_id}, item id {item_id} or lease id {lease_id}",
+        )
+        return GoldAnswer(**row._mapping)
+
+    def for_project(self, project_id: int, annotator: str | None = None) -> list[GoldAnswer]:
+        """The project's gold answers (only ``annotator``'s, if given), oldest first."""
+        stmt = (
+            select(gold_answers)
+            .join(tasks, tasks.c.id == gold_answers.c.task_id)
+            .where(tasks.c.project_id == project_id)
+            .order_by(gold_answers.c.id)
+        )
+        if annotator is not None:
+            stmt = stmt.where(gold_answers.c.annotator == annotator)
+        return [GoldAnswer(**r._mapping) for r in self._conn.execute(stmt)]

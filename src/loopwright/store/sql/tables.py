@@ -1,0 +1,260 @@
+"""The schema as SQLAlchemy Core tables. Migrations in ``migrations/versions`` must match it."""
+
+# No ``from __future__ import annotations`` here: it would clash with the annotations table.
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always returns aware UTC datetimes.
+
+    SQLite keeps no zone, so values are stored as UTC and tagged UTC on read; naive values
+    passed in are taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _id() -> Column[int]:
+    return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+def _created() -> Column[datetime]:
+    return Column("created_at", UtcDateTime, nullable=False)
+
+
+def _fk(name: str, target: str, nullable: bool = False) -> Column[Any]:
+    column_type = String(64) if target == "dataset_versions.id" else Integer
+    return Column(name, column_type, ForeignKey(target), nullable=nullable)
+
+
+projects = Table(
+    "projects",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("config", JSON, nullable=False),
+    _created(),
+)
+
+items = Table(
+    "items",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    Column("external_id", String(255), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    _created(),
+    UniqueConstraint("project_id", "external_id"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    _fk("dataset_version_id", "dataset_versions.id", nullable=True),
+    Column("config_hash", String(64), nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("gate", JSON(none_as_null=True), nullable=True),
+    Column("artifact", LargeBinary, nullable=False),
+    _created(),
+    Column("promoted_at", UtcDateTime, nullable=True),
+    UniqueConstraint("project_id", "version"),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    _id(),
+    _fk("item_id", "items.id"),
+    _fk("model_version_id", "model_versions.id", nullable=True),
+    Column("probabilities", JSON, nullable=False),
+    Column("label", String(200), nullable=True),
+    Column("confidence", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    _created(),
+    Index(None, "item_id"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    _id(),
+    _fk("item_id", "items.id"),
+    _fk("prediction_id", "predictions.id"),
+    Column("route", String(16), nullable=False),
+    Column("tier", Integer, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("audit", Boolean, nullable=False),
+    Column("threshold", Float, nullable=True),
+    _created(),
+    Index(None, "item_id"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    _fk("item_id", "items.id"),
+    _fk("decision_id", "decisions.id", nullable=True),
+    Column("tier", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("required_annotations", Integer, nullable=False),
+    _fk("parent_task_id", "tasks.id", nullable=True),
+    _created(),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("gold_label", String(200), nullable=True),  # 0002: set on gold tasks
+    Index(None, "project_id", "status", "tier", "priority"),
+    Index(None, "item_id"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    _id(),
+    _fk("task_id", "tasks.id"),
+    Column("annotator", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    _created(),
+    Column("session_id", String(200), nullable=True),  # 0002
+    Index(None, "task_id", "status"),
+    Index(None, "annotator", "status"),  # 0002
+)
+
+annotations = Table(
+    "annotations",
+    metadata,
+    _id(),
+    _fk("task_id", "tasks.id"),
+    _fk("item_id", "items.id"),
+    _fk("lease_id", "leases.id"),
+    Column("annotator", String(200), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("unsure", Boolean, nullable=False),
+    _created(),
+    UniqueConstraint("task_id", "annotator"),  # also serves lookups by task_id
+    Index(None, "item_id"),
+    Index(None, "annotator", "created_at"),  # 0002
+)
+
+gold_answers = Table(  # 0002
+    "gold_answers",
+    metadata,
+    _id(),
+    _fk("task_id", "tasks.id"),
+    _fk("item_id", "items.id"),
+    _fk("lease_id", "leases.id"),
+    Column("annotator", String(200), nullable=False),
+    Column("tier", Integer, nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("correct", Boolean, nullable=False),
+    _created(),
+    UniqueConstraint("task_id", "annotator"),
+    Index(None, "annotator", "created_at"),
+    Index(None, "item_id"),
+)
+
+resolutions = Table(
+    "resolutions",
+    metadata,
+    _id(),
+    _fk("item_id", "items.id"),
+    _fk("task_id", "tasks.id"),
+    Column("label", String(200), nullable=False),
+    Column("method", String(50), nullable=False),
+    Column("agreement", Float, nullable=False),
+    Column("n_annotations", Integer, nullable=False),
+    _created(),
+    Index(None, "item_id"),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 hex of the manifest
+    _fk("project_id", "projects.id"),
+    _fk("parent_id", "dataset_versions.id", nullable=True),
+    Column("n_items", Integer, nullable=False),
+    Column("label_counts", JSON, nullable=False),
+    _created(),
+    Index(None, "project_id"),
+)
+
+dataset_entries = Table(
+    "dataset_entries",
+    metadata,
+    Column("dataset_version_id", String(64), ForeignKey("dataset_versions.id"), primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id"), primary_key=True),
+    Column("position", Integer, nullable=False),  # entry order within the version
+    Column("item_hash", String(64), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("source", String(50), nullable=False),
+    _fk("resolution_id", "resolutions.id", nullable=True),
+    Column("split", String(8), nullable=False),
+    Index(None, "item_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id", nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("subject_type", String(50), nullable=False),
+    Column("subject_id", String(100), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "project_id", "id"),
+)
