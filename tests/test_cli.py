@@ -1,0 +1,113 @@
+"""The command line, run as a user runs it: a real subprocess on a real database."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DIGITS_YAML = Path(str(files("loopwright") / "examples" / "digits.yaml"))
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loopwright", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("demo")
+    done = run("demo", "--quick", "--out", str(out), "--seed", "0", cwd=out)
+    assert done.returncode == 0, done.stderr
+    return out, json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_demo_quick_meets_the_bar(demo: tuple[Path, dict[str, Any]]) -> None:
+    _, s = demo
+    assert s["rounds"] == 6 and s["items_seen"] == 1307 and s["held_out_size"] == 450
+    assert s["gold_items"] == 40 and s["gold_answers"] >= 9 * 5  # onboarding: 5 gold per annotator
+    assert "t1-sloppy" in s["paused_annotators"]  # accuracy 0.5: caught by the gold checks
+    assert s["promotions"] >= 1
+    assert s["human_labels"] < 0.7 * s["items_seen"]
+    assert s["auto_accepted"] + s["history"][0]["items"] <= s["items_seen"]
+    assert s["auto_accept_error"] < 0.03
+    assert s["champion_accuracy_by_round"][-1] >= 0.92
+    assert s["seconds"] < 60
+    versions = s["model_versions"]
+    assert [v["version"] for v in versions] == list(range(1, len(versions) + 1))
+    assert sum(v["status"] == "champion" for v in versions) == 1
+    assert all(len(v["dataset_version"]) == 64 and "passed" in v["gate"] for v in versions)
+
+
+@pytest.mark.slow
+def test_demo_is_seeded(demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    _, first = demo
+    again = run("demo", "--quick", "--out", str(tmp_path), "--seed", "0", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    second = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("human_labels", "auto_accepted", "auto_accept_error", "champion_accuracy_by_round"):
+        assert second[key] == first[key], key
+    assert [v["dataset_version"] for v in second["model_versions"]] == [
+        v["dataset_version"] for v in first["model_versions"]
+    ]
+
+
+@pytest.mark.slow
+def test_demo_report_has_plots_and_gate_evidence(demo: tuple[Path, dict[str, Any]]) -> None:
+    out, s = demo
+    html = (out / "report.html").read_text()
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', html)) == 3
+    assert html.count("<td>champion</td>") == 1
+    assert f"<td>{s['items_seen']}</td>" in html
+
+
+@pytest.mark.slow
+def test_status_reads_the_demo_database(demo: tuple[Path, dict[str, Any]]) -> None:
+    out, s = demo
+    done = run("status", "--db", f"sqlite:///{out / 'loopwright.db'}", "--json", cwd=out)
+    assert done.returncode == 0, done.stderr
+    (status,) = json.loads(done.stdout)
+    assert status["project"] == "digits" and status["items"] == s["items_seen"] + s["gold_items"]
+    assert status["annotations"] == s["human_labels"]
+    assert status["routes"]["auto_accept"] == s["auto_accepted"]
+    assert status["champion"]["version"] == next(
+        v["version"] for v in s["model_versions"] if v["status"] == "champion"
+    )
+    table = run("status", "--db", f"sqlite:///{out / 'loopwright.db'}", cwd=out)
+    assert "project digits" in table.stdout and "automation_rate" in table.stdout
+
+
+def test_init_then_status(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'lw.db'}"
+    done = run("init", str(DIGITS_YAML), "--db", db, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "created project digits" in done.stdout
+    again = run("init", str(DIGITS_YAML), "--db", db, cwd=tmp_path)
+    assert again.returncode == 2 and "conflict" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_broken_config_is_named_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nlabels: [a, b]\nrouting: {accept_threshold: 2}\ntiers: oops\n")
+    done = run("init", str(bad), "--db", f"sqlite:///{tmp_path / 'lw.db'}", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "routing.accept_threshold" in done.stderr and "tiers" in done.stderr
+
+
+def test_status_on_empty_database_says_what_to_do(tmp_path: Path) -> None:
+    done = run("status", "--db", f"sqlite:///{tmp_path / 'lw.db'}", cwd=tmp_path)
+    assert done.returncode == 0 and "loopwright demo" in done.stdout
+
+
+def test_help_lists_commands(tmp_path: Path) -> None:
+    done = run("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    assert all(c in done.stdout for c in ("demo", "init", "status"))
