@@ -67,6 +67,7 @@ def test_agreement_json_and_table(answers: Path, tmp_path: Path) -> None:
     assert report["items_with_2_or_more"] == 2 and report["workers"] == 3
     table = run("agreement", str(answers), cwd=tmp_path)
     assert table.returncode == 0 and "fleiss_kappa" in table.stdout and "per label" in table.stdout
+    assert "least-agreeing pairs (" in table.stdout
 
 
 def _fails(done: subprocess.CompletedProcess[str], *needles: str) -> None:

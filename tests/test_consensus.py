@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import krippendorff
 import numpy as np
 import pytest
 
@@ -69,7 +70,7 @@ def test_fleiss_kappa_uses_each_items_own_count_and_drops_singletons() -> None:
 def test_cohen_kappa_and_krippendorff_alpha_on_a_hand_computed_2x2() -> None:
     ans = encode(*two_raters())
     (pair,) = cohen_kappas(ans)
-    assert pair == {"a": "A", "b": "B", "shared_items": 50, "kappa": 0.4}
+    assert pair == {"a": "A", "b": "B", "shared_items": 50, "kappa": 0.4, "krippendorff_alpha": 0.4}
     counts = np.zeros((50, 2))
     np.add.at(counts, (ans.item_idx, ans.label_idx), 1.0)
     # coincidences: D_o = 30/100, D_e = 2·55·45/(100·99) = 0.5, so alpha = 1 - 0.3/0.5
@@ -81,6 +82,28 @@ def test_cohen_kappa_needs_two_shared_items_and_variation() -> None:
     assert cohen_kappas(ans) == []
     same = encode(["q1", "q1", "q2", "q2"], ["A", "B", "A", "B"], ["x", "x", "x", "x"])
     assert cohen_kappas(same)[0]["kappa"] is None
+    assert cohen_kappas(same)[0]["krippendorff_alpha"] is None
+
+
+def test_pairwise_alpha_matches_the_krippendorff_package_on_shared_items() -> None:
+    rng = np.random.default_rng(3)
+    workers = ["A", "B", "C", "D"]
+    rows = [
+        (f"q{i}", w, str(rng.integers(0, 3)))
+        for i in range(60)
+        for w in workers
+        if rng.random() < 0.7  # each pair shares a different subset of items
+    ]
+    items, who, labels = (list(c) for c in zip(*rows, strict=True))
+    pairs = cohen_kappas(encode(items, who, labels))
+    assert len(pairs) == 6
+    answers = {(i, w): label for i, w, label in rows}
+    for pair in pairs:
+        shared = sorted({i for i, w in answers if w == pair["a"]} & {i for i, w in answers if w == pair["b"]})
+        data = [[int(answers[i, pair[r]]) for i in shared] for r in ("a", "b")]
+        expected = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
+        assert pair["shared_items"] == len(shared)
+        assert pair["krippendorff_alpha"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_agreement_report_is_json_friendly_and_per_label() -> None:

@@ -105,6 +105,9 @@ def aggregate(
     out.print(f"wrote {len(model.items_)} labels ({method.value}) to {out_path}")
 
 
+PAIRS_SHOWN = 10
+
+
 def agreement(
     answers: AnswersArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
@@ -129,6 +132,18 @@ def agreement(
     for label, row in report["per_label"].items():
         per_label.add_row(label, _fmt(row["fleiss_kappa"]), _fmt(row["krippendorff_alpha"]))
     out.print(per_label)
+    pairs = sorted(report["pairs"]["cohen_kappa"], key=lambda p: (p["kappa"] is None, p["kappa"] or 0.0))
+    if pairs:
+        shown = min(len(pairs), PAIRS_SHOWN)
+        worst = Table(
+            "annotator", "annotator", "shared items", "Cohen's κ", "Krippendorff's alpha",
+            title=f"least-agreeing pairs ({shown} of {len(pairs)}; --json lists all)",
+        )  # fmt: skip
+        for p in pairs[:shown]:
+            worst.add_row(
+                p["a"], p["b"], str(p["shared_items"]), _fmt(p["kappa"]), _fmt(p["krippendorff_alpha"])
+            )
+        out.print(worst)
 
 
 def _fmt(value: Any) -> str:

@@ -48,7 +48,8 @@ def krippendorff_alpha(counts: NDArray[np.float64]) -> float | None:
 
 
 def cohen_kappas(ans: Answers, min_shared: int = 2) -> list[dict[str, Any]]:
-    """Cohen's κ for every worker pair sharing ≥ ``min_shared`` items; κ is None when undefined."""
+    """Cohen's κ and nominal Krippendorff's alpha for every worker pair sharing ≥ ``min_shared``
+    items, on the items both answered; a figure is None when undefined (one class only)."""
     n_items, n_workers, k = len(ans.items), len(ans.workers), len(ans.classes)
     said = []  # said[a][i, w] = 1 if worker w answered class a on item i
     for a in range(k):
@@ -68,8 +69,16 @@ def cohen_kappas(ans: Answers, min_shared: int = 2) -> list[dict[str, Any]]:
     n = shared[w, v]
     p_o = np.einsum("pkk->p", t) / n
     p_e = (t.sum(axis=2) * t.sum(axis=1)).sum(axis=1) / n**2
+    # Krippendorff: coincidences o = t + tᵀ over N = 2n pairable values;
+    # alpha = 1 - (N - 1)(N - sum_c o_cc) / (N^2 - sum_c n_c^2)
+    coincide = t + t.transpose(0, 2, 1)
+    n_values = 2.0 * n
+    n_c = coincide.sum(axis=2)
+    expected = n_values**2 - (n_c**2).sum(axis=1)
+    observed = n_values - np.einsum("pkk->p", coincide)
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = (p_o - p_e) / (1.0 - p_e)
+        alpha = 1.0 - (n_values - 1.0) * observed / expected
     names = ans.workers.tolist()
     return [
         {
@@ -77,9 +86,17 @@ def cohen_kappas(ans: Answers, min_shared: int = 2) -> list[dict[str, Any]]:
             "b": names[b],
             "shared_items": int(m),
             "kappa": None if pe >= 1.0 else round(float(kp), 6),
+            "krippendorff_alpha": None if ex <= 0.0 else round(float(al), 6),
         }
-        for a, b, m, pe, kp in zip(
-            w.tolist(), v.tolist(), n.tolist(), p_e.tolist(), kappa.tolist(), strict=True
+        for a, b, m, pe, kp, ex, al in zip(
+            w.tolist(),
+            v.tolist(),
+            n.tolist(),
+            p_e.tolist(),
+            kappa.tolist(),
+            expected.tolist(),
+            alpha.tolist(),
+            strict=True,
         )
     ]
 
