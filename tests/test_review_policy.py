@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from loopwright import Capped, Conflict, Invalid, LeaseExpired, Loop, Paused, UnknownLabel, Workspace
-from loopwright.domain import LeaseStatus, TaskStatus
+from loopwright.config import GoldConfig
+from loopwright.domain import GoldAnswer, LeaseStatus, TaskStatus
+from loopwright.loop.gold import is_paused, skills
 from loopwright.store.sql import SqlStore
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -139,7 +141,7 @@ def test_a_skipped_task_is_not_offered_again(store: SqlStore, clock: ManualClock
 
 # --- gold tasks ------------------------------------------------------------------------------
 
-GOLD = {"onboarding": 2, "min_answers": 2, "min_accuracy": 0.7}
+GOLD = {"onboarding": 2, "min_answers": 2, "min_accuracy": 0.7, "expected_accuracy": 0.95}
 
 
 def test_onboarding_gold_scores_and_pauses(store: SqlStore, clock: ManualClock) -> None:
@@ -159,7 +161,9 @@ def test_onboarding_gold_scores_and_pauses(store: SqlStore, clock: ManualClock) 
             assert a.why == f"tier 1 gold · priority 0.00 · gold · onboarding {n}/2"
             result = loop.submit(a.lease.id, who, answer)
             assert result.annotation is None and result.gold is not None
-    with pytest.raises(Paused, match=r"tier 1: gold accuracy 0\.00 on 2 gold tasks < 0\.70") as info:
+    # each wrong answer multiplies the likelihood ratio by 0.3 / 0.05 = 6: 36 ≥ 1 / 0.05
+    pause = r"tier 1: 0 of 2 gold answers right; .* 0\.70 over 0\.95 by a likelihood ratio of 36\.0 "
+    with pytest.raises(Paused, match=pause) as info:
         loop.next_task("ann1", tiers=[1])
     assert info.value.code == "paused"
     assert loop.next_task("ann1") is None  # paused tiers are left out when others are asked for
@@ -172,7 +176,7 @@ def test_onboarding_gold_scores_and_pauses(store: SqlStore, clock: ManualClock) 
 
 
 def test_submitting_to_a_paused_tier_is_refused(store: SqlStore, clock: ManualClock) -> None:
-    loop = make(store, clock, gold={"rate": 1.0, "min_answers": 2})
+    loop = make(store, clock, gold={"rate": 1.0, "min_answers": 2, "expected_accuracy": 0.95})
     loop.ingest([record("p0")])
     loop.add_gold([gold_record("g0", "a"), gold_record("g1", "b")], tiers=[1])
     g0 = loop.next_task("ann1")
@@ -262,6 +266,25 @@ def test_rotation_after_a_run_of_one_suggested_label(store: SqlStore, clock: Man
         assert a.why.endswith(" · rotation: the last 2 suggested 'a'")
 
 
+@pytest.mark.parametrize("run", [None, 3])
+def test_rotation_across_sources(store: SqlStore, clock: ManualClock, run: int) -> None:
+    loop = make(store, clock, fatigue={"max_same_source_run": run, "source_key": "camera"})
+    cameras = ["north"] * 5 + ["south"]
+    loop.ingest([{**record(f"q{i}"), "metadata": {"camera": c}} for i, c in enumerate(cameras)])
+    for _ in range(3):
+        label(loop, "ann1")
+    a = loop.next_task("ann1")
+    assert a is not None
+    if run is None:
+        assert a.item.external_id == "q3"
+    else:
+        assert (a.item.external_id, a.item.metadata) == ("q5", {"camera": "south"})
+        assert a.why.endswith(" · rotation: the last 3 came from camera 'north'")
+        loop.submit(a.lease.id, "ann1", "a")
+        after = loop.next_task("ann1")  # the run is broken: back to the queue order
+        assert after is not None and after.item.external_id == "q3" and "rotation" not in after.why
+
+
 # --- bad input writes nothing ----------------------------------------------------------------
 
 
@@ -299,3 +322,24 @@ def test_bad_gold_items_are_refused_whole(store: SqlStore, clock: ManualClock) -
     with pytest.raises(Conflict, match=r"\['p0'\] already exist"):
         loop.add_gold([gold_record("g0", "a"), gold_record("p0", "a")])
     assert loop.status().items == 1
+
+
+@pytest.mark.parametrize(
+    ("record", "paused"),
+    [
+        ("RRRRW", False),  # one slip: ratio 3 (per answer: right *7/9, wrong *3; pause at 20)
+        ("RRWWW", True),  # ratio 27
+        ("RWWW", False),  # ratio 27, but fewer than min_answers
+        ("WWWRR", False),  # 27 · (7/9)² = 16.3: right answers wear the evidence down
+        ("WWWWR", True),  # 81 · 7/9 = 63
+        ("RRRRRRRRRRWWW", True),  # careless after a clean start: the CUSUM floors at 0, so 27
+        ("WRWRWRWRWR", True),  # 50 % right: ratio 69
+        ("RRRRRRRRRRRRRRRRRRWR", False),  # 95 % right: ratio 2.3
+    ],
+)
+def test_pausing_needs_a_likelihood_ratio_of_1_over_alpha(record: str, paused: bool) -> None:
+    config = GoldConfig(min_accuracy=0.7, expected_accuracy=0.9, min_answers=5, alpha=0.05)
+    answers = [
+        GoldAnswer(i, 1, i, i, "ann", 1, "a" if r == "R" else "b", r == "R", T0) for i, r in enumerate(record)
+    ]
+    assert is_paused(config, skills(config, answers)[1]) is paused

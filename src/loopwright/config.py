@@ -91,16 +91,33 @@ class GoldConfig(_Strict):
 
     rate: float = Field(0.0, ge=0.0, le=1.0, description="share of claims that get a gold task")
     onboarding: int = Field(0, ge=0, description="gold tasks every annotator answers first")
-    min_accuracy: float = Field(0.7, ge=0.0, le=1.0, description="below this, pause from the tier")
+    min_accuracy: float = Field(0.7, gt=0.0, lt=1.0, description="an accuracy this low pauses")
+    expected_accuracy: float = Field(0.9, gt=0.0, lt=1.0, description="what a careful annotator keeps")
     min_answers: int = Field(5, ge=1, description="gold answers needed before pausing")
+    alpha: float = Field(
+        0.05, gt=0.0, lt=1.0, description="pause when the likelihood ratio for min_accuracy reaches 1/alpha"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GoldConfig:
+        if self.min_accuracy >= self.expected_accuracy:
+            raise ValueError("min_accuracy must be below expected_accuracy")
+        return self
 
 
 class FatigueConfig(_Strict):
-    """Caps on an annotator's work, and rotation away from long runs of one suggested label."""
+    """Caps on an annotator's work, and rotation away from long runs of one suggested label or
+    one source (an item metadata field)."""
 
     max_per_hour: int | None = Field(None, ge=1)
     max_per_session: int | None = Field(None, ge=1)
-    max_same_label_run: int | None = Field(None, ge=1)
+    max_same_label_run: int | None = Field(
+        None, ge=1, description="after this many in a row with one suggested label, prefer another"
+    )
+    max_same_source_run: int | None = Field(
+        None, ge=1, description="after this many in a row from one source, prefer another source"
+    )
+    source_key: str = Field("source", min_length=1, description="item metadata key naming the source")
 
 
 class RetrainConfig(_Strict):

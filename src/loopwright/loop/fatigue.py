@@ -1,4 +1,5 @@
-"""Fatigue: caps on an annotator's work per hour and per session, and rotation of suggested labels."""
+"""Fatigue: caps on an annotator's work per hour and per session, and rotation of suggested
+labels and of sources."""
 
 from __future__ import annotations
 
@@ -51,3 +52,17 @@ def label_to_avoid(ctx: Context, uow: UnitOfWork, annotator: str) -> str | None:
         predictions = uow.predictions.for_item(a.item_id)
         suggested.add(predictions[-1].label if predictions else None)
     return suggested.pop() if len(suggested) == 1 else None
+
+
+def source_to_avoid(ctx: Context, uow: UnitOfWork, annotator: str) -> str | None:
+    """The source (item metadata ``source_key``) of ``annotator``'s last ``max_same_source_run``
+    annotations, if they all came from the same one; the next claim then prefers another."""
+    config = ctx.config.fatigue
+    if config.max_same_source_run is None:
+        return None
+    recent = uow.annotations.recent(ctx.project.id, annotator, config.max_same_source_run)
+    if len(recent) < config.max_same_source_run:
+        return None
+    sources = {uow.items.get(a.item_id).metadata.get(config.source_key) for a in recent}
+    source = sources.pop() if len(sources) == 1 else None
+    return None if source is None else str(source)

@@ -7,6 +7,7 @@ a dataset version.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,11 +25,12 @@ HOUR = timedelta(hours=1)
 
 @dataclass(frozen=True, slots=True)
 class TierSkill:
-    """An annotator's gold record on one tier."""
+    """An annotator's gold record on one tier, and the evidence that it is below the bar."""
 
     tier: int
     answers: int
     correct: int
+    evidence: float = 0.0  # CUSUM of log likelihood ratios, "≤ min_accuracy" vs "≥ expected"
 
     @property
     def accuracy(self) -> float:
@@ -46,32 +48,46 @@ class AnnotatorStats:
     annotations_this_session: int | None  # None without a session id
 
 
-def skills(answers: Sequence[GoldAnswer]) -> dict[int, TierSkill]:
-    """Gold accuracy per tier, from one annotator's answers."""
+def skills(config: GoldConfig, answers: Sequence[GoldAnswer]) -> dict[int, TierSkill]:
+    """Gold record per tier from one annotator's answers, oldest first.
+
+    ``evidence`` is Page's CUSUM of the sequential probability ratio test between "accuracy is
+    ``min_accuracy``" and "accuracy is ``expected_accuracy``": each right answer adds
+    log(min/expected), each wrong one log((1-min)/(1-expected)), floored at 0 so an annotator
+    who becomes careless later is caught as fast as one who starts that way.
+    """
+    right = math.log(config.min_accuracy / config.expected_accuracy)
+    wrong = math.log((1.0 - config.min_accuracy) / (1.0 - config.expected_accuracy))
     out: dict[int, TierSkill] = {}
     for a in answers:
         s = out.get(a.tier, TierSkill(a.tier, 0, 0))
-        out[a.tier] = TierSkill(a.tier, s.answers + 1, s.correct + a.correct)
+        evidence = max(0.0, s.evidence + (right if a.correct else wrong))
+        out[a.tier] = TierSkill(a.tier, s.answers + 1, s.correct + a.correct, evidence)
     return out
 
 
+def is_paused(config: GoldConfig, skill: TierSkill) -> bool:
+    """Enough gold answers, and a likelihood ratio for "below the bar" of at least 1/alpha."""
+    return skill.answers >= config.min_answers and skill.evidence >= math.log(1.0 / config.alpha)
+
+
 def paused_tiers(config: GoldConfig, by_tier: Mapping[int, TierSkill]) -> list[int]:
-    """Tiers where the annotator has enough gold answers and too low an accuracy."""
-    return sorted(
-        t for t, s in by_tier.items() if s.answers >= config.min_answers and s.accuracy < config.min_accuracy
-    )
+    """Tiers the annotator is paused from (:func:`is_paused`)."""
+    return sorted(t for t, s in by_tier.items() if is_paused(config, s))
 
 
 def paused_error(config: GoldConfig, annotator: str, skill: TierSkill) -> Paused:
     return Paused(
-        f"{annotator!r} is paused from tier {skill.tier}: gold accuracy {skill.accuracy:.2f} on "
-        f"{skill.answers} gold tasks < {config.min_accuracy:.2f}"
+        f"{annotator!r} is paused from tier {skill.tier}: {skill.correct} of {skill.answers} gold "
+        f"answers right; the recent ones favour accuracy {config.min_accuracy:.2f} over "
+        f"{config.expected_accuracy:.2f} by a likelihood ratio of {math.exp(skill.evidence):.1f} "
+        f"(pause at {1.0 / config.alpha:.0f}); ask a lead to review your gold answers"
     )
 
 
 def check_not_paused(ctx: Context, uow: UnitOfWork, annotator: str, tier: int) -> None:
     """Raise :class:`Paused` when ``annotator`` is paused from ``tier``."""
-    by_tier = skills(uow.gold_answers.for_project(ctx.project.id, annotator))
+    by_tier = skills(ctx.config.gold, uow.gold_answers.for_project(ctx.project.id, annotator))
     if tier in paused_tiers(ctx.config.gold, by_tier):
         raise paused_error(ctx.config.gold, annotator, by_tier[tier])
 
@@ -130,7 +146,7 @@ def annotator_stats(ctx: Context, annotator: str, session_id: str | None = None)
         answers = uow.gold_answers.for_project(ctx.project.id, annotator)
         last_hour = uow.annotations.count_work(ctx.project.id, annotator, now - HOUR)
         session = None if session_id is None else uow.leases.count_submitted(annotator, session_id)
-    by_tier = skills(answers)
+    by_tier = skills(ctx.config.gold, answers)
     accuracy = sum(a.correct for a in answers) / len(answers) if answers else None
     return AnnotatorStats(
         annotator,

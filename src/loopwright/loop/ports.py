@@ -111,6 +111,7 @@ class TaskRepo(Protocol):
         expires_at: datetime,
         session_id: str | None = None,
         avoid_label: str | None = None,
+        avoid_source: tuple[str, str] | None = None,
     ) -> tuple[Task, Lease] | None:
         """Lease the best open task in ``tiers`` that still needs annotations and whose item
         ``annotator`` has neither labelled (at any tier) nor holds a live lease on, and that

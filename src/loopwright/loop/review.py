@@ -64,7 +64,7 @@ def next_task(
     now = ctx.clock()
     with ctx.store.unit_of_work() as uow:
         answers = uow.gold_answers.for_project(ctx.project.id, annotator)
-        by_tier = gold.skills(answers)
+        by_tier = gold.skills(ctx.config.gold, answers)
         paused = gold.paused_tiers(ctx.config.gold, by_tier)
         if tiers and not (tiers := [t for t in tiers if t not in paused]):
             raise gold.paused_error(ctx.config.gold, annotator, by_tier[paused[0]])
@@ -72,29 +72,38 @@ def next_task(
         uow.leases.expire_stale(ctx.project.id, now)
         lease_for = max((ctx.config.tier(t).lease_seconds for t in tiers), default=0)
         expires = now + timedelta(seconds=lease_for)
-        claimed, note, avoid = None, "", None
+        claimed, note, avoid, source = None, "", None, None
         work_done = (
             uow.annotations.count_work(ctx.project.id, annotator, EPOCH) if ctx.config.gold.rate else 0
         )
         if reason := gold.gold_due(ctx, annotator, len(answers), work_done):
             claimed = uow.tasks.claim_gold(ctx.project.id, annotator, tiers, now, expires, session_id)
             note = f" · {reason}"
+        source_key = ctx.config.fatigue.source_key
         if claimed is None:
             avoid = fatigue.label_to_avoid(ctx, uow, annotator)
-            claimed = uow.tasks.claim(ctx.project.id, annotator, tiers, now, expires, session_id, avoid)
+            source = fatigue.source_to_avoid(ctx, uow, annotator)
+            avoid_source = None if source is None else (source_key, source)
+            claimed = uow.tasks.claim(
+                ctx.project.id, annotator, tiers, now, expires, session_id, avoid, avoid_source
+            )
             note = ""
         if claimed is None:
             return None
         task, lease = claimed
         predictions = uow.predictions.for_item(task.item_id)
         suggestion = predictions[-1] if predictions else None
+        item = uow.items.get(task.item_id)
         if avoid is not None and (suggestion is None or suggestion.label != avoid):
             note = f" · rotation: the last {ctx.config.fatigue.max_same_label_run} suggested {avoid!r}"
+        if source is not None and str(item.metadata.get(source_key)) != source:
+            run = ctx.config.fatigue.max_same_source_run
+            note += f" · rotation: the last {run} came from {source_key} {source!r}"
         why = _why(uow, task) + note
         ctx.event(
             uow, annotator, "task.claimed", ("task", task.id), lease_id=lease.id, tier=task.tier, why=why
         )
-        return Assignment(task, lease, uow.items.get(task.item_id), suggestion, why)
+        return Assignment(task, lease, item, suggestion, why)
 
 
 def _why(uow: UnitOfWork, task: Task) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy import (
 
 from loopwright.domain import Annotation, GoldAnswer, Lease, LeaseStatus, Task, TaskStatus
 from loopwright.store.sql.repositories import Repo, chunks, utcnow
-from loopwright.store.sql.tables import annotations, gold_answers, leases, predictions, tasks
+from loopwright.store.sql.tables import annotations, gold_answers, items, leases, predictions, tasks
 
 ACTIVE = LeaseStatus.ACTIVE.value
 
@@ -93,6 +93,11 @@ def _suggested_label() -> Any:
     )
 
 
+def _item_metadata(key: str) -> Any:
+    """The task's item metadata field ``key``, as text."""
+    return select(items.c.metadata[key].as_string()).where(items.c.id == tasks.c.item_id).scalar_subquery()
+
+
 class SqlTaskRepo(Repo):
     def add(
         self,
@@ -142,14 +147,19 @@ class SqlTaskRepo(Repo):
         expires_at: datetime,
         session_id: str | None = None,
         avoid_label: str | None = None,
+        avoid_source: tuple[str, str] | None = None,
     ) -> tuple[Task, Lease] | None:
         """Lease the best claimable open task in ``tiers``.
 
-        Order: tasks whose suggested label is not ``avoid_label`` (rotation), then highest
+        Order: tasks whose suggested label is not ``avoid_label`` and whose item's metadata
+        ``key`` is not ``value`` for ``avoid_source = (key, value)`` (rotation), then highest
         priority, then most annotations already (so overlap completes and items resolve
         sooner, rather than filling every item's first slot breadth-first), then lowest id.
         """
         order: list[Any] = [tasks.c.priority.desc(), _n_annotations().desc(), tasks.c.id]
+        if avoid_source is not None:
+            key, value = avoid_source
+            order.insert(0, case((_item_metadata(key) == value, 1), else_=0))
         if avoid_label is not None:
             order.insert(0, case((_suggested_label() == avoid_label, 1), else_=0))
         return self._claim(project_id, annotator, tiers, now, expires_at, session_id, _claimable, order)
