@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -23,15 +24,24 @@ class RouteChoice:
 class ThresholdRouter:
     """Route by confidence band.
 
-    ``confidence ≥ accept_threshold`` → auto-accept, except a uniform random ``audit_rate`` share
-    that goes to review with reason ``audit``. Below the threshold, the first band whose
-    ``min_confidence`` the prediction reaches picks the tier. High-stakes predicted labels go to
-    their tier whatever the confidence. Items with no usable prediction go to ``fallback_tier``.
+    A uniform random ``audit_rate`` share of items goes to review with ``audit=True`` whatever
+    the confidence, so the audited items at or above any threshold are a uniform sample of all
+    predictions there: the unbiased evidence that certifies thresholds. Otherwise
+    ``confidence ≥ threshold`` → auto-accept; below it, the first band whose ``min_confidence``
+    the prediction reaches picks the tier. ``threshold`` is ``accept_threshold`` unless given;
+    ``None`` means nothing is certified, so every prediction goes to review (reason
+    ``uncertified``). High-stakes predicted labels go to their tier whatever the confidence;
+    items with no usable prediction go to ``fallback_tier``.
     """
 
-    def __init__(self, config: RoutingConfig, random_state: int | np.random.Generator | None = None):
+    def __init__(
+        self,
+        config: RoutingConfig,
+        random_state: int | np.random.Generator | None = None,
+        threshold: float | Literal["config"] | None = "config",
+    ):
         self.config = config
-        self.random_state = random_state
+        self.threshold = config.accept_threshold if threshold == "config" else threshold
         self._rng = np.random.default_rng(random_state)
         self._bands = sorted(config.bands, key=lambda b: -b.min_confidence)
 
@@ -53,16 +63,19 @@ class ThresholdRouter:
         uniform = self._rng.random(len(labels)) if draws is None else np.asarray(draws)
         choices = []
         for label, conf, draw in zip(labels, confidences, uniform, strict=True):
+            audit = bool(draw < cfg.audit_rate)
             if conf is None or label is None:
-                choices.append(RouteChoice(Route.REVIEW, cfg.fallback_tier, no_prediction_reason, False, 0.5))
+                choices.append(RouteChoice(Route.REVIEW, cfg.fallback_tier, no_prediction_reason, audit, 0.5))
             elif label in cfg.high_stakes_labels:
-                choices.append(RouteChoice(Route.REVIEW, cfg.high_stakes_tier, "high_stakes", False, 1.0))
-            elif conf >= cfg.accept_threshold:
-                if draw < cfg.audit_rate:
-                    choices.append(RouteChoice(Route.REVIEW, cfg.fallback_tier, "audit", True, 0.5))
-                else:
-                    choices.append(RouteChoice(Route.AUTO_ACCEPT, None, "confident", False, 0.0))
+                choices.append(RouteChoice(Route.REVIEW, cfg.high_stakes_tier, "high_stakes", audit, 1.0))
+            elif audit:
+                choices.append(RouteChoice(Route.REVIEW, self._band(conf), "audit", True, 0.5))
+            elif self.threshold is not None and conf >= self.threshold:
+                choices.append(RouteChoice(Route.AUTO_ACCEPT, None, "confident", False, 0.0))
             else:
-                band = next(b for b in self._bands if conf >= b.min_confidence)
-                choices.append(RouteChoice(Route.REVIEW, band.tier, "low_confidence", False, 1.0 - conf))
+                reason = "low_confidence" if self.threshold is not None else "uncertified"
+                choices.append(RouteChoice(Route.REVIEW, self._band(conf), reason, False, 1.0 - conf))
         return choices
+
+    def _band(self, confidence: float) -> int:
+        return next(b.tier for b in self._bands if confidence >= b.min_confidence)
