@@ -345,10 +345,11 @@ def test_voted_high_stakes_label_goes_to_the_expert_tier(store: SqlStore) -> Non
     assert final is not None and final.label == "c"  # at the high-stakes tier the vote stands
 
 
-def test_dawid_skene_resolution_and_escalation(store: SqlStore) -> None:
+@pytest.mark.parametrize(("method", "with_model"), [("dawid_skene", True), ("one_coin_dawid_skene", False)])
+def test_dawid_skene_resolution_and_escalation(store: SqlStore, method: str, with_model: bool) -> None:
     config = {
         **CONFIG,
-        "consensus": {"method": "dawid_skene", "min_posterior": 0.9, "model_as_annotator": True},
+        "consensus": {"method": method, "min_posterior": 0.9, "model_as_annotator": with_model},
         "tiers": [
             {"tier": 1, "name": "bulk", "required_annotations": 2},
             {"tier": 2, "name": "expert", "required_annotations": 1},
@@ -367,11 +368,11 @@ def test_dawid_skene_resolution_and_escalation(store: SqlStore) -> None:
     answer("ann1", "a")
     agreed = answer("ann2", "a")  # p0: both annotators and the model say "a"
     assert agreed.resolution is not None
-    assert (agreed.resolution.label, agreed.resolution.method) == ("a", "dawid_skene")
+    assert (agreed.resolution.label, agreed.resolution.method) == ("a", method)
     answer("ann1", "b")
     split = answer("ann2", "c")  # p1: three different answers, no label reaches 0.9
     assert split.resolution is None and split.escalated_to is not None
     assert (split.escalated_to.tier, split.escalated_to.reason) == (2, "disputed")
     final = answer("lead", "b").resolution  # top tier: the posterior mode is final
-    assert final is not None and final.method in {"dawid_skene", "dawid_skene_top_tier"}
+    assert final is not None and final.method in {method, f"{method}_top_tier"}
     assert final.label == "b" and final.n_annotations == 1

@@ -38,9 +38,24 @@ class TierBand(_Strict):
     tier: int = Field(ge=1)
 
 
+class CertifyConfig(_Strict):
+    """Certify the auto-accept threshold: auto-accepted error ≤ epsilon with probability ≥ 1 - delta."""
+
+    epsilon: float = Field(0.02, gt=0.0, lt=1.0, description="the error bound on auto-accepted items")
+    delta: float = Field(0.05, gt=0.0, lt=1.0, description="the risk of the bound being wrong")
+    min_evidence: int | None = Field(None, ge=1, description="audited items needed at a threshold")
+
+
 class RoutingConfig(_Strict):
-    accept_threshold: float = Field(0.9, ge=0.0, le=1.0)
-    audit_rate: float = Field(0.05, ge=0.0, le=1.0)
+    accept_threshold: float = Field(
+        0.9, ge=0.0, le=1.0, description="fixed auto-accept threshold, unless `certify` is set"
+    )
+    audit_rate: float = Field(
+        0.05, ge=0.0, le=1.0, description="uniform share of items reviewed as an unbiased audit"
+    )
+    certify: CertifyConfig | None = Field(
+        None, description="derive the threshold from the audit instead of accept_threshold"
+    )
     bands: list[TierBand] = Field(
         default_factory=lambda: [
             TierBand(min_confidence=0.5, tier=1),
@@ -76,7 +91,7 @@ def _default_tiers() -> list[TierConfig]:
 class ConsensusConfig(_Strict):
     """How a complete task becomes a label, and when it escalates instead."""
 
-    method: Literal["majority", "dawid_skene"] = "majority"
+    method: Literal["majority", "dawid_skene", "one_coin_dawid_skene"] = "majority"
     min_agreement: float = Field(0.5, gt=0.0, le=1.0, description="majority: below this, escalate a tier")
     min_posterior: float = Field(
         0.8, ge=0.0, le=1.0, description="dawid_skene: below this posterior, escalate a tier"

@@ -93,8 +93,29 @@ class Decision:
     route: Route
     tier: int | None
     reason: str
-    audit: bool  # auto-accept-eligible, sent to review by the random audit sample
+    audit: bool  # drawn into the uniform random audit sample (reviewed, never trained on)
     threshold: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Certification:
+    """A stored auto-accept threshold certificate for one champion and one body of audit evidence.
+
+    ``threshold`` None: nothing could be certified, so every prediction goes to review.
+    """
+
+    id: int
+    project_id: int
+    model_version_id: int
+    threshold: float | None
+    epsilon: float
+    delta: float
+    n_evidence: int  # audited items at or above the threshold (or the first that failed)
+    n_errors: int
+    upper_bound: float
+    n_audited: int  # all audited, resolved items scored
+    reason: str
     created_at: datetime
 
 

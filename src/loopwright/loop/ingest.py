@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from loopwright.domain import Route, content_hash
 from loopwright.errors import Conflict, Invalid, NotFitted
 from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.learning.estimators import check_payload
+from loopwright.loop import certification
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.routing import ThresholdRouter
@@ -116,6 +117,18 @@ def _audit_draws(ctx: Context, records: list[_Record]) -> list[float]:
     return [int(content_hash(f"audit:{seed}:{r.hash}")[:8], 16) / 0x1_0000_0000 for r in records]
 
 
+def _threshold(ctx: Context, uow: UnitOfWork, actor: str) -> float | Literal["config"] | None:
+    """The configured threshold, or the certified one (``None``: nothing certified)."""
+    if ctx.config.routing.certify is None:
+        return "config"
+    try:
+        cert = certification.current(ctx, uow, actor)
+    except Exception as exc:  # a champion that cannot score the audit certifies nothing
+        log.warning("could not certify a threshold, routing everything to review: %s", exc)
+        return None
+    return None if cert is None else cert.threshold
+
+
 def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "system") -> IngestReport:
     """Store new items, predict, route and open review tasks, all in one transaction."""
     batch = validate_records(ctx, records)
@@ -134,7 +147,9 @@ def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "sys
         else:
             pred_labels, confidences = [None] * len(new), [None] * len(new)
         reason = "model_error" if error and error.startswith("model_error") else (error or "no_model")
-        choices = ThresholdRouter(ctx.config.routing).route(
+        threshold = _threshold(ctx, uow, actor)
+        router = ThresholdRouter(ctx.config.routing, threshold=threshold)
+        choices = router.route(
             pred_labels, confidences, no_prediction_reason=reason, draws=_audit_draws(ctx, new)
         )
         outcomes = {
@@ -154,7 +169,7 @@ def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "sys
                 choice.tier,
                 choice.reason,
                 choice.audit,
-                ctx.config.routing.accept_threshold,
+                router.threshold,
             )
             if choice.route is Route.REVIEW and choice.tier is not None:
                 required = ctx.config.tier(choice.tier).required_annotations

@@ -6,13 +6,14 @@ together when the ``with`` block ends cleanly, and rolls back when it raises.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from loopwright.domain import (
     Annotation,
+    Certification,
     DatasetVersion,
     Decision,
     Event,
@@ -82,6 +83,12 @@ class DecisionRepo(Protocol):
     def for_item(self, item_id: int) -> list[Decision]: ...  # oldest first
     def auto_accepted(self, project_id: int) -> list[tuple[Decision, Prediction]]: ...
     def count_by_route(self, project_id: int) -> dict[str, int]: ...
+    def audited_items(self, project_id: int) -> list[int]: ...  # drawn into the audit, oldest first
+
+
+class CertificationRepo(Protocol):
+    def add(self, project_id: int, model_version_id: int, values: Mapping[str, Any]) -> Certification: ...
+    def latest(self, project_id: int) -> Certification | None: ...
 
 
 class TaskRepo(Protocol):
@@ -292,6 +299,9 @@ class UnitOfWork(Protocol):
 
     @property
     def events(self) -> EventRepo: ...
+
+    @property
+    def certifications(self) -> CertificationRepo: ...
 
 
 class Store(Protocol):

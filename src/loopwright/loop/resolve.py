@@ -7,7 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
-from loopwright.consensus import DawidSkene, majority
+from loopwright.consensus import DawidSkene, OneCoinDawidSkene, majority
 from loopwright.domain import Annotation, Resolution, Task, TaskStatus
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
@@ -19,16 +19,17 @@ def resolve_task(
     """Consolidate ``task``: a Resolution, or a new task one tier up (returned second).
 
     ``majority``: a tie or agreement below ``consensus.min_agreement`` is a dispute.
-    ``dawid_skene``: the label is the item's posterior mode given every annotator's estimated
-    confusion matrix over the whole project (gold answers clamped, the model optionally one more
-    annotator); a posterior below ``consensus.min_posterior`` is a dispute. A dispute or an
-    "unsure" flag escalates one tier — except at the top tier, where the label is final and the
-    method says so. A high-stakes label goes straight to the high-stakes tier.
+    ``dawid_skene`` / ``one_coin_dawid_skene``: the label is the item's posterior mode given every
+    annotator's estimated confusion matrix (or single accuracy) over the whole project (gold
+    answers clamped, the model optionally one more annotator); a posterior below
+    ``consensus.min_posterior`` is a dispute. A dispute or an "unsure" flag escalates one tier
+    — except at the top tier, where the label is final and the method says so. A high-stakes
+    label goes straight to the high-stakes tier.
     """
     cfg = ctx.config.consensus
     votes = [a.label for a in annotations]
     unsure = any(a.unsure for a in annotations)
-    if cfg.method == "dawid_skene":
+    if cfg.method != "majority":
         label, posterior = _dawid_skene(ctx, uow, task.item_id)
         disputed, evidence = posterior < cfg.min_posterior, posterior
     else:
@@ -75,7 +76,8 @@ def _dawid_skene(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[str, floa
             if str(i) in annotated
         ]
     items, workers, labels = zip(*rows, strict=True)
-    ds = DawidSkene().fit(items, workers, labels, gold=gold)
+    model = DawidSkene() if ctx.config.consensus.method == "dawid_skene" else OneCoinDawidSkene()
+    ds = model.fit(items, workers, labels, gold=gold)
     row = ds.probas_[int(np.searchsorted(ds.items_, str(item_id)))]
     best = int(row.argmax())
     return str(ds.classes_[best]), float(row[best])

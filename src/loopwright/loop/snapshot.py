@@ -1,8 +1,12 @@
-"""Snapshot: the latest resolved label of every item becomes an immutable dataset version."""
+"""Snapshot: the latest resolved label of every item becomes an immutable dataset version.
+
+Audited items always land in the evaluation split: they are the unbiased sample that scores
+every model version (gate and threshold certification), so no model may train on them.
+"""
 
 from __future__ import annotations
 
-from loopwright.domain import DatasetEntry, DatasetVersion, Task
+from loopwright.domain import DatasetEntry, DatasetVersion, Split, Task
 from loopwright.learning import build_version, split_for
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
@@ -20,6 +24,7 @@ def snapshot(ctx: Context, actor: str = "system") -> DatasetVersion:
     fraction = ctx.config.retrain.eval_fraction
     with ctx.store.unit_of_work() as uow:
         resolutions = uow.resolutions.latest_by_item(ctx.project.id)
+        audited = set(uow.decisions.audited_items(ctx.project.id))
         items = {i.id: i for i in uow.items.get_many(list(resolutions))}
         entries = [
             DatasetEntry(
@@ -28,7 +33,7 @@ def snapshot(ctx: Context, actor: str = "system") -> DatasetVersion:
                 label=r.label,
                 source=_source(uow, uow.tasks.get(r.task_id)),
                 resolution_id=r.id,
-                split=split_for(items[item_id].content_hash, fraction),
+                split=Split.EVAL if item_id in audited else split_for(items[item_id].content_hash, fraction),
             )
             for item_id, r in resolutions.items()
         ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loopwright.domain import ModelVersion
+from loopwright.domain import Certification, ModelVersion
 from loopwright.loop.context import Context
 
 
@@ -20,6 +20,8 @@ class ProjectStatus:
     latest_dataset: str | None
     model_versions: int
     champion: ModelVersion | None
+    routing: str  # "fixed threshold 0.90", "certified …" or "uncertified …"
+    certification: Certification | None
 
     @property
     def automation_rate(self) -> float:
@@ -42,4 +44,22 @@ def status(ctx: Context) -> ProjectStatus:
             latest_dataset=datasets[-1].id if datasets else None,
             model_versions=len(uow.models.list(pid)),
             champion=uow.models.champion(pid),
+            routing=_routing(ctx, cert := uow.certifications.latest(pid)),
+            certification=cert,
         )
+
+
+def _routing(ctx: Context, cert: Certification | None) -> str:
+    """How auto-accept is decided now, in one line."""
+    certify = ctx.config.routing.certify
+    if certify is None:
+        return f"fixed threshold {ctx.config.routing.accept_threshold:.3f}"
+    goal = f"error ≤ {certify.epsilon:g} with probability ≥ {1 - certify.delta:g}"
+    if cert is None:
+        return f"uncertified (no champion yet): everything goes to review; goal {goal}"
+    if cert.threshold is None:
+        return f"uncertified: everything goes to review; {cert.reason}"
+    return (
+        f"certified threshold {cert.threshold:.4f}: {goal} "
+        f"({cert.n_errors} errors in {cert.n_evidence} audited items at or above it)"
+    )

@@ -16,9 +16,10 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
-from loopwright.domain import Decision, Event, Item, Prediction, Project, Resolution, Route
+from loopwright.domain import Certification, Decision, Event, Item, Prediction, Project, Resolution, Route
 from loopwright.errors import Conflict, NotFound
 from loopwright.store.sql.tables import (
+    certifications,
     decisions,
     events,
     items,
@@ -248,6 +249,16 @@ class SqlDecisionRepo(Repo):
             for row in self._conn.execute(stmt)
         ]
 
+    def audited_items(self, project_id: int) -> list[int]:
+        """Ids of the project's items drawn into the audit sample, oldest first."""
+        stmt = (
+            select(decisions.c.item_id)
+            .join(items, items.c.id == decisions.c.item_id)
+            .where(items.c.project_id == project_id, decisions.c.audit.is_(True))
+            .order_by(decisions.c.id)
+        )
+        return list(dict.fromkeys(self._conn.execute(stmt).scalars()))
+
     def count_by_route(self, project_id: int) -> dict[str, int]:
         stmt = (
             select(decisions.c.route, func.count())
@@ -303,6 +314,25 @@ class SqlResolutionRepo(Repo):
             .where(items.c.project_id == project_id)
         )
         return self._conn.execute(stmt).scalar_one()
+
+
+class SqlCertificationRepo(Repo):
+    def add(self, project_id: int, model_version_id: int, values: Mapping[str, Any]) -> Certification:
+        """Store a certificate (``values``: the fields of :class:`Certification` without ids)."""
+        row = {**values, "project_id": project_id, "model_version_id": model_version_id}
+        row.setdefault("created_at", utcnow())
+        missing = f"project id {project_id} or model version id {model_version_id}"
+        return Certification(**self._insert(certifications, row, missing=missing)._mapping)
+
+    def latest(self, project_id: int) -> Certification | None:
+        stmt = (
+            select(certifications)
+            .where(certifications.c.project_id == project_id)
+            .order_by(certifications.c.id.desc())
+            .limit(1)
+        )
+        row = self._conn.execute(stmt).first()
+        return None if row is None else Certification(**row._mapping)
 
 
 class SqlEventRepo(Repo):

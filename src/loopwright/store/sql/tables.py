@@ -245,6 +245,24 @@ dataset_entries = Table(
     Index(None, "item_id"),
 )
 
+certifications = Table(
+    "certifications",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    _fk("model_version_id", "model_versions.id"),
+    Column("threshold", Float, nullable=True),
+    Column("epsilon", Float, nullable=False),
+    Column("delta", Float, nullable=False),
+    Column("n_evidence", Integer, nullable=False),
+    Column("n_errors", Integer, nullable=False),
+    Column("upper_bound", Float, nullable=False),
+    Column("n_audited", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    _created(),
+    Index(None, "project_id", "id"),
+)
+
 events = Table(
     "events",
     metadata,

@@ -15,6 +15,7 @@ from loopwright.errors import StoreUnavailable
 from loopwright.store.sql.engine import make_engine, migrate
 from loopwright.store.sql.learning import SqlDatasetRepo, SqlModelRepo
 from loopwright.store.sql.repositories import (
+    SqlCertificationRepo,
     SqlDecisionRepo,
     SqlEventRepo,
     SqlItemRepo,
@@ -45,6 +46,7 @@ class SqlUnitOfWork:
         self.datasets = SqlDatasetRepo(conn)
         self.models = SqlModelRepo(conn)
         self.events = SqlEventRepo(conn)
+        self.certifications = SqlCertificationRepo(conn)
 
 
 class SqlStore:

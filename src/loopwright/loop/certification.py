@@ -1,0 +1,68 @@
+"""Certify the auto-accept threshold from the audit sample, for the current champion.
+
+The evidence is every audited item with a resolved label. Audited items are drawn uniformly at
+random whatever their confidence and never enter training (:mod:`loopwright.loop.snapshot` puts
+them in the evaluation split), so any model version can be scored on all of them: the champion's
+confidence on each, and whether its label matches the resolved one. A certificate is stored per
+(champion, evidence count) and recomputed when either changes: after a promotion and whenever
+new audit labels arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+
+from loopwright.domain import Certification
+from loopwright.learning import featurize, predict_proba_by_label
+from loopwright.loop.context import Context
+from loopwright.loop.ports import UnitOfWork
+from loopwright.routing import certify
+
+
+def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certification | None:
+    """The certificate for the champion and today's evidence, certifying anew when stale.
+
+    ``None`` when the project does not certify (``routing.certify`` unset) or has no champion.
+    """
+    config = ctx.config.routing.certify
+    champion = uow.models.champion(ctx.project.id)
+    if config is None or champion is None:
+        return None
+    audited = _audited_labels(uow, ctx.project.id)
+    latest = uow.certifications.latest(ctx.project.id)
+    if latest and latest.model_version_id == champion.id and latest.n_audited == len(audited):
+        return latest
+    confidences, correct = np.zeros(0), np.zeros(0, dtype=bool)
+    if audited:
+        items = uow.items.get_many(list(audited))
+        X = featurize(ctx.config, [i.payload for i in items])
+        proba = predict_proba_by_label(ctx.model(uow, champion), X, ctx.labels)
+        predicted = np.asarray(ctx.labels)[proba.argmax(axis=1)]
+        confidences = proba.max(axis=1)
+        correct = predicted == np.asarray([audited[i.id] for i in items])
+    cert = certify(confidences, correct, config.epsilon, config.delta, min_evidence=config.min_evidence)
+    values = {k: v.item() if isinstance(v, np.generic) else v for k, v in asdict(cert).items()}
+    stored = uow.certifications.add(ctx.project.id, champion.id, values)
+    ctx.event(
+        uow,
+        actor,
+        "routing.certified",
+        ("model_version", champion.version),
+        certification_id=stored.id,
+        threshold=stored.threshold,
+        epsilon=stored.epsilon,
+        delta=stored.delta,
+        n_evidence=stored.n_evidence,
+        n_errors=stored.n_errors,
+        n_audited=stored.n_audited,
+        reason=stored.reason,
+    )
+    return stored
+
+
+def _audited_labels(uow: UnitOfWork, project_id: int) -> dict[int, str]:
+    """Resolved label of every audited item that has one, by item id."""
+    resolved = uow.resolutions.latest_by_item(project_id)
+    return {i: resolved[i].label for i in uow.decisions.audited_items(project_id) if i in resolved}
