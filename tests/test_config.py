@@ -50,6 +50,9 @@ def test_broken_config_names_each_field(tmp_path: Path) -> None:
         ({"tiers": [{"tier": 2, "name": "x"}]}, "without gaps"),
         ({"routing": {"bands": [{"min_confidence": 0.0, "tier": 5}]}}, "undefined tier"),
         ({"routing": {"high_stakes_labels": ["zebra"]}}, "not in labels"),
+        ({"routing": {"audit_tier": 4}}, r"undefined tier\(s\) \[4\]"),
+        ({"routing": {"certify": {"epsilon": 1.5}}}, "routing.certify.epsilon"),
+        ({"gold": {"min_accuracy": 0.9, "expected_accuracy": 0.8}}, "below expected_accuracy"),
     ],
 )
 def test_inconsistent_config_is_refused(data: dict[str, object], message: str) -> None:

@@ -72,6 +72,23 @@ def test_router_bands_audit_and_fallback() -> None:
     assert choices[3].priority == pytest.approx(0.8)
 
 
+def test_router_audits_whatever_the_confidence_and_uncertified_means_review() -> None:
+    cfg = RoutingConfig(
+        audit_rate=0.1,
+        audit_tier=2,
+        bands=[TierBand(min_confidence=0.5, tier=1), TierBand(min_confidence=0.0, tier=2)],
+    )
+    labels, confidences, draws = ["a", "a", "b"], [0.99, 0.3, 0.99], [0.05, 0.05, 0.5]
+    certified = ThresholdRouter(cfg, threshold=0.95).route(labels, confidences, draws=draws)
+    assert [(c.route, c.tier, c.reason, c.audit) for c in certified] == [
+        (Route.REVIEW, 2, "audit", True),  # confident, audited: to the audit tier
+        (Route.REVIEW, 2, "audit", True),  # unconfident items are audited too
+        (Route.AUTO_ACCEPT, None, "confident", False),
+    ]
+    uncertified = ThresholdRouter(cfg, threshold=None).route(labels, confidences, draws=draws)
+    assert [(c.route, c.tier, c.reason) for c in uncertified][2] == (Route.REVIEW, 1, "uncertified")
+
+
 def test_router_high_stakes_overrides_confidence() -> None:
     choice = _router(high_stakes_labels=["fraud"]).route(["fraud"], [0.99], draws=[0.9])[0]
     assert (choice.route, choice.tier, choice.reason) == (Route.REVIEW, 3, "high_stakes")

@@ -53,6 +53,9 @@ class RoutingConfig(_Strict):
     audit_rate: float = Field(
         0.05, ge=0.0, le=1.0, description="uniform share of items reviewed as an unbiased audit"
     )
+    audit_tier: int | None = Field(
+        None, ge=1, description="tier for audited items (default: their confidence band's)"
+    )
     certify: CertifyConfig | None = Field(
         None, description="derive the threshold from the audit instead of accept_threshold"
     )
@@ -179,6 +182,8 @@ class ProjectConfig(_Strict):
         wanted = {b.tier for b in self.routing.bands} | {self.routing.fallback_tier}
         if self.routing.high_stakes_labels:
             wanted.add(self.routing.high_stakes_tier)
+        if self.routing.audit_tier is not None:
+            wanted.add(self.routing.audit_tier)
         if missing := sorted(wanted - set(tiers)):
             raise ValueError(f"routing sends items to undefined tier(s) {missing}")
         if unknown := sorted(set(self.routing.high_stakes_labels) - set(self.labels)):

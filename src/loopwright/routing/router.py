@@ -28,10 +28,11 @@ class ThresholdRouter:
     the confidence, so the audited items at or above any threshold are a uniform sample of all
     predictions there: the unbiased evidence that certifies thresholds. Otherwise
     ``confidence ≥ threshold`` → auto-accept; below it, the first band whose ``min_confidence``
-    the prediction reaches picks the tier. ``threshold`` is ``accept_threshold`` unless given;
-    ``None`` means nothing is certified, so every prediction goes to review (reason
-    ``uncertified``). High-stakes predicted labels go to their tier whatever the confidence;
-    items with no usable prediction go to ``fallback_tier``.
+    the prediction reaches picks the tier (audited items go to ``audit_tier`` when set: their
+    labels certify thresholds, so they deserve the most reliable review). ``threshold`` is
+    ``accept_threshold`` unless given; ``None`` means nothing is certified, so every prediction
+    goes to review (reason ``uncertified``). High-stakes predicted labels go to their tier
+    whatever the confidence; items with no usable prediction go to ``fallback_tier``.
     """
 
     def __init__(
@@ -69,7 +70,8 @@ class ThresholdRouter:
             elif label in cfg.high_stakes_labels:
                 choices.append(RouteChoice(Route.REVIEW, cfg.high_stakes_tier, "high_stakes", audit, 1.0))
             elif audit:
-                choices.append(RouteChoice(Route.REVIEW, self._band(conf), "audit", True, 0.5))
+                tier = cfg.audit_tier or self._band(conf)
+                choices.append(RouteChoice(Route.REVIEW, tier, "audit", True, 0.5))
             elif self.threshold is not None and conf >= self.threshold:
                 choices.append(RouteChoice(Route.AUTO_ACCEPT, None, "confident", False, 0.0))
             else:
