@@ -64,7 +64,7 @@ def resolve_task(
 def _dawid_skene(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[str, float]:
     """(posterior mode, its probability) for ``item_id`` from a fit over the whole project."""
     pid = ctx.project.id
-    rows = [(str(a.item_id), a.annotator, a.label) for a in uow.annotations.for_project(pid)]
+    rows = [(str(item), annotator, label) for item, annotator, label in uow.annotations.votes(pid)]
     answers = uow.gold_answers.for_project(pid)
     gold = {str(g.item_id): g.label for g in answers if g.correct}
     rows += [(str(g.item_id), g.annotator, g.label) for g in answers if str(g.item_id) in gold]

@@ -356,14 +356,15 @@ class SqlAnnotationRepo(Repo):
         stmt = select(annotations).where(annotations.c.item_id == item_id).order_by(annotations.c.id)
         return [Annotation(**r._mapping) for r in self._conn.execute(stmt)]
 
-    def for_project(self, project_id: int) -> list[Annotation]:
+    def votes(self, project_id: int) -> list[tuple[int, str, str]]:
+        """(item id, annotator, label) of every annotation in the project, oldest first."""
         stmt = (
-            select(annotations)
+            select(annotations.c.item_id, annotations.c.annotator, annotations.c.label)
             .join(tasks, tasks.c.id == annotations.c.task_id)
             .where(tasks.c.project_id == project_id)
             .order_by(annotations.c.id)
         )
-        return [Annotation(**r._mapping) for r in self._conn.execute(stmt)]
+        return [(i, a, label) for i, a, label in self._conn.execute(stmt)]
 
     def count(self, project_id: int) -> int:
         stmt = (
