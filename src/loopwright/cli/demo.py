@@ -15,10 +15,15 @@ from sklearn.model_selection import train_test_split
 
 from loopwright.api import connect
 from loopwright.config import ProjectConfig
-from loopwright.domain import Route
+from loopwright.domain import Certification, Route
 from loopwright.simulate import SimulatedAnnotator, team, work
 
 GOLD_ITEMS = 40  # pool digits set aside as gold: known answers that score the annotators
+
+
+def _certificate(c: Certification) -> dict[str, Any]:
+    keys = ("threshold", "epsilon", "delta", "n_evidence", "n_errors", "upper_bound", "n_audited", "reason")
+    return {k: getattr(c, k) for k in keys}
 
 
 def demo_config() -> ProjectConfig:
@@ -77,7 +82,8 @@ def run_demo(
         auto = [o for o in report.outcomes if o.route is Route.AUTO_ACCEPT]
         auto_total += len(auto)
         auto_wrong += sum(o.label != truth[o.external_id] for o in auto)
-        queues = loop.status().open_tasks_by_tier
+        after_ingest = loop.status()
+        queues, cert = after_ingest.open_tasks_by_tier, after_ingest.certification
         labelled = work(loop, annotators, truth.__getitem__)
         human += labelled.annotations
         paused.update(labelled.stopped)
@@ -94,6 +100,7 @@ def run_demo(
                 "auto_accepted": len(auto),
                 "automation_rate": len(auto) / len(batch),
                 "queues": {str(t): n for t, n in sorted(queues.items())},
+                "certified_threshold": None if cert is None else cert.threshold,
                 "human_labels": labelled.annotations,
                 "human_labels_total": human,
                 "retrained": outcome is not None,
@@ -106,6 +113,7 @@ def run_demo(
                 RoundProgress(r + 1, rounds, int(min(len(stream), (r + 1) * round_size)), human, accuracy)
             )
     models = loop.models()
+    final = loop.status()
     summary = {
         "rounds": rounds,
         "seed": seed,
@@ -114,6 +122,8 @@ def run_demo(
         "auto_accepted": auto_total,
         "auto_accept_error": auto_wrong / auto_total if auto_total else None,
         "champion_accuracy_by_round": [h["champion_accuracy"] for h in history],
+        "routing": final.routing,
+        "certification": None if final.certification is None else _certificate(final.certification),
         "promotions": sum(m.promoted_at is not None for m in models),
         "model_versions": [
             {

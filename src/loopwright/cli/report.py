@@ -107,6 +107,7 @@ figure{{display:inline-block;margin:.5rem}} figcaption{{text-align:center;color:
 never labels, trains or gates on. Auto-accept error is measured against the true labels, which the loop
 never sees.</p>
 <table>{rows}</table>
+<p>Routing: {html.escape(summary["routing"])}.</p>
 {plots}
 <h2>Model versions and gate evidence</h2>
 <table><tr><th>version</th><th>status</th><th>dataset</th><th>train size</th><th>gate test</th>
