@@ -89,6 +89,8 @@ def test_nothing_is_auto_accepted_until_the_audit_certifies(store: SqlStore) -> 
     assert len(auto) == sum(o.confidence >= cert.threshold for o in not_audited)  # type: ignore[operator]
     actions = [e.action for e in loop.events(limit=500)]
     assert actions.count("routing.certified") == 2
+    assert loop.certify() == cert  # nothing changed: the stored certificate stands
+    assert [e.action for e in loop.events(limit=500)].count("routing.certified") == 2
 
 
 def test_errors_in_the_audit_raise_the_certified_threshold(store: SqlStore) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from loopwright.config import ProjectConfig
-from loopwright.domain import DatasetVersion, Event, Lease, ModelVersion, Project, Task
+from loopwright.domain import Certification, DatasetVersion, Event, Lease, ModelVersion, Project, Task
 from loopwright.errors import NotFitted
 from loopwright.learning import featurize, predict_proba_by_label
-from loopwright.loop import gold, review, snapshot, status
+from loopwright.loop import certification, gold, review, snapshot, status
 from loopwright.loop import retrain as _retrain
 from loopwright.loop.context import Clock, Context, utc_now
 from loopwright.loop.ingest import IngestReport, ingest
@@ -96,6 +96,12 @@ class Loop:
 
     def status(self) -> status.ProjectStatus:
         return status.status(self._ctx)
+
+    def certify(self, actor: str = "system") -> Certification | None:
+        """The champion's auto-accept certificate, certified anew if the champion or the audit
+        evidence changed (ingest does this itself; call it after drift or to look)."""
+        with self._ctx.store.unit_of_work() as uow:
+            return certification.current(self._ctx, uow, actor)
 
     def models(self) -> list[ModelVersion]:
         with self._ctx.store.unit_of_work() as uow:
