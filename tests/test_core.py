@@ -136,6 +136,23 @@ def test_gate_rules_on_paired_predictions() -> None:
     assert not r.passed and r.p_value == 1.0 and "failed significantly_better" in r.reason
 
 
+def test_gate_fails_on_a_slice_regression_or_a_calibration_collapse() -> None:
+    y = ["a"] * 20 + ["b"] * 20
+    champion = ["b"] * 8 + ["a"] * 12 + ["b"] * 20  # wrong on 8 a's
+    challenger = ["a"] * 20 + ["a"] * 8 + ["b"] * 12  # wrong on 8 b's: 8 wins, 8 losses overall
+    slices = {"class": y, "source": ["review"] * 40}
+    r = gate(y, challenger, champion, slices=slices)
+    assert r.p_value == pytest.approx(0.5982, abs=1e-4)  # overall: nothing significant
+    b = next(s for s in r.slices if s["slice"] == "b")
+    assert (b["n"], b["wins"], b["losses"], b["regressed"]) == (20, 0, 8, True)  # 0.5**8 < 0.05 / 3
+    assert not r.passed and r.reason.endswith("significant regression on class=b")
+    assert [s["regressed"] for s in r.slices] == [False, True, False]
+    calm = gate(y, challenger, champion, ece=(0.15, 0.1))
+    assert calm.passed
+    hot = gate(y, challenger, champion, ece=(0.25, 0.1), max_ece_increase=0.1)
+    assert not hot.passed and "calibration collapsed: ECE 0.250 vs champion 0.100" in hot.reason
+
+
 def test_exact_mcnemar_one_sided() -> None:
     worse, better = mcnemar_one_sided(2, 8)  # P(X ≤ 2), P(X ≥ 2) for X ~ Bin(10, 1/2)
     assert worse == pytest.approx(56 / 1024) and better == pytest.approx(1013 / 1024)

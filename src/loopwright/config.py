@@ -53,6 +53,9 @@ class RoutingConfig(_Strict):
     audit_rate: float = Field(
         0.05, ge=0.0, le=1.0, description="uniform share of items reviewed as an unbiased audit"
     )
+    feedback_tier: int | None = Field(
+        None, ge=1, description="tier for items an end user reported or corrected (default: fallback_tier)"
+    )
     audit_tier: int | None = Field(
         None, ge=1, description="tier for audited items (default: their confidence band's)"
     )
@@ -151,6 +154,9 @@ class GateConfig(_Strict):
     rule: GateRule = GateRule.NOT_SIGNIFICANTLY_WORSE
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
     min_eval_items: int = Field(10, ge=1)
+    max_ece_increase: float = Field(
+        0.1, gt=0.0, le=1.0, description="fail when the challenger's calibration error grows more than this"
+    )
 
 
 class ProjectConfig(_Strict):
@@ -182,8 +188,9 @@ class ProjectConfig(_Strict):
         wanted = {b.tier for b in self.routing.bands} | {self.routing.fallback_tier}
         if self.routing.high_stakes_labels:
             wanted.add(self.routing.high_stakes_tier)
-        if self.routing.audit_tier is not None:
-            wanted.add(self.routing.audit_tier)
+        for extra in (self.routing.audit_tier, self.routing.feedback_tier):
+            if extra is not None:
+                wanted.add(extra)
         if missing := sorted(wanted - set(tiers)):
             raise ValueError(f"routing sends items to undefined tier(s) {missing}")
         if unknown := sorted(set(self.routing.high_stakes_labels) - set(self.labels)):

@@ -1,8 +1,9 @@
-"""The promotion gate: a challenger replaces the champion only if it passes a paired comparison."""
+"""The promotion gate: a challenger replaces the champion only if it passes a paired comparison,
+regresses significantly on no slice (a class, a label source), and keeps its calibration."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ class GateResult:
     losses: int  # items only the champion got right
     p_value: float | None  # one-sided exact McNemar for the rule's alternative
     reason: str
+    slices: tuple[dict[str, Any], ...] = ()  # per slice: n, wins, losses, p_worse, regressed
+    ece: tuple[float, float] | None = None  # (challenger, champion) expected calibration error
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,8 +49,17 @@ def gate(
     rule: GateRule = GateRule.NOT_SIGNIFICANTLY_WORSE,
     alpha: float = 0.05,
     min_eval_items: int = 10,
+    slices: Mapping[str, Sequence[str]] | None = None,
+    ece: tuple[float, float] | None = None,
+    max_ece_increase: float = 0.1,
 ) -> GateResult:
-    """Compare predictions on the frozen evaluation split; a failed gate is a result, not an error."""
+    """Compare predictions on the frozen evaluation split; a failed gate is a result, not an error.
+
+    ``slices`` names, per slicing (e.g. ``"class"``, ``"source"``), each item's slice value; a
+    slice whose one-sided exact McNemar p-value for "the challenger is worse" is below
+    ``alpha / number of slices`` (Bonferroni) fails the gate. ``ece`` is the expected
+    calibration error of (challenger, champion); an increase above ``max_ece_increase`` fails it.
+    """
     y = np.asarray(y_true)
     n = len(y)
     new_ok: NDArray[np.bool_] = np.asarray(challenger_pred) == y
@@ -77,6 +89,49 @@ def gate(
         f"vs champion {champion_acc:.3f}, {wins} wins / {losses} losses"
         + ("" if p is None else f", p = {p:.3g} (alpha {alpha})")
     )
+    table = _slices(slices or {}, new_ok, old_ok, alpha)
+    if regressed := [f"{s['slicing']}={s['slice']}" for s in table if s["regressed"]]:
+        passed = False
+        reason += f"; significant regression on {', '.join(regressed)}"
+    if ece is not None and ece[0] - ece[1] > max_ece_increase:
+        passed = False
+        reason += f"; calibration collapsed: ECE {ece[0]:.3f} vs champion {ece[1]:.3f}"
     return GateResult(
-        passed, test, n, acc, champion_acc, baseline, acc - champion_acc, wins, losses, p, reason
+        passed,
+        test,
+        n,
+        acc,
+        champion_acc,
+        baseline,
+        acc - champion_acc,
+        wins,
+        losses,
+        p,
+        reason,
+        tuple(table),
+        ece,
     )
+
+
+def _slices(
+    slices: Mapping[str, Sequence[str]], new_ok: NDArray[np.bool_], old_ok: NDArray[np.bool_], alpha: float
+) -> list[dict[str, Any]]:
+    """Wins, losses and p(worse) per slice; ``regressed`` at a Bonferroni-corrected level."""
+    rows: list[dict[str, Any]] = []
+    for slicing, values in slices.items():
+        v = np.asarray(values)
+        for value in np.unique(v):
+            at = v == value
+            wins, losses = int(np.sum(new_ok[at] & ~old_ok[at])), int(np.sum(old_ok[at] & ~new_ok[at]))
+            rows.append(
+                {
+                    "slicing": slicing,
+                    "slice": str(value),
+                    "n": int(at.sum()),
+                    "wins": wins,
+                    "losses": losses,
+                    "p_worse": mcnemar_one_sided(wins, losses)[0],
+                }
+            )
+    level = alpha / max(len(rows), 1)
+    return [r | {"regressed": float(r["p_worse"]) < level} for r in rows]
