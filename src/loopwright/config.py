@@ -159,6 +159,23 @@ class GateConfig(_Strict):
     )
 
 
+PiiKind = Literal["URL_CREDENTIALS", "EMAIL", "IBAN", "CARD", "SSN", "IP", "PHONE"]
+
+
+class PrivacyConfig(_Strict):
+    """Scrub personal data from payload text before annotators see it."""
+
+    fields: list[str] = Field(
+        default_factory=list, description="dotted payload paths of text to scrub, e.g. text or meta.note"
+    )
+    kinds: list[PiiKind] | None = Field(None, description="what to scrub (default: every kind)")
+    keep_original: bool = Field(
+        False,
+        description="keep the original in the store (the model sees it; annotators never do); "
+        "false scrubs on ingest and stores only the scrubbed text",
+    )
+
+
 class ProjectConfig(_Strict):
     """Everything that defines a project; see ``examples/digits.yaml``."""
 
@@ -177,6 +194,7 @@ class ProjectConfig(_Strict):
     fatigue: FatigueConfig = Field(default_factory=FatigueConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

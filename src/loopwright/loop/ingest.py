@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from loopwright.learning.estimators import check_payload
 from loopwright.loop import certification
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
+from loopwright.privacy import scrub_payload
 from loopwright.routing import ThresholdRouter
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,8 @@ class _Record:
     external_id: str
     payload: dict[str, Any]
     metadata: dict[str, Any]
-    hash: str
+    hash: str  # of the payload as given, so re-sending the same original stays idempotent
+    scrubbed: Counter[str]  # personal data replaced before storing, by kind
 
 
 def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list[_Record]:
@@ -83,7 +86,12 @@ def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list
         if not isinstance(metadata, Mapping):
             errors.append((f"[{i}].metadata", "must be an object"))
             continue
-        record = _Record(str(ext), dict(rec["payload"]), dict(metadata), content_hash(rec["payload"]))
+        try:
+            payload, found = _scrubbed(ctx, rec["payload"])
+        except Invalid as exc:
+            errors += [(f"[{i}].payload.{field}", msg) for field, msg in exc.errors]
+            continue
+        record = _Record(str(ext), payload, dict(metadata), content_hash(rec["payload"]), found)
         if (seen := out.get(record.external_id)) and seen.hash != record.hash:
             errors.append(
                 (f"[{i}].external_id", f"{ext!r} appears twice in the batch with different payloads")
@@ -92,6 +100,15 @@ def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list
     if errors:
         raise Invalid(f"{len(errors)} item(s) rejected; nothing was ingested", errors)
     return list(out.values())
+
+
+def _scrubbed(ctx: Context, payload: Mapping[str, Any]) -> tuple[dict[str, Any], Counter[str]]:
+    """The payload to store: scrubbed of personal data unless the project keeps originals."""
+    privacy = ctx.config.privacy
+    if not privacy.fields or privacy.keep_original:
+        return dict(payload), Counter()
+    clean, findings = scrub_payload(payload, privacy.fields, privacy.kinds)
+    return clean, Counter(f.kind for f in findings)
 
 
 def _predict(ctx: Context, uow: UnitOfWork, records: list[_Record]) -> tuple[int | None, Any, str | None]:
@@ -203,5 +220,6 @@ def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "sys
             to_review=report.count(route=Route.REVIEW),
             model_version_id=model_id,
             error=error,
+            pii_scrubbed=dict(sum((r.scrubbed for r in new), Counter[str]())),
         )
     return report

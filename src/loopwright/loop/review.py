@@ -10,7 +10,7 @@ caps and label rotation are applied here before the store is asked.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from loopwright.domain import (
@@ -29,6 +29,7 @@ from loopwright.loop import fatigue, gold
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.resolve import resolve_task
+from loopwright.privacy import scrub_payload
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -93,7 +94,7 @@ def next_task(
         task, lease = claimed
         predictions = uow.predictions.for_item(task.item_id)
         suggestion = predictions[-1] if predictions else None
-        item = uow.items.get(task.item_id)
+        item = _for_annotators(ctx, uow.items.get(task.item_id))
         if avoid is not None and (suggestion is None or suggestion.label != avoid):
             note = f" · rotation: the last {ctx.config.fatigue.max_same_label_run} suggested {avoid!r}"
         if source is not None and str(item.metadata.get(source_key)) != source:
@@ -104,6 +105,15 @@ def next_task(
             uow, annotator, "task.claimed", ("task", task.id), lease_id=lease.id, tier=task.tier, why=why
         )
         return Assignment(task, lease, item, suggestion, why)
+
+
+def _for_annotators(ctx: Context, item: Item) -> Item:
+    """The item as an annotator may see it: scrubbed now if the store keeps the original."""
+    privacy = ctx.config.privacy
+    if not (privacy.fields and privacy.keep_original):
+        return item
+    clean, _ = scrub_payload(item.payload, privacy.fields, privacy.kinds)
+    return replace(item, payload=clean)
 
 
 def _why(uow: UnitOfWork, task: Task) -> str:
