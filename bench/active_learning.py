@@ -1,0 +1,234 @@
+"""Label savings: labels each strategy needs to reach a share of full-data accuracy, against random.
+
+digits (98 % of full-data accuracy) and TREC questions (95 %), 5 seeds, oracle annotators, the
+same held-out split, seed sets and model for every strategy. modAL's and scikit-activeml's
+margin sampling run through the same loop when importable (bench venv, see bench/README.md).
+Writes results/active_learning.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from loopwright.active.experiment import Simulation, digits, simulate, text_config
+from loopwright.active.strategies import STRATEGIES, Strategy
+from loopwright.config import ProjectConfig
+from loopwright.learning.estimators import default_estimator
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TREC = Path(__file__).resolve().parents[2] / "shared" / "data" / "text" / "trec_questions.csv"
+SEEDS = list(range(5))
+DATASETS = {  # budget: labels per seed at most (seed set included); a seed stops at its target
+    "digits": {"budget": 1200, "batch": 10, "target": "0.98"},
+    "trec": {"budget": 3000, "batch": 50, "target": "0.95"},
+}
+
+
+class ModalMargin:
+    """modAL's ``margin_sampling`` on the same fitted model (random while no model exists)."""
+
+    name = "modAL margin"
+
+    def select(
+        self,
+        model: Any,
+        X_pool: Any,
+        X_labelled: Any,
+        batch: int,
+        rng: np.random.Generator,
+        y_labelled: Any = None,
+    ) -> NDArray[np.intp]:
+        from modAL.uncertainty import margin_sampling
+
+        if model is None:
+            return np.asarray(rng.choice(len(X_pool), batch, replace=False), dtype=np.intp)
+        return np.asarray(margin_sampling(model, X_pool, n_instances=batch)[0], dtype=np.intp)
+
+
+def _rows(texts: list[str], idx: NDArray[Any]) -> list[str]:
+    return [texts[int(i)] for i in np.asarray(idx).ravel()]
+
+
+class SkactivemlMargin:
+    """scikit-activeml's ``UncertaintySampling(method="margin_sampling")``, fitting the same model
+    (text goes in as row numbers that a ``FunctionTransformer`` turns back into strings)."""
+
+    name = "scikit-activeml margin"
+
+    def __init__(self, config: ProjectConfig, classes: list[str]) -> None:
+        self.config, self.classes = config, classes
+
+    def select(
+        self,
+        model: Any,
+        X_pool: Any,
+        X_labelled: Any,
+        batch: int,
+        rng: np.random.Generator,
+        y_labelled: Any = None,
+    ) -> NDArray[np.intp]:
+        from skactiveml.classifier import SklearnClassifier
+        from skactiveml.pool import UncertaintySampling
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer
+
+        seed = int(rng.integers(2**31))
+        estimator = default_estimator(self.config, seed)
+        n_lab = len(X_labelled)
+        if isinstance(X_pool, list):
+            texts = [*X_labelled, *X_pool]
+            X = np.arange(len(texts)).reshape(-1, 1)
+            estimator = make_pipeline(
+                FunctionTransformer(partial(_rows, texts)), *estimator.named_steps.values()
+            )
+        else:
+            X = np.vstack([X_labelled, X_pool])
+        code = {c: float(i) for i, c in enumerate(self.classes)}
+        y = np.full(len(X), np.nan)
+        y[:n_lab] = [code[c] for c in np.asarray(y_labelled).tolist()]
+        clf = SklearnClassifier(
+            estimator, classes=np.arange(len(self.classes), dtype=float), random_state=seed
+        )
+        query = UncertaintySampling(method="margin_sampling", random_state=seed)
+        picks = query.query(X, y, clf, batch_size=batch)
+        return np.asarray(picks, dtype=np.intp) - n_lab
+
+
+def load_trec() -> tuple[list[str], list[str], ProjectConfig]:
+    with TREC.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    labels = [r["label"] for r in rows]
+    return [r["text"] for r in rows], labels, text_config(labels)
+
+
+def peers(config: ProjectConfig, classes: list[str]) -> list[Strategy]:
+    found: list[Strategy] = []
+    try:
+        import modAL  # noqa: F401
+
+        found.append(ModalMargin())
+    except ImportError:
+        print("modAL not importable: skipped", file=sys.stderr)
+    try:
+        import skactiveml  # noqa: F401
+
+        found.append(SkactivemlMargin(config, classes))
+    except ImportError:
+        print("scikit-activeml not importable: skipped", file=sys.stderr)
+    return found
+
+
+def mean_curve(sim: Simulation) -> list[list[float]]:
+    """Mean accuracy over seeds at each label count every seed reached."""
+    shortest = min(len(r.curve) for r in sim.runs)
+    return [
+        [sim.runs[0].curve[i][0], round(float(np.mean([r.curve[i][1] for r in sim.runs])), 4)]
+        for i in range(shortest)
+    ]
+
+
+def run_dataset(name: str, X: Any, y: list[str], config: ProjectConfig) -> dict[str, Any]:
+    spec = DATASETS[name]
+    target = spec["target"]
+    candidates: list[str | Strategy] = [*STRATEGIES, *peers(config, sorted(set(y)))]
+    out: dict[str, Any] = {"budget": spec["budget"], "batch": spec["batch"], "target": float(target)}
+    rows: dict[str, Any] = {}
+    for strategy in candidates:
+        start = time.perf_counter()
+        sim = simulate(
+            X, y, config, strategy, spec["budget"], spec["batch"], SEEDS, dataset=name, stop_at=float(target)
+        )
+        seconds = time.perf_counter() - start
+        out["full_accuracy"] = sim.full_accuracy
+        rows[sim.strategy] = {
+            "labels_to_target": sim.labels_to_target[target],
+            "per_seed": [r.labels_to_target[target] for r in sim.runs],
+            "seconds": round(seconds, 1),
+            "mean_curve": mean_curve(sim),
+        }
+        print(f"{name} {sim.strategy}: {rows[sim.strategy]['per_seed']} in {seconds:.0f} s", file=sys.stderr)
+    base = rows["random"]["labels_to_target"]
+    for row in rows.values():
+        need = row["labels_to_target"]
+        row["savings_vs_random"] = None if need is None or base is None else round(1 - need / base, 3)
+    out["strategies"] = rows
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "# Active learning: labels to reach a share of full-data accuracy",
+        "",
+        f"Median over seeds {SEEDS[0]}-{SEEDS[-1]} (a seed that never reaches the target counts as "
+        "infinite); oracle annotators; one stratified 25 % held-out split, never selected from. "
+        "Full-data accuracy: the same model on every pool item with its true label. "
+        "Each seed starts from one random label per class. "
+        f"Machine: {results['machine']}.",
+    ]
+    for name, data in results["datasets"].items():
+        goal = data["target"] * data["full_accuracy"]
+        lines += [
+            "",
+            f"## {name}: {data['target']:.0%} of full accuracy {data['full_accuracy']:.3f} = {goal:.3f} "
+            f"(batch {data['batch']}, budget {data['budget']})",
+            "",
+            "| strategy | labels to target (median) | per seed | fewer labels than random | seconds |",
+            "|---|---|---|---|---|",
+        ]
+        for strategy, row in data["strategies"].items():
+            saving = row["savings_vs_random"]
+            lines.append(
+                f"| {strategy} | {row['labels_to_target'] or 'not reached'} | "
+                f"{', '.join('-' if v is None else str(v) for v in row['per_seed'])} | "
+                f"{'n/a' if saving is None else f'{saving:.0%}'} | {row['seconds']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results["datasets"]), figsize=(12, 4.5))
+    for ax, (name, data) in zip(np.atleast_1d(axes), results["datasets"].items(), strict=True):
+        for strategy, row in data["strategies"].items():
+            curve = np.asarray(row["mean_curve"])
+            ax.plot(curve[:, 0], curve[:, 1], label=strategy, lw=2 if strategy in ("random", "hybrid") else 1)
+        ax.axhline(data["target"] * data["full_accuracy"], color="k", ls="--", lw=0.8, label="target")
+        ax.set(title=f"{name} (mean of seeds while all run)", xlabel="labels", ylabel="held-out accuracy")
+        ax.set_ylim(0.5, 1.0)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    X_digits, y_digits, digits_config = digits()
+    datasets = {"digits": (X_digits, y_digits.tolist(), digits_config), "trec": load_trec()}
+    only = sys.argv[1:] or list(datasets)
+    results = {
+        "machine": f"{platform.python_version()}, {platform.machine()}, 2 shared cores",
+        "seeds": SEEDS,
+        "datasets": {name: run_dataset(name, *datasets[name]) for name in only},
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "active_learning.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "active_learning.md").write_text(markdown(results))
+    plot(results, RESULTS / "active_learning.png")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
