@@ -226,6 +226,30 @@ class ModelVersion:
     promoted_at: datetime | None
 
 
+class FeedbackKind(StrEnum):
+    THUMBS_UP = "thumbs_up"
+    THUMBS_DOWN = "thumbs_down"
+    REPORT = "report"  # a "report issue" button
+    CORRECTION = "correction"  # the end user says what the label should be
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """An end user's reaction to a prediction. A correction is a low-trust candidate label."""
+
+    id: int
+    project_id: int
+    prediction_id: int
+    item_id: int
+    kind: FeedbackKind
+    correction: str | None
+    comment: str | None
+    actor: str
+    idempotency_key: str
+    task_id: int | None  # the review task it opened, if any
+    created_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     id: int

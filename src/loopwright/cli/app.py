@@ -14,6 +14,11 @@ from rich.table import Table
 
 from loopwright.api import connect
 from loopwright.cli.crowd import aggregate, agreement
+from loopwright.cli.drift import drift_command
+from loopwright.cli.lineage import events, lineage_app
+from loopwright.cli.registry import datasets_app, models_app
+from loopwright.cli.simulate_cmd import simulate_command
+from loopwright.domain import Certification
 from loopwright.errors import LoopwrightError
 from loopwright.loop import ProjectStatus
 
@@ -24,6 +29,12 @@ app = typer.Typer(
 )
 app.command()(aggregate)
 app.command()(agreement)
+app.command("drift")(drift_command)
+app.command("simulate")(simulate_command)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(models_app, name="models")
+app.add_typer(lineage_app, name="lineage")
+app.command()(events)
 err = Console(stderr=True)
 out = Console()
 
@@ -128,7 +139,14 @@ def _status_dict(s: ProjectStatus) -> dict[str, object]:
         "latest_dataset": s.latest_dataset,
         "model_versions": s.model_versions,
         "champion": None if champ is None else {"version": champ.version, "metrics": champ.metrics},
+        "routing": s.routing,
+        "certification": None if s.certification is None else _cert_dict(s.certification),
     }
+
+
+def _cert_dict(c: Certification) -> dict[str, object]:
+    keys = ("threshold", "epsilon", "delta", "n_evidence", "n_errors", "upper_bound", "n_audited")
+    return {k: getattr(c, k) for k in keys} | {"model_version_id": c.model_version_id}
 
 
 def main() -> None:

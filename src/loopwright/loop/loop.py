@@ -9,12 +9,24 @@ from typing import Any
 import numpy as np
 
 from loopwright.config import ProjectConfig
-from loopwright.domain import Certification, DatasetVersion, Event, Lease, ModelVersion, Project, Task
+from loopwright.domain import (
+    Certification,
+    DatasetVersion,
+    Event,
+    Feedback,
+    Lease,
+    ModelVersion,
+    Project,
+    Task,
+)
 from loopwright.errors import NotFitted
 from loopwright.learning import featurize, predict_proba_by_label
-from loopwright.loop import certification, gold, review, snapshot, status
+from loopwright.loop import certification, gold, lineage, review, snapshot, status
+from loopwright.loop import datasets as _datasets
+from loopwright.loop import registry as _registry
 from loopwright.loop import retrain as _retrain
 from loopwright.loop.context import Clock, Context, utc_now
+from loopwright.loop.feedback import give_feedback
 from loopwright.loop.ingest import IngestReport, ingest
 from loopwright.loop.ports import Store
 
@@ -80,8 +92,15 @@ class Loop:
     def retrain_due(self) -> bool:
         return _retrain.retrain_due(self._ctx)
 
-    def retrain(self, actor: str = "system", dataset_id: str | None = None) -> _retrain.RetrainOutcome:
-        return _retrain.retrain(self._ctx, actor, dataset_id)
+    def retrain(
+        self,
+        actor: str = "system",
+        dataset_id: str | None = None,
+        trainer: _retrain.Trainer | None = None,
+    ) -> _retrain.RetrainOutcome:
+        """Train a challenger (with ``trainer(config, seed)`` or the default pipeline), gate it
+        against the champion and promote it if it passes; a failed gate is recorded, not raised."""
+        return _retrain.retrain(self._ctx, actor, dataset_id, trainer)
 
     def maybe_retrain(self, actor: str = "system") -> _retrain.RetrainOutcome | None:
         """Retrain when the policy says enough new labels arrived; ``None`` otherwise."""
@@ -93,6 +112,27 @@ class Loop:
     def use_model(self, model: Any, actor: str = "system") -> ModelVersion:
         """Serve your own estimator (``predict_proba`` + ``classes_``) or callable as champion."""
         return _retrain.use_model(self._ctx, model, actor)
+
+    def feedback(
+        self,
+        prediction_id: int,
+        kind: str,
+        idempotency_key: str,
+        correction: str | None = None,
+        comment: str | None = None,
+        actor: str = "end-user",
+    ) -> Feedback:
+        """End-user feedback (``thumbs_up``, ``thumbs_down``, ``report``, ``correction``); all but
+        a thumbs-up open a priority review task. Idempotent on ``idempotency_key``."""
+        return give_feedback(self._ctx, prediction_id, kind, idempotency_key, correction, comment, actor)
+
+    def lineage_of_model(self, version: int) -> dict[str, Any]:
+        """Dataset version, label counts by annotator, tier and source of a model version."""
+        return lineage.model_lineage(self._ctx, version)
+
+    def lineage_of_item(self, external_id: str) -> dict[str, Any]:
+        """Predictions, tasks, annotations, resolutions, feedback, datasets and models of an item."""
+        return lineage.item_lineage(self._ctx, external_id)
 
     def status(self) -> status.ProjectStatus:
         return status.status(self._ctx)
@@ -110,6 +150,50 @@ class Loop:
     def events(self, after_id: int = 0, limit: int = 100) -> list[Event]:
         with self._ctx.store.unit_of_work() as uow:
             return uow.events.list(self._ctx.project.id, after_id, limit)
+
+    # -- dataset versions and the model registry -------------------------------------------
+
+    def datasets(self) -> list[DatasetVersion]:
+        """The project's dataset versions without entries, oldest first."""
+        with self._ctx.store.unit_of_work() as uow:
+            return uow.datasets.list(self._ctx.project.id)
+
+    def dataset(self, ref: str) -> DatasetVersion:
+        """A version with entries by full id, unique prefix (≥ 6 characters) or ``latest``."""
+        with self._ctx.store.unit_of_work() as uow:
+            return _datasets.resolve(uow, self._ctx.project.id, ref)
+
+    def diff_datasets(self, a: str | None, b: str) -> _datasets.DatasetDiff:
+        """Items added, relabelled and removed from version ``a`` (None: ``b``'s parent) to ``b``."""
+        return _datasets.diff(self._ctx, a, b)
+
+    def export_dataset(self, ref: str, fmt: str, out: Path) -> Path:
+        """Write a version as ``jsonl``, ``csv``, ``parquet`` or a ``dvc`` directory; the path written."""
+        return _datasets.export(self._ctx, ref, fmt, out)
+
+    def model(self, ref: int | str) -> ModelVersion:
+        """A model version by number (``3``, ``v3``) or alias (``champion``, ``previous``)."""
+        return _registry.get(self._ctx, ref)
+
+    def model_aliases(self) -> _registry.Aliases:
+        return _registry.aliases(self._ctx)
+
+    def deploy(
+        self,
+        deploy_dir: Path,
+        envs: Sequence[str] = (),
+        version: int | str | None = None,
+        actor: str = "system",
+    ) -> _registry.Deployment:
+        """Promote ``version`` (None: keep the champion) and write its deployment manifests
+        ``<deploy_dir>/<env>/<project>.json`` for ``dev`` and ``envs`` (staging, prod)."""
+        return _registry.deploy(self._ctx, Path(deploy_dir), envs, version, actor)
+
+    def rollback(
+        self, actor: str = "system", deploy_dir: Path | None = None, envs: Sequence[str] = ()
+    ) -> _registry.Deployment:
+        """Make the ``previous`` model version champion again and retire the current one."""
+        return _registry.rollback(self._ctx, actor, None if deploy_dir is None else Path(deploy_dir), envs)
 
 
 class Workspace:

@@ -17,6 +17,7 @@ from loopwright.domain import (
     DatasetVersion,
     Decision,
     Event,
+    Feedback,
     GoldAnswer,
     Item,
     Lease,
@@ -84,6 +85,13 @@ class DecisionRepo(Protocol):
     def auto_accepted(self, project_id: int) -> list[tuple[Decision, Prediction]]: ...
     def count_by_route(self, project_id: int) -> dict[str, int]: ...
     def audited_items(self, project_id: int) -> list[int]: ...  # drawn into the audit, oldest first
+
+
+class FeedbackRepo(Protocol):
+    def add(self, values: Mapping[str, Any]) -> Feedback: ...  # Conflict on a reused key
+    def by_key(self, project_id: int, idempotency_key: str) -> Feedback | None: ...
+    def for_item(self, item_id: int) -> list[Feedback]: ...
+    def corrections(self, project_id: int) -> list[tuple[int, str]]: ...  # (item, label)
 
 
 class CertificationRepo(Protocol):
@@ -221,6 +229,7 @@ class DatasetRepo(Protocol):
     def get(self, version_id: str) -> DatasetVersion: ...  # with entries; NotFound
     def latest(self, project_id: int) -> DatasetVersion | None: ...  # with entries
     def containing_item(self, item_id: int) -> list[str]: ...  # version ids
+    def ids_with_prefix(self, project_id: int, prefix: str) -> list[str]: ...  # sorted; hex prefix
     def list(self, project_id: int) -> list[DatasetVersion]: ...  # without entries, oldest first
 
 
@@ -243,6 +252,11 @@ class ModelRepo(Protocol):
         self, model_version_id: int, status: ModelStatus, promoted_at: datetime | None = None
     ) -> ModelVersion: ...
     def set_gate(self, model_version_id: int, gate: dict[str, Any]) -> ModelVersion: ...
+    def champion_log(self, project_id: int) -> list[tuple[str, int]]:
+        """``(action, version)`` of every ``model.promoted`` and ``model.rolled_back`` event of
+        the project, oldest first: the history the ``previous`` alias is replayed from."""
+        ...
+
     def list(self, project_id: int) -> list[ModelVersion]: ...  # by version
 
 
@@ -302,6 +316,9 @@ class UnitOfWork(Protocol):
 
     @property
     def certifications(self) -> CertificationRepo: ...
+
+    @property
+    def feedback(self) -> FeedbackRepo: ...
 
 
 class Store(Protocol):

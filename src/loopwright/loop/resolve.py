@@ -10,6 +10,7 @@ import numpy as np
 from loopwright.consensus import DawidSkene, OneCoinDawidSkene, majority
 from loopwright.domain import Annotation, Resolution, Task, TaskStatus
 from loopwright.loop.context import Context
+from loopwright.loop.feedback import END_USERS
 from loopwright.loop.ports import UnitOfWork
 
 
@@ -21,10 +22,10 @@ def resolve_task(
     ``majority``: a tie or agreement below ``consensus.min_agreement`` is a dispute.
     ``dawid_skene`` / ``one_coin_dawid_skene``: the label is the item's posterior mode given every
     annotator's estimated confusion matrix (or single accuracy) over the whole project (gold
-    answers clamped, the model optionally one more annotator); a posterior below
-    ``consensus.min_posterior`` is a dispute. A dispute or an "unsure" flag escalates one tier
-    — except at the top tier, where the label is final and the method says so. A high-stakes
-    label goes straight to the high-stakes tier.
+    answers clamped, end-user corrections as one more weak annotator, the model optionally too);
+    a posterior below ``consensus.min_posterior`` is a dispute. A dispute or an "unsure" flag
+    escalates one tier — except at the top tier, where the label is final and the method says
+    so. A high-stakes label goes straight to the high-stakes tier.
     """
     cfg = ctx.config.consensus
     votes = [a.label for a in annotations]
@@ -68,8 +69,10 @@ def _dawid_skene(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[str, floa
     answers = uow.gold_answers.for_project(pid)
     gold = {str(g.item_id): g.label for g in answers if g.correct}
     rows += [(str(g.item_id), g.annotator, g.label) for g in answers if str(g.item_id) in gold]
+    annotated = {r[0] for r in rows}
+    corrected = dict(uow.feedback.corrections(pid))  # an item's latest correction counts once
+    rows += [(str(i), END_USERS, label) for i, label in corrected.items() if str(i) in annotated]
     if ctx.config.consensus.model_as_annotator:
-        annotated = {r[0] for r in rows}
         rows += [
             (str(i), "model", label)
             for i, label in uow.predictions.latest_labels(pid).items()

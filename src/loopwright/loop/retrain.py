@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from loopwright.config import ProjectConfig
 from loopwright.domain import DatasetVersion, ModelStatus, ModelVersion, Split, content_hash
 from loopwright.errors import Conflict, Invalid
 from loopwright.learning import (
@@ -22,6 +24,7 @@ from loopwright.learning import (
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.snapshot import snapshot
+from loopwright.routing import expected_calibration_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +35,15 @@ class RetrainOutcome:
     promoted: bool
 
 
-def _predict(ctx: Context, model: ProbabilisticModel, X: Any) -> list[str]:
+def _predict(ctx: Context, model: ProbabilisticModel, X: Any) -> tuple[list[str], list[float]]:
+    """Predicted labels and their confidences."""
     proba = predict_proba_by_label(model, X, ctx.labels)
-    return [ctx.labels[j] for j in proba.argmax(axis=1)]
+    return [ctx.labels[j] for j in proba.argmax(axis=1)], proba.max(axis=1).tolist()
+
+
+def _ece(confidences: list[float], predicted: list[str], truth: list[str]) -> float:
+    correct = np.asarray(predicted) == np.asarray(truth)
+    return round(expected_calibration_error(confidences, correct), 6)
 
 
 def retrain_due(ctx: Context) -> bool:
@@ -46,8 +55,17 @@ def retrain_due(ctx: Context) -> bool:
     return resolved >= ctx.config.retrain.min_labels and resolved - seen >= ctx.config.retrain.every_n_labels
 
 
-def retrain(ctx: Context, actor: str = "system", dataset_id: str | None = None) -> RetrainOutcome:
-    """Train on the version's train split (seeded), gate on its frozen eval split, record the result."""
+Trainer = Callable[[ProjectConfig, int], Any]  # (config, seed) → an unfitted scikit-learn estimator
+
+
+def retrain(
+    ctx: Context, actor: str = "system", dataset_id: str | None = None, trainer: Trainer | None = None
+) -> RetrainOutcome:
+    """Train on the version's train split (seeded), gate on its frozen eval split, record the result.
+
+    ``trainer`` builds the estimator (default: the modality's scikit-learn pipeline); it must
+    have ``fit``, ``predict_proba`` and ``classes_``, and be serialisable by skops.
+    """
     cfg = ctx.config
     dataset = snapshot(ctx, actor) if dataset_id is None else _dataset(ctx, dataset_id)
     train = [e for e in dataset.entries if e.split is Split.TRAIN]
@@ -65,16 +83,27 @@ def retrain(ctx: Context, actor: str = "system", dataset_id: str | None = None) 
     X_train = featurize(cfg, [payloads[e.item_id] for e in train])
     X_eval = featurize(cfg, [payloads[e.item_id] for e in evals]) if evals else None
     y_eval = [e.label for e in evals]
-    estimator = default_estimator(cfg, cfg.retrain.seed).fit(X_train, [e.label for e in train])
-    challenger_pred = _predict(ctx, estimator, X_eval) if evals else []
-    champion_pred = None
+    build = trainer or default_estimator
+    estimator = build(cfg, cfg.retrain.seed).fit(X_train, [e.label for e in train])
+    challenger_pred, challenger_conf = _predict(ctx, estimator, X_eval) if evals else ([], [])
+    champion_pred, ece = None, None
     if champion_model is not None and evals:
         try:
-            champion_pred = _predict(ctx, champion_model, X_eval)
+            champion_pred, champion_conf = _predict(ctx, champion_model, X_eval)
         except Exception:  # a champion that cannot predict any more is judged on the baseline
             champion_pred = None
+        else:
+            ece = (_ece(challenger_conf, challenger_pred, y_eval), _ece(champion_conf, champion_pred, y_eval))
     result = gate(
-        y_eval, challenger_pred, champion_pred, cfg.gate.rule, cfg.gate.alpha, cfg.gate.min_eval_items
+        y_eval,
+        challenger_pred,
+        champion_pred,
+        cfg.gate.rule,
+        cfg.gate.alpha,
+        cfg.gate.min_eval_items,
+        slices={"class": y_eval, "source": [e.source for e in evals]},
+        ece=ece,
+        max_ece_increase=cfg.gate.max_ece_increase,
     )
     metrics = {
         "train_size": len(train),
@@ -124,7 +153,15 @@ def _promote(ctx: Context, uow: UnitOfWork, version: ModelVersion, actor: str) -
     if current is not None and current.id != version.id:
         uow.models.set_status(current.id, ModelStatus.RETIRED)
     promoted = uow.models.set_status(version.id, ModelStatus.CHAMPION, promoted_at=ctx.clock())
-    ctx.event(uow, actor, "model.promoted", ("model_version", version.version), previous=_v(current))
+    ctx.event(
+        uow,
+        actor,
+        "model.promoted",
+        ("model_version", version.version),
+        previous=_v(current),
+        before_id=current.id if current else None,
+        after_id=version.id,
+    )
     return promoted
 
 

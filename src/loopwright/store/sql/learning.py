@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from loopwright.domain import DatasetEntry, DatasetVersion, ModelStatus, ModelVersion, Split
 from loopwright.errors import Conflict, NotFound
 from loopwright.store.sql.repositories import Repo, is_fk_violation, utcnow
-from loopwright.store.sql.tables import dataset_entries, dataset_versions, model_versions, projects
+from loopwright.store.sql.tables import dataset_entries, dataset_versions, events, model_versions, projects
 
 _MODEL_COLUMNS = [c for c in model_versions.c if c.name != "artifact"]
 _ENTRY_COLUMNS = [c for c in dataset_entries.c if c.name not in ("dataset_version_id", "position")]
@@ -114,6 +114,18 @@ class SqlDatasetRepo(Repo):
         )
         return list(self._conn.execute(stmt).scalars())
 
+    def ids_with_prefix(self, project_id: int, prefix: str) -> builtins.list[str]:
+        """Ids of the project's versions starting with ``prefix`` (lowercase hex only), sorted."""
+        prefix = prefix.lower()
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return []
+        stmt = (
+            select(dataset_versions.c.id)
+            .where(dataset_versions.c.project_id == project_id, dataset_versions.c.id.startswith(prefix))
+            .order_by(dataset_versions.c.id)
+        )
+        return list(self._conn.execute(stmt).scalars())
+
     def _exists(self, version_id: str) -> bool:
         stmt = select(dataset_versions.c.id).where(dataset_versions.c.id == version_id)
         return self._conn.execute(stmt).first() is not None
@@ -198,6 +210,19 @@ class SqlModelRepo(Repo):
             .order_by(model_versions.c.version)
         )
         return [_model(r._mapping) for r in self._conn.execute(stmt)]
+
+    def champion_log(self, project_id: int) -> builtins.list[tuple[str, int]]:
+        """``(action, version)`` of the project's promotion and rollback events, oldest first."""
+        stmt = (
+            select(events.c.action, events.c.subject_id)
+            .where(
+                events.c.project_id == project_id,
+                events.c.action.in_(("model.promoted", "model.rolled_back")),
+                events.c.subject_type == "model_version",
+            )
+            .order_by(events.c.id)
+        )
+        return [(a, int(v)) for a, v in self._conn.execute(stmt)]
 
     def _update(self, model_version_id: int, values: dict[str, Any]) -> ModelVersion:
         stmt = (

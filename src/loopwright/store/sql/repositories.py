@@ -16,12 +16,24 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
-from loopwright.domain import Certification, Decision, Event, Item, Prediction, Project, Resolution, Route
+from loopwright.domain import (
+    Certification,
+    Decision,
+    Event,
+    Feedback,
+    FeedbackKind,
+    Item,
+    Prediction,
+    Project,
+    Resolution,
+    Route,
+)
 from loopwright.errors import Conflict, NotFound
 from loopwright.store.sql.tables import (
     certifications,
     decisions,
     events,
+    feedback,
     items,
     predictions,
     projects,
@@ -333,6 +345,50 @@ class SqlCertificationRepo(Repo):
         )
         row = self._conn.execute(stmt).first()
         return None if row is None else Certification(**row._mapping)
+
+
+class SqlFeedbackRepo(Repo):
+    def add(self, values: Mapping[str, Any]) -> Feedback:
+        """Store feedback (the fields of :class:`Feedback` but ``id``); a reused idempotency key
+        raises Conflict and writes nothing."""
+        row = {**values, "kind": FeedbackKind(values["kind"]).value}
+        row.setdefault("created_at", utcnow())
+        key = values["idempotency_key"]
+        return _feedback(
+            self._insert(
+                feedback,
+                row,
+                conflict=f"idempotency key {key!r} was already used",
+                missing=f"prediction id {values['prediction_id']}",
+            )._mapping
+        )
+
+    def by_key(self, project_id: int, idempotency_key: str) -> Feedback | None:
+        stmt = select(feedback).where(
+            feedback.c.project_id == project_id, feedback.c.idempotency_key == idempotency_key
+        )
+        row = self._conn.execute(stmt).first()
+        return None if row is None else _feedback(row._mapping)
+
+    def for_item(self, item_id: int) -> list[Feedback]:
+        stmt = select(feedback).where(feedback.c.item_id == item_id).order_by(feedback.c.id)
+        return [_feedback(r._mapping) for r in self._conn.execute(stmt)]
+
+    def corrections(self, project_id: int) -> list[tuple[int, str]]:
+        """(item id, corrected label) of every correction in the project, oldest first."""
+        stmt = (
+            select(feedback.c.item_id, feedback.c.correction)
+            .where(
+                feedback.c.project_id == project_id,
+                feedback.c.kind == FeedbackKind.CORRECTION.value,
+            )
+            .order_by(feedback.c.id)
+        )
+        return [(i, label) for i, label in self._conn.execute(stmt)]
+
+
+def _feedback(m: Mapping[Any, Any]) -> Feedback:
+    return Feedback(**{**m, "kind": FeedbackKind(m["kind"])})
 
 
 class SqlEventRepo(Repo):

@@ -263,6 +263,24 @@ certifications = Table(
     Index(None, "project_id", "id"),
 )
 
+feedback = Table(
+    "feedback",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    _fk("prediction_id", "predictions.id"),
+    _fk("item_id", "items.id"),
+    Column("kind", String(20), nullable=False),
+    Column("correction", String(200), nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    _fk("task_id", "tasks.id", nullable=True),
+    _created(),
+    UniqueConstraint("project_id", "idempotency_key"),
+    Index(None, "item_id"),
+)
+
 events = Table(
     "events",
     metadata,

@@ -18,6 +18,7 @@ from loopwright.store.sql.repositories import (
     SqlCertificationRepo,
     SqlDecisionRepo,
     SqlEventRepo,
+    SqlFeedbackRepo,
     SqlItemRepo,
     SqlPredictionRepo,
     SqlProjectRepo,
@@ -47,6 +48,7 @@ class SqlUnitOfWork:
         self.models = SqlModelRepo(conn)
         self.events = SqlEventRepo(conn)
         self.certifications = SqlCertificationRepo(conn)
+        self.feedback = SqlFeedbackRepo(conn)
 
 
 class SqlStore:

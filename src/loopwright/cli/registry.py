@@ -1,0 +1,370 @@
+"""``loopwright datasets …`` and ``loopwright models …``: dataset versions and the model registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopwright.api import connect
+from loopwright.domain import DatasetVersion, ModelVersion
+from loopwright.errors import Invalid, NotFound
+from loopwright.loop import Loop
+from loopwright.loop.datasets import DatasetDiff, ExportFormat
+from loopwright.loop.registry import ENVIRONMENTS, Aliases, Deployment, evidence
+
+datasets_app = typer.Typer(help="Dataset versions: list, show, diff, export.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: list, show, promote, rollback.", no_args_is_help=True)
+out = Console()
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: LOOPWRIGHT_DB_URL or sqlite ./loopwright.db)."),
+]
+ProjectOption = Annotated[
+    str | None, typer.Option("--project", help="Project name (default: the only project).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+DeployDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--deploy-dir",
+        envvar="LOOPWRIGHT_DEPLOY_DIR",
+        help="Write deployment manifests <DIR>/<env>/<project>.json (default: LOOPWRIGHT_DEPLOY_DIR).",
+    ),
+]
+EnvOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--env", help=f"Also deploy to this environment ({', '.join(ENVIRONMENTS[1:])}); repeatable."
+    ),
+]
+
+
+def open_loop(db: str | None, project: str | None) -> Loop:
+    """The named project, or the only one in the database."""
+    ws = connect(db)
+    if project:
+        return ws.project(project)
+    names = [p.name for p in ws.projects()]
+    if not names:
+        raise NotFound("no projects in this database: create one with `loopwright init CONFIG`")
+    if len(names) > 1:
+        raise Invalid(
+            f"the database has {len(names)} projects ({', '.join(names)}): choose one with --project"
+        )
+    return ws.project(names[0])
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# -- datasets ------------------------------------------------------------------------------
+
+
+def _dataset_dict(v: DatasetVersion, models: list[ModelVersion]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": v.id,
+        "parent": v.parent_id,
+        "n_items": v.n_items,
+        "label_counts": dict(sorted(v.label_counts.items())),
+        "created_at": _iso(v.created_at),
+        "models": [m.version for m in models if m.dataset_version_id == v.id],
+    }
+    if v.entries:
+        row["split_counts"] = dict(sorted(Counter(e.split.value for e in v.entries).items()))
+        row["source_counts"] = dict(sorted(Counter(e.source for e in v.entries).items()))
+    return row
+
+
+@datasets_app.command("list")
+def datasets_list(db: DbOption = None, project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """The project's dataset versions, oldest first."""
+    loop = open_loop(db, project)
+    models = loop.models()
+    rows = [_dataset_dict(v, models) for v in loop.datasets()]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("no dataset versions yet: they are written when resolved labels are snapshotted")
+        return
+    table = Table(title=f"dataset versions of {loop.project.name}")
+    for col in ("version", "parent", "items", "labels", "created", "models"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["id"][:12],
+            (r["parent"] or "-")[:12],
+            str(r["n_items"]),
+            _counts(r["label_counts"]),
+            r["created_at"][:19],
+            ", ".join(f"v{m}" for m in r["models"]) or "-",
+        )
+    out.print(table)
+
+
+@datasets_app.command("show")
+def datasets_show(
+    version: Annotated[str, typer.Argument(help="Version id, a unique prefix (≥ 6 chars) or 'latest'.")],
+    db: DbOption = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One dataset version: parent, label, split and source counts, the models trained on it."""
+    loop = open_loop(db, project)
+    row = _dataset_dict(loop.dataset(version), loop.models())
+    if as_json:
+        _print_json(row)
+        return
+    table = Table(title=f"dataset version {row['id'][:12]}", show_header=False)
+    for key in ("id", "parent", "n_items", "created_at"):
+        table.add_row(key, str(row[key] or "-"))
+    for key in ("label_counts", "split_counts", "source_counts"):
+        table.add_row(key.replace("_", " "), _counts(row.get(key, {})))
+    table.add_row("models", ", ".join(f"v{m}" for m in row["models"]) or "-")
+    out.print(table)
+
+
+@datasets_app.command("diff")
+def datasets_diff(
+    a: Annotated[str, typer.Argument(help="The old version (or, alone, the new one: diffed to its parent).")],
+    b: Annotated[str | None, typer.Argument(help="The new version.")] = None,
+    db: DbOption = None,
+    project: ProjectOption = None,
+    limit: Annotated[int, typer.Option(help="Rows shown per table (all with --json).")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Items added, relabelled (old → new) and removed between two versions, by item hash."""
+    loop = open_loop(db, project)
+    d = loop.diff_datasets(None, a) if b is None else loop.diff_datasets(a, b)
+    if as_json:
+        _print_json(d.as_dict())
+        return
+    _print_diff(d, limit)
+
+
+def _print_diff(d: DatasetDiff, limit: int) -> None:
+    counts = d.counts
+    out.print(
+        f"{d.a[:12]} → {d.b[:12]}: {counts['added']} added, {counts['relabelled']} relabelled, "
+        f"{counts['removed']} removed, {counts['unchanged']} unchanged"
+    )
+    for title, rows in (("relabelled", d.relabelled), ("added", d.added), ("removed", d.removed)):
+        if not rows:
+            continue
+        table = Table(title=f"{title} ({len(rows)})")
+        for col in ("external id", "item hash", "old", "new"):
+            table.add_column(col)
+        for r in rows[:limit]:
+            table.add_row(r.external_id, r.item_hash[:12], r.old or "-", r.new or "-")
+        if len(rows) > limit:
+            table.caption = f"{len(rows) - limit} more: --limit N or --json"
+        out.print(table)
+
+
+@datasets_app.command("export")
+def datasets_export(
+    version: Annotated[str, typer.Argument(help="Version id, a unique prefix (≥ 6 chars) or 'latest'.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl, csv, parquet or dvc.")],
+    out_path: Annotated[
+        Path, typer.Option("--out", help="The file (or a directory; for dvc the parent directory).")
+    ],
+    db: DbOption = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a version's rows (item_id, external_id, item_hash, label, source, split,
+    resolution_id, payload); --format dvc writes OUT/<id[:12]>/ ready for `dvc add`."""
+    loop = open_loop(db, project)
+    path = loop.export_dataset(version, fmt.value, out_path)
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    digests = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    if as_json:
+        _print_json({"path": str(path), "format": fmt.value, "files": digests})
+        return
+    out.print(f"wrote {path}")
+    for name, digest in digests.items():
+        out.print(f"  {name}  sha256 {digest}")
+
+
+# -- models --------------------------------------------------------------------------------
+
+
+def _model_dict(m: ModelVersion, aliases: Aliases) -> dict[str, Any]:
+    return {
+        "version": m.version,
+        "id": m.id,
+        "status": m.status.value,
+        "aliases": aliases.of(m),
+        "dataset_version": m.dataset_version_id,
+        "config_hash": m.config_hash,
+        "seed": m.seed,
+        "metrics": m.metrics,
+        "gate": evidence(m),
+        "created_at": _iso(m.created_at),
+        "promoted_at": _iso(m.promoted_at),
+    }
+
+
+@models_app.command("list")
+def models_list(db: DbOption = None, project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """Every model version with its status, aliases, dataset and gate verdict."""
+    loop = open_loop(db, project)
+    aliases = loop.model_aliases()
+    rows = [_model_dict(m, aliases) for m in loop.models()]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("no model versions yet: retrain once enough labels are resolved")
+        return
+    table = Table(title=f"model versions of {loop.project.name}")
+    for col in ("version", "status", "aliases", "dataset", "eval acc", "gate", "promoted"):
+        table.add_column(col)
+    for r in rows:
+        acc = r["metrics"].get("eval_accuracy")
+        gate = r["gate"]
+        verdict = (
+            "-" if gate is None else f"{'passed' if gate.get('passed') else 'failed'} {gate.get('test')}"
+        )
+        table.add_row(
+            f"v{r['version']}",
+            r["status"],
+            ", ".join(r["aliases"]) or "-",
+            (r["dataset_version"] or "-")[:12],
+            "-" if acc is None else f"{acc:.3f}",
+            verdict,
+            (r["promoted_at"] or "-")[:19],
+        )
+    out.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    version: Annotated[str, typer.Argument(help="Version number (3, v3) or alias (champion, previous).")],
+    db: DbOption = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One model version: metrics and gate evidence (test, p-value, interval, counts)."""
+    loop = open_loop(db, project)
+    row = _model_dict(loop.model(version), loop.model_aliases())
+    if as_json:
+        _print_json(row)
+        return
+    table = Table(title=f"model version v{row['version']} of {loop.project.name}", show_header=False)
+    for key in ("status", "aliases", "dataset_version", "config_hash", "seed", "created_at", "promoted_at"):
+        table.add_row(key, _cell(row[key]))
+    for key, value in row["metrics"].items():
+        table.add_row(f"metric {key}", _cell(value))
+    gate = row["gate"] or {}
+    for key in (
+        "passed",
+        "test",
+        "reason",
+        "n_eval",
+        "challenger_accuracy",
+        "accuracy_interval_95",
+        "champion_accuracy",
+        "champion_version",
+        "baseline_accuracy",
+        "delta",
+        "wins",
+        "losses",
+        "p_value",
+    ):
+        if key in gate:
+            table.add_row(f"gate {key}", _cell(gate[key]))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    return str(value)
+
+
+def _deployment_dict(d: Deployment, aliases: Aliases) -> dict[str, Any]:
+    return {
+        "champion": _model_dict(d.model, aliases),
+        "replaced": None if d.replaced is None else d.replaced.version,
+        "manifests": [str(p) for p in d.manifests],
+    }
+
+
+def _print_deployment(verb: str, d: Deployment) -> None:
+    was = "" if d.replaced is None else f" (was v{d.replaced.version}, now {verb} from champion)"
+    out.print(f"v{d.model.version} is the champion{was}")
+    for p in d.manifests:
+        out.print(f"  wrote {p}")
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="Version number (3, v3) or alias (previous).")],
+    env: EnvOption = None,
+    deploy_dir: DeployDirOption = None,
+    db: DbOption = None,
+    project: ProjectOption = None,
+    actor: Annotated[str, typer.Option(help="Who promotes, for the event log.")] = "cli",
+    as_json: JsonOption = False,
+) -> None:
+    """Make a version the champion; with --deploy-dir write its manifest for dev (and --env)."""
+    loop = open_loop(db, project)
+    if deploy_dir is None:
+        if env:
+            raise Invalid(
+                "--env writes deployment manifests: give --deploy-dir DIR (or LOOPWRIGHT_DEPLOY_DIR)"
+            )
+        before = loop.model_aliases().champion
+        model = loop.promote(loop.model(version).version, actor)
+        replaced = before if before is not None and before.id != model.id else None
+        result = Deployment(model, replaced, ())
+    else:
+        result = loop.deploy(deploy_dir, env or (), version, actor)
+    if as_json:
+        _print_json(_deployment_dict(result, loop.model_aliases()))
+        return
+    _print_deployment("retired", result)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    env: EnvOption = None,
+    deploy_dir: DeployDirOption = None,
+    db: DbOption = None,
+    project: ProjectOption = None,
+    actor: Annotated[str, typer.Option(help="Who rolls back, for the event log.")] = "cli",
+    as_json: JsonOption = False,
+) -> None:
+    """Make the previous champion the champion again and retire the current one; with
+    --deploy-dir rewrite dev, --env and every environment that ran the retired version."""
+    loop = open_loop(db, project)
+    if deploy_dir is None and env:
+        raise Invalid("--env writes deployment manifests: give --deploy-dir DIR (or LOOPWRIGHT_DEPLOY_DIR)")
+    result = loop.rollback(actor, deploy_dir, env or ())
+    if as_json:
+        _print_json(_deployment_dict(result, loop.model_aliases()))
+        return
+    _print_deployment("rolled back", result)
