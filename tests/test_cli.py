@@ -36,6 +36,11 @@ def test_demo_quick_meets_the_bar(demo: tuple[Path, dict[str, Any]]) -> None:
     assert s["gold_items"] == 40 and s["gold_answers"] >= 9 * 10  # onboarding: 10 gold per annotator
     assert "t1-sloppy" in s["paused_annotators"]  # accuracy 0.5: caught by the gold checks
     assert s["promotions"] >= 1
+    weak = s["underfit_challenger"]  # the demo's deliberately bad trainer is stopped by the gate
+    assert weak["promoted"] is False and "failed not_significantly_worse" in weak["reason"]
+    rejected = next(v for v in s["model_versions"] if v["version"] == weak["version"])
+    assert rejected["status"] == "rejected" and rejected["gate"]["p_value"] < 0.05
+    assert {sl["slicing"] for sl in rejected["gate"]["slices"]} == {"class", "source"}
     cert = s["certification"]  # the threshold is certified by the audit before anything passes
     assert cert["threshold"] is not None and (cert["epsilon"], cert["delta"]) == (0.05, 0.1)
     assert cert["upper_bound"] <= 0.05 and cert["n_evidence"] >= 105
@@ -86,6 +91,32 @@ def test_status_reads_the_demo_database(demo: tuple[Path, dict[str, Any]]) -> No
     )
     table = run("status", "--db", f"sqlite:///{out / 'loopwright.db'}", cwd=out)
     assert "project digits" in table.stdout and "automation_rate" in table.stdout
+    assert status["certification"]["threshold"] == s["certification"]["threshold"]
+    assert status["routing"] == s["routing"]
+
+
+def test_lineage_and_events_on_the_demo_database(demo: tuple[Path, dict[str, Any]]) -> None:
+    out, s = demo
+    db = f"sqlite:///{out / 'loopwright.db'}"
+    champion = next(v for v in s["model_versions"] if v["status"] == "champion")
+    done = run("lineage", "model", str(champion["version"]), "--db", db, "--json", cwd=out)
+    assert done.returncode == 0, done.stderr
+    model = json.loads(done.stdout)
+    assert model["dataset_version"] == champion["dataset_version"]
+    by_annotator, by_tier = model["annotations_by_annotator"], model["annotations_by_tier"]
+    assert sum(by_annotator.values()) == sum(by_tier.values()) >= model["train_items"]
+    assert set(model["labels_by_source"]) == {"review"}  # audited labels never train
+    tiers = {int(t) for t in model["annotations_by_tier"]}
+    assert tiers <= {1, 2, 3} and 1 in tiers
+    item = json.loads(run("lineage", "item", "digit-0", "--db", db, "--json", cwd=out).stdout)
+    assert item["item"]["external_id"] == "digit-0" and item["predictions"] is not None
+    tree = run("lineage", "item", "digit-0", "--db", db, cwd=out)
+    assert tree.returncode == 0 and "item digit-0" in tree.stdout
+    promoted = json.loads(run("events", "--db", db, "--action", "model.promoted", "--json", cwd=out).stdout)
+    assert len(promoted) == s["promotions"] and {e["action"] for e in promoted} == {"model.promoted"}
+    missing = run("lineage", "model", "99", "--db", db, cwd=out)
+    assert missing.returncode == 2 and "error (not_found)" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_init_then_status(tmp_path: Path) -> None:

@@ -159,6 +159,16 @@ class GateConfig(_Strict):
     )
 
 
+StrategyName = Literal["random", "least-confidence", "margin", "entropy", "qbc", "kcenter", "hybrid"]
+
+
+class ActiveConfig(_Strict):
+    """How the review queue is ordered: the active-learning strategy ranks each batch's
+    uncertain items (least-confidence keeps the router's 1 - confidence priority)."""
+
+    strategy: StrategyName = "least-confidence"
+
+
 PiiKind = Literal["URL_CREDENTIALS", "EMAIL", "IBAN", "CARD", "SSN", "IP", "PHONE"]
 
 
@@ -195,6 +205,7 @@ class ProjectConfig(_Strict):
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    active: ActiveConfig = Field(default_factory=ActiveConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

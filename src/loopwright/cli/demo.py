@@ -11,7 +11,10 @@ from typing import Any
 
 import numpy as np
 from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from loopwright.api import connect
 from loopwright.config import ProjectConfig
@@ -24,6 +27,11 @@ GOLD_ITEMS = 40  # pool digits set aside as gold: known answers that score the a
 def _certificate(c: Certification) -> dict[str, Any]:
     keys = ("threshold", "epsilon", "delta", "n_evidence", "n_errors", "upper_bound", "n_audited", "reason")
     return {k: getattr(c, k) for k in keys}
+
+
+def underfit(config: ProjectConfig, seed: int) -> Pipeline:
+    """A deliberately bad trainer: regularised so hard that it barely learns."""
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1e-4, max_iter=500, random_state=seed))
 
 
 def demo_config() -> ProjectConfig:
@@ -112,6 +120,8 @@ def run_demo(
             on_round(
                 RoundProgress(r + 1, rounds, int(min(len(stream), (r + 1) * round_size)), human, accuracy)
             )
+    # A challenger from a badly underfitting trainer (C = 1e-4): the gate must reject it.
+    weak = loop.retrain(actor="demo:underfit-trainer", trainer=underfit)
     models = loop.models()
     final = loop.status()
     summary = {
@@ -125,6 +135,11 @@ def run_demo(
         "routing": final.routing,
         "certification": None if final.certification is None else _certificate(final.certification),
         "promotions": sum(m.promoted_at is not None for m in models),
+        "underfit_challenger": {
+            "version": weak.model.version,
+            "promoted": weak.promoted,
+            "reason": weak.gate.reason,
+        },
         "model_versions": [
             {
                 "version": m.version,

@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from loopwright.learning.estimators import check_payload
 from loopwright.loop import certification
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
+from loopwright.loop.queue import prioritise
 from loopwright.privacy import scrub_payload
 from loopwright.routing import ThresholdRouter
 
@@ -111,21 +112,29 @@ def _scrubbed(ctx: Context, payload: Mapping[str, Any]) -> tuple[dict[str, Any],
     return clean, Counter(f.kind for f in findings)
 
 
-def _predict(ctx: Context, uow: UnitOfWork, records: list[_Record]) -> tuple[int | None, Any, str | None]:
-    """(model version id, probability matrix or None, error reason or None)."""
+class _Scored(NamedTuple):
+    model_version_id: int | None
+    proba: Any  # probability matrix, or None when there is no usable prediction
+    error: str | None  # why there is none
+    model: Any = None
+    X: Any = None
+
+
+def _predict(ctx: Context, uow: UnitOfWork, records: list[_Record]) -> _Scored:
+    """The champion's probabilities for ``records``, or why there are none."""
     champion = uow.models.champion(ctx.project.id)
     if champion is None:
-        return None, None, "no_model"
+        return _Scored(None, None, "no_model")
     try:
         model = ctx.model(uow, champion)
         X = featurize(ctx.config, [r.payload for r in records])
-        return champion.id, predict_proba_by_label(model, X, ctx.labels), None
+        return _Scored(champion.id, predict_proba_by_label(model, X, ctx.labels), None, model, X)
     except NotFitted as exc:
         log.warning("champion unavailable, routing to review: %s", exc)
-        return champion.id, None, "model_unavailable"
+        return _Scored(champion.id, None, "model_unavailable")
     except Exception as exc:  # a model that raises must not lose items: they go to review
         log.warning("model v%s raised %s: %s; routing to review", champion.version, type(exc).__name__, exc)
-        return champion.id, None, f"model_error: {type(exc).__name__}: {exc}"
+        return _Scored(champion.id, None, f"model_error: {type(exc).__name__}: {exc}")
 
 
 def _audit_draws(ctx: Context, records: list[_Record]) -> list[float]:
@@ -156,7 +165,8 @@ def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "sys
             if (old := existing.get(r.external_id)) and old.content_hash != r.hash:
                 raise Conflict(f"item {r.external_id!r} exists with different content; nothing was ingested")
         new = [r for r in batch if r.external_id not in existing]
-        model_id, proba, error = _predict(ctx, uow, new) if new else (None, None, None)
+        scored = _predict(ctx, uow, new) if new else _Scored(None, None, None)
+        model_id, proba, error = scored.model_version_id, scored.proba, scored.error
         if proba is not None:
             top = proba.argmax(axis=1)
             pred_labels: list[str | None] = [labels[j] for j in top]
@@ -169,6 +179,8 @@ def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "sys
         choices = router.route(
             pred_labels, confidences, no_prediction_reason=reason, draws=_audit_draws(ctx, new)
         )
+        if proba is not None:
+            choices = prioritise(ctx, uow, scored.model, scored.X, choices)
         outcomes = {
             ext: ItemOutcome(item.id, ext, True, None, None, None, None, None)
             for ext, item in existing.items()
