@@ -16,6 +16,7 @@ from loopwright.api import connect
 from loopwright.cli.crowd import aggregate, agreement
 from loopwright.cli.drift import drift_command
 from loopwright.cli.lineage import events, lineage_app
+from loopwright.cli.options import DbOption
 from loopwright.cli.registry import datasets_app, models_app
 from loopwright.cli.simulate_cmd import simulate_command
 from loopwright.domain import Certification
@@ -37,11 +38,6 @@ app.add_typer(lineage_app, name="lineage")
 app.command()(events)
 err = Console(stderr=True)
 out = Console()
-
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: LOOPWRIGHT_DB_URL or sqlite ./loopwright.db)."),
-]
 
 
 @app.command()

@@ -10,34 +10,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from loopwright.api import connect
+from loopwright.cli.options import DbOption, JsonOption, ProjectOption, open_loop
 from loopwright.domain import Event
-from loopwright.errors import Invalid
-from loopwright.loop import Loop
 
 out = Console()
 lineage_app = typer.Typer(
     help="Lineage both ways: a model's training labels, or everything that touched an item.",
     no_args_is_help=True,
 )
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: LOOPWRIGHT_DB_URL or sqlite ./loopwright.db)."),
-]
-ProjectOption = Annotated[str | None, typer.Option(help="Project name (needed when there are several).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-def open_project(db: str | None, project: str | None) -> Loop:
-    """The named project, or the only one; a clear error otherwise."""
-    ws = connect(db)
-    if project is not None:
-        return ws.project(project)
-    names = [p.name for p in ws.projects()]
-    if len(names) != 1:
-        found = ", ".join(names) or "none"
-        raise Invalid(f"this database has {len(names)} projects ({found}); choose one with --project")
-    return ws.project(names[0])
 
 
 @lineage_app.command("model")
@@ -48,7 +28,7 @@ def lineage_model(
     as_json: JsonOption = False,
 ) -> None:
     """The dataset version a model was trained on, and its labels by annotator, tier and source."""
-    answer = open_project(db, project).lineage_of_model(version)
+    answer = open_loop(db, project).lineage_of_model(version)
     if as_json:
         print(json.dumps(answer, indent=2))
         return
@@ -71,7 +51,7 @@ def lineage_item(
     as_json: JsonOption = False,
 ) -> None:
     """An item's predictions, decisions, tasks, annotations, resolutions, feedback and versions."""
-    answer = open_project(db, project).lineage_of_item(external_id)
+    answer = open_loop(db, project).lineage_of_item(external_id)
     if as_json:
         print(json.dumps(answer, indent=2))
         return
@@ -95,7 +75,7 @@ def events(
     as_json: JsonOption = False,
 ) -> None:
     """The append-only audit log: every state change with actor, action, subject and data."""
-    loop, cursor = open_project(db, project), after
+    loop, cursor = open_loop(db, project), after
     rows: list[Event] = []
     while len(rows) < limit and (page := loop.events(after_id=cursor, limit=500)):
         rows += [e for e in page if action is None or e.action == action]

@@ -13,10 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopwright.api import connect
+from loopwright.cli.options import DbOption, JsonOption, ProjectOption, open_loop
 from loopwright.domain import DatasetVersion, ModelVersion
-from loopwright.errors import Invalid, NotFound
-from loopwright.loop import Loop
+from loopwright.errors import Invalid
 from loopwright.loop.datasets import DatasetDiff, ExportFormat
 from loopwright.loop.registry import ENVIRONMENTS, Aliases, Deployment, evidence
 
@@ -24,14 +23,6 @@ datasets_app = typer.Typer(help="Dataset versions: list, show, diff, export.", n
 models_app = typer.Typer(help="The model registry: list, show, promote, rollback.", no_args_is_help=True)
 out = Console()
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: LOOPWRIGHT_DB_URL or sqlite ./loopwright.db)."),
-]
-ProjectOption = Annotated[
-    str | None, typer.Option("--project", help="Project name (default: the only project).")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 DeployDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -46,21 +37,6 @@ EnvOption = Annotated[
         "--env", help=f"Also deploy to this environment ({', '.join(ENVIRONMENTS[1:])}); repeatable."
     ),
 ]
-
-
-def open_loop(db: str | None, project: str | None) -> Loop:
-    """The named project, or the only one in the database."""
-    ws = connect(db)
-    if project:
-        return ws.project(project)
-    names = [p.name for p in ws.projects()]
-    if not names:
-        raise NotFound("no projects in this database: create one with `loopwright init CONFIG`")
-    if len(names) > 1:
-        raise Invalid(
-            f"the database has {len(names)} projects ({', '.join(names)}): choose one with --project"
-        )
-    return ws.project(names[0])
 
 
 def _iso(at: datetime | None) -> str | None:
