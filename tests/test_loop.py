@@ -376,3 +376,25 @@ def test_dawid_skene_resolution_and_escalation(store: SqlStore, method: str, wit
     final = answer("lead", "b").resolution  # top tier: the posterior mode is final
     assert final is not None and final.method in {method, f"{method}_top_tier"}
     assert final.label == "b" and final.n_annotations == 1
+
+
+def test_retrain_on_a_schedule(store: SqlStore, clock: ManualClock) -> None:
+    policy = {"every_n_labels": 1000, "min_labels": 10, "eval_fraction": 0.3, "every_hours": 24}
+    review_all = {"accept_threshold": 1.0, "audit_rate": 0.0}
+    loop = Workspace(store, clock).create_project({**CONFIG, "retrain": policy, "routing": review_all})
+    data = points(45)
+    truth = {r["external_id"]: label for r, label in data}
+    loop.ingest([r for r, _ in data[:30]])
+    label_all(loop, truth)
+    assert loop.retrain_due()  # no model yet: the schedule is due at once
+    first = loop.maybe_retrain()
+    assert first is not None
+    loop.ingest([r for r, _ in data[30:]])
+    label_all(loop, truth)
+    clock.now = first.model.created_at + timedelta(hours=23)
+    assert not loop.retrain_due()  # 15 new labels, far below 1000, and not a day yet
+    clock.now = first.model.created_at + timedelta(hours=24)
+    assert loop.retrain_due()
+    assert loop.maybe_retrain() is not None
+    clock.now += timedelta(hours=48)
+    assert not loop.retrain_due()  # a day passed, but no label changed since

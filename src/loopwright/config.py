@@ -143,6 +143,11 @@ class FatigueConfig(_Strict):
 
 class RetrainConfig(_Strict):
     every_n_labels: int = Field(100, ge=1, description="retrain after this many new resolved labels")
+    every_hours: float | None = Field(
+        None,
+        gt=0.0,
+        description="also retrain this long after the last run, if labels changed",
+    )
     min_labels: int = Field(20, ge=2)
     eval_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of items frozen for the gate")
     seed: int = 0

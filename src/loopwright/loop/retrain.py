@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -47,12 +48,20 @@ def _ece(confidences: list[float], predicted: list[str], truth: list[str]) -> fl
 
 
 def retrain_due(ctx: Context) -> bool:
-    """True when enough labels were resolved since the last training run."""
+    """True when enough labels were resolved since the last training run, or when the schedule
+    (``retrain.every_hours``) says it is time and some label arrived since."""
+    policy = ctx.config.retrain
     with ctx.store.unit_of_work() as uow:
         resolved = uow.resolutions.count(ctx.project.id)
         versions = uow.models.list(ctx.project.id)
     seen = max((int(v.metrics.get("resolutions_seen", 0)) for v in versions), default=0)
-    return resolved >= ctx.config.retrain.min_labels and resolved - seen >= ctx.config.retrain.every_n_labels
+    if resolved < policy.min_labels or resolved == seen:
+        return False
+    if resolved - seen >= policy.every_n_labels:
+        return True
+    last = max((v.created_at for v in versions), default=None)
+    hours = policy.every_hours
+    return hours is not None and (last is None or ctx.clock() - last >= timedelta(hours=hours))
 
 
 Trainer = Callable[[ProjectConfig, int], Any]  # (config, seed) → an unfitted scikit-learn estimator
