@@ -150,5 +150,6 @@ def main() -> None:
     try:
         app()
     except LoopwrightError as exc:
-        err.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
+        err.print(f"[bold red]error[/] ({exc.code}): ", end="")
+        err.print(exc.message, markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
