@@ -164,6 +164,17 @@ class GateConfig(_Strict):
     )
 
 
+class DriftConfig(_Strict):
+    """Drift monitoring: recent items against what the champion was trained on."""
+
+    window: int = Field(200, ge=30, description="the newest items compared with the training items")
+    alpha: float = Field(0.05, gt=0.0, lt=1.0, description="per-feature test level after correction")
+    auc_threshold: float = Field(
+        0.6, gt=0.5, le=1.0, description="domain-classifier AUC at which the windows differ"
+    )
+    review_sample: int = Field(50, ge=0, description="items of a drifted window pulled into review")
+
+
 StrategyName = Literal["random", "least-confidence", "margin", "entropy", "qbc", "kcenter", "hybrid"]
 
 
@@ -211,6 +222,7 @@ class ProjectConfig(_Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     active: ActiveConfig = Field(default_factory=ActiveConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -5,7 +5,7 @@ random whatever their confidence and never enter training (:mod:`loopwright.loop
 them in the evaluation split), so any model version can be scored on all of them: the champion's
 confidence on each, and whether its label matches the resolved one. A certificate is stored per
 (champion, evidence count) and recomputed when either changes: after a promotion and whenever
-new audit labels arrive.
+new audit labels arrive, and from scratch after a detected drift.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
 
 
 def _audited_labels(uow: UnitOfWork, project_id: int) -> dict[int, str]:
-    """Resolved label of every audited item that has one, by item id."""
+    """Resolved label of every audited item that has one, by item id; after a detected drift,
+    only items from the drifted window on count (older evidence describes another world)."""
     resolved = uow.resolutions.latest_by_item(project_id)
-    return {i: resolved[i].label for i in uow.decisions.audited_items(project_id) if i in resolved}
+    drift = uow.events.latest(project_id, "drift.detected")
+    since = int(drift.data["window_start_item_id"]) if drift else 0
+    return {
+        i: resolved[i].label for i in uow.decisions.audited_items(project_id) if i in resolved and i >= since
+    }

@@ -21,7 +21,7 @@ from loopwright.domain import (
 )
 from loopwright.errors import NotFitted
 from loopwright.learning import featurize, predict_proba_by_label
-from loopwright.loop import certification, gold, lineage, review, snapshot, status
+from loopwright.loop import certification, gold, lineage, monitoring, review, snapshot, status
 from loopwright.loop import datasets as _datasets
 from loopwright.loop import registry as _registry
 from loopwright.loop import retrain as _retrain
@@ -133,6 +133,11 @@ class Loop:
     def lineage_of_item(self, external_id: str) -> dict[str, Any]:
         """Predictions, tasks, annotations, resolutions, feedback, datasets and models of an item."""
         return lineage.item_lineage(self._ctx, external_id)
+
+    def check_drift(self, actor: str = "system") -> monitoring.DriftCheck:
+        """Compare the newest ``drift.window`` items with the window before; on drift, sample
+        the window into review, re-certify from fresh audits and make retraining due."""
+        return monitoring.check_drift(self._ctx, actor)
 
     def status(self) -> status.ProjectStatus:
         return status.status(self._ctx)

@@ -53,6 +53,7 @@ class ItemRepo(Protocol):
     def get_many(self, item_ids: Sequence[int]) -> list[Item]: ...  # in the order asked
     def by_external_ids(self, project_id: int, external_ids: Sequence[str]) -> dict[str, Item]: ...
     def count(self, project_id: int) -> int: ...
+    def recent(self, project_id: int, limit: int) -> list[Item]: ...  # newest `limit`, oldest first
 
 
 class PredictionRepo(Protocol):
@@ -273,6 +274,7 @@ class EventRepo(Protocol):
     def list(
         self, project_id: int | None = None, after_id: int = 0, limit: int = 100
     ) -> list[Event]: ...  # oldest first
+    def latest(self, project_id: int, action: str) -> Event | None: ...
 
 
 class UnitOfWork(Protocol):

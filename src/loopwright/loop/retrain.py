@@ -48,18 +48,22 @@ def _ece(confidences: list[float], predicted: list[str], truth: list[str]) -> fl
 
 
 def retrain_due(ctx: Context) -> bool:
-    """True when enough labels were resolved since the last training run, or when the schedule
-    (``retrain.every_hours``) says it is time and some label arrived since."""
+    """True when enough labels were resolved since the last training run, or when some label
+    arrived since and drift was detected after it or the schedule (``retrain.every_hours``) says
+    it is time."""
     policy = ctx.config.retrain
     with ctx.store.unit_of_work() as uow:
         resolved = uow.resolutions.count(ctx.project.id)
         versions = uow.models.list(ctx.project.id)
+        drift = uow.events.latest(ctx.project.id, "drift.detected")
     seen = max((int(v.metrics.get("resolutions_seen", 0)) for v in versions), default=0)
     if resolved < policy.min_labels or resolved == seen:
         return False
     if resolved - seen >= policy.every_n_labels:
         return True
     last = max((v.created_at for v in versions), default=None)
+    if last is not None and drift is not None and drift.at > last:
+        return True  # drift was detected after the last training run
     hours = policy.every_hours
     return hours is not None and (last is None or ctx.clock() - last >= timedelta(hours=hours))
 

@@ -173,6 +173,11 @@ class SqlItemRepo(Repo):
         stmt = select(func.count()).select_from(items).where(items.c.project_id == project_id)
         return self._conn.execute(stmt).scalar_one()
 
+    def recent(self, project_id: int, limit: int) -> builtins.list[Item]:
+        """The project's newest ``limit`` items, oldest first."""
+        stmt = select(items).where(items.c.project_id == project_id).order_by(items.c.id.desc()).limit(limit)
+        return [Item(**r._mapping) for r in reversed(self._conn.execute(stmt).all())]
+
 
 class SqlPredictionRepo(Repo):
     def add(
@@ -423,3 +428,14 @@ class SqlEventRepo(Repo):
         if project_id is not None:
             stmt = stmt.where(events.c.project_id == project_id)
         return [Event(**r._mapping) for r in self._conn.execute(stmt)]
+
+    def latest(self, project_id: int, action: str) -> Event | None:
+        """The project's newest event with ``action``."""
+        stmt = (
+            select(events)
+            .where(events.c.project_id == project_id, events.c.action == action)
+            .order_by(events.c.id.desc())
+            .limit(1)
+        )
+        row = self._conn.execute(stmt).first()
+        return None if row is None else Event(**row._mapping)

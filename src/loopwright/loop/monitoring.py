@@ -1,0 +1,130 @@
+"""Drift monitoring in the loop.
+
+The newest ``drift.window`` items are compared with the window before them: their features
+(per-feature tests and a domain classifier) and the champion's predictions on both. When drift
+fires, a diverse sample of the drifted window's unreviewed items goes to review (k-center over
+their features, not just the uncertain ones), the routing threshold is re-certified from audits
+made since the window began, and retraining becomes due; every check is an event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loopwright.active import kcenter_greedy
+from loopwright.active.features import dense
+from loopwright.config import Modality
+from loopwright.domain import Item, Split
+from loopwright.drift import data_drift, prediction_drift
+from loopwright.errors import Conflict
+from loopwright.learning import featurize, predict_proba_by_label
+from loopwright.loop.context import Context
+from loopwright.loop.ports import UnitOfWork
+
+DRIFT_PRIORITY = 1.5  # before routed work, after end-user feedback
+
+
+@dataclass(frozen=True, slots=True)
+class DriftCheck:
+    drift: bool
+    window: tuple[int, int]  # first and last item id of the current window
+    data: dict[str, Any] | None  # the data-drift report (None for text: see ``prediction``)
+    prediction: dict[str, Any] | None  # the champion's output drift, when it could be tested
+    sampled_tasks: int  # review tasks opened from the drifted window
+
+
+def check_drift(ctx: Context, actor: str = "system") -> DriftCheck:
+    """Compare the newest window with the one before; act on drift (see the module docstring)."""
+    cfg, pid = ctx.config.drift, ctx.project.id
+    with ctx.store.unit_of_work() as uow:
+        items = uow.items.recent(pid, 2 * cfg.window)
+        if len(items) < 2 * cfg.window:
+            raise Conflict(
+                f"drift needs two windows of {cfg.window} items; the project has {len(items)} "
+                "(lower drift.window or ingest more)"
+            )
+        reference, current = items[: cfg.window], items[cfg.window :]
+        X_ref = featurize(ctx.config, [i.payload for i in reference])
+        X_cur = featurize(ctx.config, [i.payload for i in current])
+        data = None
+        if ctx.config.modality is not Modality.TEXT:
+            columns = _columns(ctx, X_ref.shape[1])
+            data = data_drift(
+                X_ref, X_cur, columns, alpha=cfg.alpha, auc_threshold=cfg.auc_threshold,
+                seed=ctx.config.retrain.seed,
+            ).to_dict()  # fmt: skip
+        prediction = _prediction_drift(ctx, uow, reference, current)
+        drift = bool((data and data["drift"]) or (prediction and prediction["drift"]))
+        window = (current[0].id, current[-1].id)
+        sampled = _sample_for_review(ctx, uow, current, X_cur) if drift else 0
+        action = "drift.detected" if drift else "drift.checked"
+        ctx.event(
+            uow,
+            actor,
+            action,
+            ("project", ctx.project.name),
+            window_start_item_id=window[0],
+            window_end_item_id=window[1],
+            drifted_features=[] if data is None else data["drifted"],
+            domain_classifier_auc=None if data is None else data["domain_classifier_auc"],
+            prediction_drift=None if prediction is None else prediction["drift"],
+            sampled_tasks=sampled,
+        )
+        return DriftCheck(drift, window, data, prediction, sampled)
+
+
+def _columns(ctx: Context, n: int) -> list[str]:
+    if ctx.config.features:
+        return list(ctx.config.features)
+    return [f"{ctx.config.input_key}[{j}]" for j in range(n)]
+
+
+def _prediction_drift(
+    ctx: Context, uow: UnitOfWork, reference: list[Item], current: list[Item]
+) -> dict[str, Any] | None:
+    """The champion's output on both windows, leaving out the items it was trained on."""
+    champion = uow.models.champion(ctx.project.id)
+    if champion is None:
+        return None
+    trained: set[int] = set()
+    if champion.dataset_version_id is not None:
+        dataset = uow.datasets.get(champion.dataset_version_id)
+        trained = {e.item_id for e in dataset.entries if e.split is Split.TRAIN}
+    ref = [i for i in reference if i.id not in trained]
+    cur = [i for i in current if i.id not in trained]
+    model = ctx.model(uow, champion)
+
+    def proba(window: list[Item]) -> Any:
+        return predict_proba_by_label(model, featurize(ctx.config, [i.payload for i in window]), ctx.labels)
+
+    if min(len(ref), len(cur)) < 30:
+        return None
+    return prediction_drift(proba(ref), proba(cur), alpha=ctx.config.drift.alpha).to_dict()
+
+
+def _sample_for_review(ctx: Context, uow: UnitOfWork, window: list[Item], X: Any) -> int:
+    """Open review tasks for a diverse sample of the window's items that nobody reviewed."""
+    reviewed = {i.id for i in window if uow.tasks.for_item(i.id)}
+    fresh = [j for j, i in enumerate(window) if i.id not in reviewed]
+    k = min(ctx.config.drift.review_sample, len(fresh))
+    if k == 0:
+        return 0
+    subset = [X[j] for j in fresh] if isinstance(X, list) else X[fresh]
+    points, _ = dense(subset, None)
+    rng = np.random.default_rng([ctx.config.retrain.seed, window[-1].id])
+    tier = ctx.config.routing.fallback_tier
+    for j in kcenter_greedy(points, k, rng).tolist():
+        item = window[fresh[j]]
+        uow.tasks.add(
+            ctx.project.id,
+            item.id,
+            None,
+            tier,
+            DRIFT_PRIORITY,
+            "drift",
+            ctx.config.tier(tier).required_annotations,
+        )
+    return k

@@ -1,0 +1,91 @@
+"""Drift monitoring in the loop: a seeded shift is detected and acted on, a stable stream is not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from loopwright import Conflict, Loop, Workspace
+from loopwright.domain import Route
+from loopwright.store.sql import SqlStore
+
+CONFIG: dict[str, Any] = {
+    "name": "drifty",
+    "labels": ["a", "b"],
+    "features": ["x", "y"],
+    "routing": {
+        "audit_rate": 0.3,
+        "certify": {"epsilon": 0.1, "delta": 0.1},
+        "bands": [{"min_confidence": 0.0, "tier": 1}],
+    },
+    "tiers": [{"tier": 1, "name": "bulk", "required_annotations": 1}],
+    "retrain": {"every_n_labels": 1000, "min_labels": 5},
+    "drift": {"window": 100, "review_sample": 10},
+}
+
+
+def model(X: NDArray[np.float64]) -> NDArray[np.float64]:
+    p_b = 1.0 / (1.0 + np.exp(-4.0 * X[:, 0]))
+    return np.column_stack([1.0 - p_b, p_b])
+
+
+def batch(start: int, n: int, shift: float, seed: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    xy = rng.normal(0.0, 1.0, (n, 2)) + np.array([shift, 0.0])
+    return [
+        {"external_id": f"i{start + k}", "payload": {"x": float(x), "y": float(y)}}
+        for k, (x, y) in enumerate(xy)
+    ]
+
+
+def label_open(loop: Loop) -> int:
+    done = 0
+    while (a := loop.next_task("ann")) is not None:
+        loop.submit(a.lease.id, "ann", "b" if a.item.payload["x"] > 0 else "a")
+        done += 1
+    return done
+
+
+@pytest.fixture
+def loop(store: SqlStore) -> Loop:
+    loop = Workspace(store).create_project(CONFIG)
+    loop.use_model(model)
+    return loop
+
+
+def test_a_shift_is_detected_sampled_into_review_and_recertified(loop: Loop, store: SqlStore) -> None:
+    with pytest.raises(Conflict, match="two windows of 100 items; the project has 0"):
+        loop.check_drift()
+    loop.ingest(batch(0, 200, 0.0, seed=1))
+    assert label_open(loop) == 200  # everything is reviewed while nothing is certified
+    stable = loop.check_drift()
+    assert not stable.drift and stable.sampled_tasks == 0 and stable.data is not None
+    assert stable.data["drifted"] == [] and stable.data["domain_classifier_auc"] < 0.6
+    assert not loop.retrain_due()
+    before = loop.certify()
+    assert before is not None and before.threshold is not None and before.n_errors == 0
+
+    report = loop.ingest(batch(200, 100, 2.0, seed=2))  # x moves by two standard deviations
+    auto = [o for o in report.outcomes if o.route is Route.AUTO_ACCEPT]
+    drifted = loop.check_drift()
+    assert drifted.drift and drifted.window == (201, 300)
+    assert drifted.data is not None and drifted.data["drifted"] == ["x"]
+    assert drifted.data["domain_classifier_auc"] > 0.9
+    assert drifted.prediction is not None and drifted.prediction["drift"]  # far more "b" now
+    assert len(auto) > 10 and drifted.sampled_tasks == 10
+    with store.unit_of_work() as uow:
+        sampled = [t for o in auto for t in uow.tasks.for_item(o.item_id) if t.reason == "drift"]
+        xs = sorted(uow.items.get(t.item_id).payload["x"] for t in sampled)
+    assert len(sampled) == 10 and all(t.priority == 1.5 for t in sampled)
+    assert xs[-1] - xs[0] > 1.5  # spread over the window (k-center), not bunched together
+    actions = [e.action for e in loop.events(limit=1000)]
+    assert actions.count("drift.checked") == 1 and actions.count("drift.detected") == 1
+
+    after = loop.certify()  # audits from before the drift no longer count
+    assert after is not None and after.n_audited == 0 and after.threshold is None
+    assert loop.status().routing.startswith("uncertified")
+    label_open(loop)
+    assert loop.retrain_due()  # labels arrived, and drift was detected after the last model
