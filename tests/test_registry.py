@@ -13,25 +13,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
+import test_loop
 from loopwright import Conflict, Invalid, Loop, NotFound, Workspace
 from loopwright.domain import DatasetVersion, ModelStatus
 from loopwright.store.sql import SqlStore
 
 CONFIG: dict[str, Any] = {
-    "name": "toy",
-    "labels": ["a", "b", "c"],
-    "modality": "tabular",
-    "features": ["x", "y"],
-    "model": {"params": {"C": 100.0}},
-    "routing": {"accept_threshold": 0.9, "audit_rate": 0.0},
-    "retrain": {"every_n_labels": 10, "min_labels": 10, "eval_fraction": 0.3},
-    "gate": {"min_eval_items": 3},
+    **test_loop.CONFIG,
     "tiers": [{"tier": 1, "name": "bulk"}, {"tier": 2, "name": "uncertain"}],  # one label per item
 }
-CENTRES = {"a": (0.0, 0.0), "b": (12.0, 0.0), "c": (0.0, 12.0)}
 RELABEL = {"p0": "b", "p3": "b", "p2": "a"}  # p0, p3 were "a", p2 was "c"
 
 
@@ -45,24 +37,11 @@ class Clock:
 
 
 def points(n: int, start: int = 0) -> list[tuple[dict[str, Any], str]]:
-    rng = np.random.default_rng(start)
-    out = []
-    for i in range(start, start + n):
-        label = "abc"[i % 3]
-        x, y = np.asarray(CENTRES[label]) + rng.normal(0, 0.7, 2)
-        out.append(({"external_id": f"p{i}", "payload": {"x": float(x), "y": float(y)}}, label))
-    return out
+    return test_loop.points(n, seed=start, start=start)
 
 
 def label_all(loop: Loop, truth: dict[str, str]) -> None:
-    busy = True
-    while busy:
-        busy = False
-        for who in ("ann1", "ann2"):
-            a = loop.next_task(who)
-            if a is not None:
-                loop.submit(a.lease.id, who, truth[a.item.external_id])
-                busy = True
+    test_loop.label_all(loop, truth, annotators=("ann1", "ann2"))
 
 
 @dataclass
