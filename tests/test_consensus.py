@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import krippendorff
 import numpy as np
@@ -22,8 +21,9 @@ from loopwright.consensus import (
     percent_agreement,
 )
 from loopwright.errors import Invalid, NotFitted
+from shared_data import SHARED_DATA
 
-CROWD = Path(__file__).resolve().parents[2] / "shared" / "data" / "crowd"
+CROWD = SHARED_DATA / "crowd"
 AGGREGATORS = [MajorityVote, WeightedMajorityVote, DawidSkene, OneCoinDawidSkene]
 
 # Wikipedia "Fleiss' kappa" worked example: 10 subjects, 14 raters, 5 categories, κ = 0.210.

@@ -11,8 +11,9 @@ from loopwright import Workspace
 from loopwright.domain import Route
 from loopwright.simulate import team, work
 from loopwright.store.sql import SqlStore
+from shared_data import SHARED_DATA
 
-SMS = Path(__file__).resolve().parents[2] / "shared" / "data" / "text" / "sms_spam.csv"
+SMS = SHARED_DATA / "text" / "sms_spam.csv"
 
 
 @pytest.fixture(scope="module")
