@@ -89,3 +89,23 @@ def test_a_shift_is_detected_sampled_into_review_and_recertified(loop: Loop, sto
     assert loop.status().routing.startswith("uncertified")
     label_open(loop)
     assert loop.retrain_due()  # labels arrived, and drift was detected after the last model
+
+
+def test_a_drifted_batch_is_caught_before_routing(store: SqlStore) -> None:
+    loop = Workspace(store).create_project({**CONFIG, "drift": {"window": 100, "check_on_ingest": True}})
+    loop.use_model(model)
+    first = loop.ingest(batch(0, 200, 0.0, seed=1))
+    assert first.drift is None  # nothing before it to compare with
+    label_open(loop)
+    calm = loop.ingest(batch(200, 100, 0.0, seed=4))
+    assert calm.drift is not None and not calm.drift["drift"]
+    assert calm.count(route=Route.AUTO_ACCEPT) > 50  # certified on the stable world
+    label_open(loop)
+    shifted = loop.ingest(batch(300, 100, 2.0, seed=2))
+    assert shifted.drift is not None and shifted.drift["drifted"] == ["x"]
+    assert shifted.count(route=Route.AUTO_ACCEPT) == 0  # the certificate no longer holds
+    assert {o.reason for o in shifted.outcomes} <= {"audit", "uncertified"}
+    detected = [e for e in loop.events(limit=1000) if e.action == "drift.detected"]
+    assert [(e.data["window_start_item_id"], e.data["window_end_item_id"]) for e in detected] == [(301, 400)]
+    cert = loop.certify()
+    assert cert is not None and cert.n_audited == 0 and cert.threshold is None

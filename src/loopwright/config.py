@@ -173,6 +173,12 @@ class DriftConfig(_Strict):
         0.6, gt=0.5, le=1.0, description="domain-classifier AUC at which the windows differ"
     )
     review_sample: int = Field(50, ge=0, description="items of a drifted window pulled into review")
+    check_on_ingest: bool = Field(
+        False, description="test each batch against the window before it; on drift the batch goes to review"
+    )
+    learn_since_drift: bool = Field(
+        False, description="after drift, train and gate on items from the drifted window on, once enough"
+    )
 
 
 StrategyName = Literal["random", "least-confidence", "margin", "entropy", "qbc", "kcenter", "hybrid"]

@@ -29,6 +29,39 @@ def _certificate(c: Certification) -> dict[str, Any]:
     return {k: getattr(c, k) for k in keys}
 
 
+def shifted(pixels: np.ndarray) -> np.ndarray:
+    """The drifted world: each 8x8 image moved one pixel right (the left column goes blank)."""
+    image = np.roll(np.asarray(pixels, dtype=np.float64).reshape(8, 8), 1, axis=1)
+    image[:, 0] = 0.0
+    return image.ravel()
+
+
+def _accuracy(loop: Any, payloads: list[dict[str, Any]], truth: np.ndarray) -> float | None:
+    """The champion's accuracy on the held-out digits as the current world shows them."""
+    if loop.status().champion is None:
+        return None
+    return float(np.mean(loop.predict(payloads).argmax(axis=1).astype(str) == truth))
+
+
+def _drift_summary(history: list[dict[str, Any]], start: int, detected: list[int]) -> dict[str, Any]:
+    """When the seeded shift began and was caught; accuracy before, at the shift, and after;
+    human labels from the shift until accuracy came back within 2 points."""
+    before = history[start - 1]["champion_accuracy"]
+    recovered = next(
+        (h for h in history[start:] if before is not None and h["champion_accuracy"] >= before - 0.02), None
+    )
+    spent = history[start - 1]["human_labels_total"]
+    return {
+        "starts_round": start,
+        "detected_round": next((r for r in detected if r >= start), None),
+        "false_alarm_rounds": [r for r in detected if r < start],
+        "accuracy_before": before,
+        "accuracy_at_shift": history[start]["accuracy_at_ingest"],
+        "accuracy_after": history[-1]["champion_accuracy"],
+        "labels_to_recover": None if recovered is None else recovered["human_labels_total"] - spent,
+    }
+
+
 def underfit(config: ProjectConfig, seed: int) -> Pipeline:
     """A deliberately bad trainer: regularised so hard that it barely learns."""
     return make_pipeline(StandardScaler(), LogisticRegression(C=1e-4, max_iter=500, random_state=seed))
@@ -68,7 +101,6 @@ def run_demo(
     gold_ids, stream = shuffled[:GOLD_ITEMS], shuffled[GOLD_ITEMS:]
     round_size = 225 if quick else 100  # the whole pool either way: 6 or 14 rounds
     rounds = int(np.ceil(len(stream) / round_size))
-    held_payloads = [{"pixels": X[i].tolist()} for i in held_out]
     truth = {f"digit-{i}": y[i] for i in range(len(y))}
 
     ws = connect(f"sqlite:///{db}")
@@ -82,11 +114,19 @@ def run_demo(
     gold_answers = 0
     history: list[dict[str, Any]] = []
     auto_total = auto_wrong = human = 0
+    drift_round = rounds // 2  # from here on the camera is off by a pixel: every image shifts right
+    detected: list[int] = []
     for r in range(rounds):
         batch = stream[r * round_size : (r + 1) * round_size]
+        world = shifted if r >= drift_round else (lambda pixels: pixels)
         report = loop.ingest(
-            [{"external_id": f"digit-{i}", "payload": {"pixels": X[i].tolist()}} for i in batch]
+            [{"external_id": f"digit-{i}", "payload": {"pixels": world(X[i]).tolist()}} for i in batch]
         )
+        drift = bool(report.drift and report.drift["drift"])
+        if drift:
+            detected.append(r)
+        held = [{"pixels": world(X[i]).tolist()} for i in held_out]
+        accuracy_at_ingest = _accuracy(loop, held, y[held_out])
         auto = [o for o in report.outcomes if o.route is Route.AUTO_ACCEPT]
         auto_total += len(auto)
         auto_wrong += sum(o.label != truth[o.external_id] for o in auto)
@@ -97,10 +137,7 @@ def run_demo(
         paused.update(labelled.stopped)
         gold_answers += labelled.gold_answers
         outcome = loop.maybe_retrain()
-        accuracy = None
-        if loop.status().champion is not None:
-            pred = loop.predict(held_payloads).argmax(axis=1).astype(str)
-            accuracy = float(np.mean(pred == y[held_out]))
+        accuracy = _accuracy(loop, held, y[held_out])
         history.append(
             {
                 "round": r,
@@ -114,6 +151,8 @@ def run_demo(
                 "retrained": outcome is not None,
                 "promoted": bool(outcome and outcome.promoted),
                 "champion_accuracy": accuracy,
+                "accuracy_at_ingest": accuracy_at_ingest,
+                "drift_detected": drift,
             }
         )
         if on_round:
@@ -135,6 +174,7 @@ def run_demo(
         "routing": final.routing,
         "certification": None if final.certification is None else _certificate(final.certification),
         "promotions": sum(m.promoted_at is not None for m in models),
+        "drift": _drift_summary(history, drift_round, detected),
         "underfit_challenger": {
             "version": weak.model.version,
             "promoted": weak.promoted,

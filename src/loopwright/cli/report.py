@@ -29,6 +29,10 @@ def _plots(summary: dict[str, Any]) -> list[tuple[str, str]]:
     pts = [(r["human_labels_total"], r["champion_accuracy"]) for r in h if r["champion_accuracy"] is not None]
     if pts:
         ax.plot(*zip(*pts, strict=True), marker="o")
+    if (drift := summary.get("drift")) and drift["starts_round"] > 0:
+        at = h[drift["starts_round"] - 1]["human_labels_total"]
+        ax.axvline(at, color="#c0392b", linestyle="--", label="images shift one pixel")
+        ax.legend(loc="lower right")
     ax.set(
         xlabel="human labels (cumulative)",
         ylabel="held-out accuracy",

@@ -14,7 +14,7 @@ from loopwright.domain import Route, content_hash
 from loopwright.errors import Conflict, Invalid, NotFitted
 from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.learning.estimators import check_payload
-from loopwright.loop import certification
+from loopwright.loop import certification, monitoring
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.queue import prioritise
@@ -39,6 +39,7 @@ class ItemOutcome:
 @dataclass(frozen=True, slots=True)
 class IngestReport:
     outcomes: tuple[ItemOutcome, ...]
+    drift: dict[str, Any] | None = None  # the batch against the window before it, when checked
 
     def count(self, reason: str | None = None, route: Route | None = None) -> int:
         return sum(
@@ -175,6 +176,9 @@ def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "sys
             pred_labels, confidences = [None] * len(new), [None] * len(new)
         reason = "model_error" if error and error.startswith("model_error") else (error or "no_model")
         threshold = _threshold(ctx, uow, actor)
+        drift = monitoring.batch_drift(ctx, uow, scored.X) if ctx.config.drift.check_on_ingest else None
+        if drift is not None and drift["drift"]:
+            threshold = None  # a changed world voids the certificate: this batch goes to review
         router = ThresholdRouter(ctx.config.routing, threshold=threshold)
         choices = router.route(
             pred_labels, confidences, no_prediction_reason=reason, draws=_audit_draws(ctx, new)
@@ -221,7 +225,10 @@ def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "sys
                 choice.tier,
                 choice.reason,
             )
-        report = IngestReport(tuple(outcomes[r.external_id] for r in batch))
+        report = IngestReport(tuple(outcomes[r.external_id] for r in batch), drift)
+        created = [o.item_id for o in report.outcomes if not o.duplicate]
+        if drift is not None and created:
+            monitoring.record(ctx, uow, actor, drift, (min(created), max(created)), sampled=0)
         ctx.event(
             uow,
             actor,

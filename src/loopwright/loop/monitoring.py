@@ -60,20 +60,49 @@ def check_drift(ctx: Context, actor: str = "system") -> DriftCheck:
         drift = bool((data and data["drift"]) or (prediction and prediction["drift"]))
         window = (current[0].id, current[-1].id)
         sampled = _sample_for_review(ctx, uow, current, X_cur) if drift else 0
-        action = "drift.detected" if drift else "drift.checked"
-        ctx.event(
-            uow,
-            actor,
-            action,
-            ("project", ctx.project.name),
-            window_start_item_id=window[0],
-            window_end_item_id=window[1],
-            drifted_features=[] if data is None else data["drifted"],
-            domain_classifier_auc=None if data is None else data["domain_classifier_auc"],
-            prediction_drift=None if prediction is None else prediction["drift"],
-            sampled_tasks=sampled,
-        )
+        record(ctx, uow, actor, data, window, sampled, prediction)
         return DriftCheck(drift, window, data, prediction, sampled)
+
+
+def batch_drift(ctx: Context, uow: UnitOfWork, X_new: Any) -> dict[str, Any] | None:
+    """A new batch's features against the ``drift.window`` items before it, before routing;
+    None for text, or when either side has fewer than 30 rows."""
+    if X_new is None or ctx.config.modality is Modality.TEXT or len(X_new) < 30:
+        return None
+    before = uow.items.recent(ctx.project.id, ctx.config.drift.window)
+    if len(before) < 30:
+        return None
+    X_ref = featurize(ctx.config, [i.payload for i in before])
+    cfg = ctx.config.drift
+    return data_drift(
+        X_ref, X_new, _columns(ctx, X_ref.shape[1]), alpha=cfg.alpha,
+        auc_threshold=cfg.auc_threshold, seed=ctx.config.retrain.seed,
+    ).to_dict()  # fmt: skip
+
+
+def record(
+    ctx: Context,
+    uow: UnitOfWork,
+    actor: str,
+    data: dict[str, Any] | None,
+    window: tuple[int, int],
+    sampled: int,
+    prediction: dict[str, Any] | None = None,
+) -> None:
+    """A ``drift.detected`` or ``drift.checked`` event for the window of item ids."""
+    drift = bool((data and data["drift"]) or (prediction and prediction["drift"]))
+    ctx.event(
+        uow,
+        actor,
+        "drift.detected" if drift else "drift.checked",
+        ("project", ctx.project.name),
+        window_start_item_id=window[0],
+        window_end_item_id=window[1],
+        drifted_features=[] if data is None else data["drifted"],
+        domain_classifier_auc=None if data is None else data["domain_classifier_auc"],
+        prediction_drift=None if prediction is None else prediction["drift"],
+        sampled_tasks=sampled,
+    )
 
 
 def _columns(ctx: Context, n: int) -> list[str]:

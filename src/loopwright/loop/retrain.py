@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from loopwright.config import ProjectConfig
-from loopwright.domain import DatasetVersion, ModelStatus, ModelVersion, Split, content_hash
+from loopwright.domain import DatasetEntry, DatasetVersion, ModelStatus, ModelVersion, Split, content_hash
 from loopwright.errors import Conflict, Invalid
 from loopwright.learning import (
     GateResult,
@@ -83,6 +83,8 @@ def retrain(
     dataset = snapshot(ctx, actor) if dataset_id is None else _dataset(ctx, dataset_id)
     train = [e for e in dataset.entries if e.split is Split.TRAIN]
     evals = [e for e in dataset.entries if e.split is Split.EVAL]
+    if cfg.drift.learn_since_drift:
+        train, evals = _since_drift(ctx, train, evals)
     if len(train) < cfg.retrain.min_labels or len({e.label for e in train}) < 2:
         raise Invalid(
             f"dataset {dataset.id[:12]} has {len(train)} training labels in "
@@ -150,6 +152,23 @@ def retrain(
             version = uow.models.set_status(version.id, ModelStatus.REJECTED)
     ctx.models[version.id] = estimator
     return RetrainOutcome(dataset, version, result, result.passed)
+
+
+def _since_drift(
+    ctx: Context, train: list[DatasetEntry], evals: list[DatasetEntry]
+) -> tuple[list[DatasetEntry], list[DatasetEntry]]:
+    """Only the items from the last drifted window on, for training and for the gate, as long
+    as there are enough of them (``retrain.min_labels``, ``gate.min_eval_items``)."""
+    with ctx.store.unit_of_work() as uow:
+        drift = uow.events.latest(ctx.project.id, "drift.detected")
+    if drift is None:
+        return train, evals
+    start = int(drift.data["window_start_item_id"])
+    new_train = [e for e in train if e.item_id >= start]
+    new_evals = [e for e in evals if e.item_id >= start]
+    if len(new_train) < ctx.config.retrain.min_labels or len(new_evals) < ctx.config.gate.min_eval_items:
+        return train, evals
+    return new_train, new_evals
 
 
 def _v(version: ModelVersion | None) -> int | None:
