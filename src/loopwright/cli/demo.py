@@ -174,7 +174,8 @@ def run_demo(
         "routing": final.routing,
         "certification": None if final.certification is None else _certificate(final.certification),
         "promotions": sum(m.promoted_at is not None for m in models),
-        "drift": _drift_summary(history, drift_round, detected),
+        "drift": (drift_summary := _drift_summary(history, drift_round, detected)),
+        "drift_detected_round": drift_summary["detected_round"],
         "underfit_challenger": {
             "version": weak.model.version,
             "promoted": weak.promoted,
