@@ -109,3 +109,23 @@ def test_a_drifted_batch_is_caught_before_routing(store: SqlStore) -> None:
     assert [(e.data["window_start_item_id"], e.data["window_end_item_id"]) for e in detected] == [(301, 400)]
     cert = loop.certify()
     assert cert is not None and cert.n_audited == 0 and cert.threshold is None
+
+
+def test_concept_drift_on_the_audit_stream(store: SqlStore) -> None:
+    config = {**CONFIG, "routing": {**CONFIG["routing"], "audit_rate": 1.0}}  # every item audited
+    loop = Workspace(store).create_project(config)
+    loop.use_model(model)
+    loop.ingest(batch(0, 200, 0.0, seed=1))
+    label_open(loop)  # labelled by the model's own rule: no error
+    loop.ingest(batch(200, 100, 0.0, seed=5))  # the same inputs, but now the answer flips
+    while (a := loop.next_task("ann")) is not None:
+        loop.submit(a.lease.id, "ann", "a" if a.item.payload["x"] > 0 else "b")
+    check = loop.check_drift()
+    assert check.data is not None and check.data["drifted"] == []  # the inputs did not move
+    assert check.drift and check.concept_changes and min(check.concept_changes) >= 201
+    assert check.performance is not None and check.performance["audit"] is not None
+    audit = check.performance["audit"]
+    assert audit["audited"] == 0.0 and not audit["consistent"]  # the model expects ~0.85
+    assert check.performance["estimated"]["expected"] > 0.8
+    detected = [e for e in loop.events(limit=1000) if e.action == "drift.detected"]
+    assert len(detected) == 1 and detected[0].data["concept_drift"] is True

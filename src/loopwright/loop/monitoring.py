@@ -1,7 +1,9 @@
 """Drift monitoring in the loop.
 
 The newest ``drift.window`` items are compared with the window before them: their features
-(per-feature tests and a domain classifier) and the champion's predictions on both. When drift
+(per-feature tests and a domain classifier) and the champion's predictions on both; the
+champion's accuracy on the window is estimated without labels and set against the window's
+audit, and ADWIN watches its error rate along the whole audit stream (concept drift). When drift
 fires, a diverse sample of the drifted window's unreviewed items goes to review (k-center over
 their features, not just the uncertain ones), the routing threshold is re-certified from audits
 made since the window began, and retraining becomes due; every check is an event.
@@ -9,7 +11,7 @@ made since the window began, and retraining becomes due; every check is an event
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,13 @@ from loopwright.active import kcenter_greedy
 from loopwright.active.features import dense
 from loopwright.config import Modality
 from loopwright.domain import Item, Split
-from loopwright.drift import data_drift, prediction_drift
+from loopwright.drift import (
+    compare_with_audit,
+    data_drift,
+    detect_changes,
+    estimate_accuracy,
+    prediction_drift,
+)
 from loopwright.errors import Conflict
 from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop.context import Context
@@ -34,6 +42,8 @@ class DriftCheck:
     data: dict[str, Any] | None  # the data-drift report (None for text: see ``prediction``)
     prediction: dict[str, Any] | None  # the champion's output drift, when it could be tested
     sampled_tasks: int  # review tasks opened from the drifted window
+    performance: dict[str, Any] | None = None  # label-free accuracy estimate vs the audit
+    concept_changes: tuple[int, ...] = ()  # item ids where the audited error stream changed
 
 
 def check_drift(ctx: Context, actor: str = "system") -> DriftCheck:
@@ -57,11 +67,48 @@ def check_drift(ctx: Context, actor: str = "system") -> DriftCheck:
                 seed=ctx.config.retrain.seed,
             ).to_dict()  # fmt: skip
         prediction = _prediction_drift(ctx, uow, reference, current)
-        drift = bool((data and data["drift"]) or (prediction and prediction["drift"]))
+        performance = _performance(ctx, uow, current)
+        changes = _concept_changes(ctx, uow)
         window = (current[0].id, current[-1].id)
+        concept = any(i >= window[0] for i in changes)
+        drift = bool((data and data["drift"]) or (prediction and prediction["drift"]) or concept)
         sampled = _sample_for_review(ctx, uow, current, X_cur) if drift else 0
-        record(ctx, uow, actor, data, window, sampled, prediction)
-        return DriftCheck(drift, window, data, prediction, sampled)
+        record(ctx, uow, actor, data, window, sampled, prediction, concept)
+        return DriftCheck(drift, window, data, prediction, sampled, performance, tuple(changes))
+
+
+def _performance(ctx: Context, uow: UnitOfWork, window: list[Item]) -> dict[str, Any] | None:
+    """The champion's expected accuracy on the window without labels (mean top probability,
+    Poisson-binomial interval), set against the accuracy on the window's audited items."""
+    champion = uow.models.champion(ctx.project.id)
+    if champion is None:
+        return None
+    X = featurize(ctx.config, [i.payload for i in window])
+    proba = predict_proba_by_label(ctx.model(uow, champion), X, ctx.labels)
+    estimate = estimate_accuracy(proba)
+    out: dict[str, Any] = {"estimated": asdict(estimate), "audit": None}
+    resolved = uow.resolutions.latest_by_item(ctx.project.id)
+    audited = set(uow.decisions.audited_items(ctx.project.id))
+    rows = [j for j, i in enumerate(window) if i.id in audited and i.id in resolved]
+    if rows:
+        predicted = np.asarray(ctx.labels)[proba[rows].argmax(axis=1)]
+        right = int(np.sum(predicted == [resolved[window[j].id].label for j in rows]))
+        out["audit"] = asdict(compare_with_audit(estimate, right, len(rows)))
+    return out
+
+
+def _concept_changes(ctx: Context, uow: UnitOfWork) -> list[int]:
+    """Item ids where ADWIN saw the champion's error rate on the audit stream change."""
+    champion = uow.models.champion(ctx.project.id)
+    resolved = uow.resolutions.latest_by_item(ctx.project.id)
+    ids = [i for i in uow.decisions.audited_items(ctx.project.id) if i in resolved]
+    if champion is None or len(ids) < 30:
+        return []
+    items = uow.items.get_many(ids)
+    X = featurize(ctx.config, [i.payload for i in items])
+    proba = predict_proba_by_label(ctx.model(uow, champion), X, ctx.labels)
+    wrong = np.asarray(ctx.labels)[proba.argmax(axis=1)] != [resolved[i].label for i in ids]
+    return [ids[k] for k in detect_changes(wrong.astype(float), "adwin")]
 
 
 def batch_drift(ctx: Context, uow: UnitOfWork, X_new: Any) -> dict[str, Any] | None:
@@ -88,9 +135,10 @@ def record(
     window: tuple[int, int],
     sampled: int,
     prediction: dict[str, Any] | None = None,
+    concept: bool = False,
 ) -> None:
     """A ``drift.detected`` or ``drift.checked`` event for the window of item ids."""
-    drift = bool((data and data["drift"]) or (prediction and prediction["drift"]))
+    drift = bool((data and data["drift"]) or (prediction and prediction["drift"]) or concept)
     ctx.event(
         uow,
         actor,
@@ -101,6 +149,7 @@ def record(
         drifted_features=[] if data is None else data["drifted"],
         domain_classifier_auc=None if data is None else data["domain_classifier_auc"],
         prediction_drift=None if prediction is None else prediction["drift"],
+        concept_drift=concept,
         sampled_tasks=sampled,
     )
 
