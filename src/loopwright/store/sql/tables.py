@@ -294,3 +294,37 @@ events = Table(
     Column("at", UtcDateTime, nullable=False),
     Index(None, "project_id", "id"),
 )
+
+# --- users of the REST service: accounts, project memberships, API tokens (hashes only) ----
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("admin", Boolean, nullable=False),
+    _created(),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    _fk("project_id", "projects.id"),
+    Column("role", String(20), nullable=False),
+    Column("tiers", JSON, nullable=True),  # list of tier numbers; NULL: every tier
+    _created(),
+    UniqueConstraint("user_id", "project_id"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 hex of the token
+    _created(),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Index(None, "user_id"),
+)
