@@ -150,3 +150,35 @@ def test_help_lists_commands(tmp_path: Path) -> None:
     done = run("--help", cwd=tmp_path)
     assert done.returncode == 0
     assert all(c in done.stdout for c in ("demo", "init", "status"))
+
+
+def test_serve_answers_over_real_http(tmp_path: Path) -> None:
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    assert run("init", str(DIGITS_YAML), "--db", db, cwd=tmp_path).returncode == 0
+    server = subprocess.Popen(
+        [sys.executable, "-m", "loopwright", "serve", "--db", db, "--port", str(port), "--open"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline, body = time.monotonic() + 60, None
+        while body is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/projects", timeout=2) as r:
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.3)
+        assert body is not None, server.stderr.read() if server.poll() is not None else "no answer"
+        assert [p["name"] for p in body["projects"]] == ["digits"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -73,3 +73,10 @@ def test_unparseable_config(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(Invalid, match="cannot read"):
         ProjectConfig.load(tmp_path / "nope.yaml")
+
+
+def test_an_unknown_tier_is_named() -> None:
+    config = ProjectConfig.from_dict({"name": "p", "labels": ["a", "b"]})
+    assert config.tier(2).name == "uncertain"
+    with pytest.raises(Invalid, match=r"tier 9 is not a tier of this project; its tiers are \[1, 2, 3\]"):
+        config.tier(9)

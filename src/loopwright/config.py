@@ -250,7 +250,13 @@ class ProjectConfig(_Strict):
         return self
 
     def tier(self, number: int) -> TierConfig:
-        return next(t for t in self.tiers if t.tier == number)
+        """The tier numbered ``number``; Invalid naming the project's tiers otherwise."""
+        for t in self.tiers:
+            if t.tier == number:
+                return t
+        raise Invalid(
+            f"tier {number} is not a tier of this project; its tiers are {[t.tier for t in self.tiers]}"
+        )
 
     @property
     def top_tier(self) -> int:

@@ -121,6 +121,26 @@ def status(
         out.print(table)
 
 
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Interface to bind (keep 127.0.0.1 unless behind a proxy).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    open_access: Annotated[
+        bool, typer.Option("--open", help="No authentication: every caller is an admin (a laptop only).")
+    ] = False,
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs); callers send Authorization: Bearer <token>."""
+    import uvicorn
+
+    from loopwright.service import create_app
+
+    err.print(f"loopwright REST API on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(create_app(connect(db), open_access=open_access), host=host, port=port, log_level="warning")
+
+
 def _status_dict(s: ProjectStatus) -> dict[str, object]:
     champ = s.champion
     return {
