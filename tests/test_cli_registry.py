@@ -15,7 +15,7 @@ import pytest
 from loopwright import Workspace
 from loopwright.domain import ModelStatus
 from loopwright.store.sql import SqlStore
-from test_registry import CONFIG, RELABEL, Clock, label_all, points
+from test_registry import CONFIG, seed
 
 
 @dataclass
@@ -62,19 +62,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Db:
     tmp = tmp_path_factory.mktemp("cli-registry")
     url = f"sqlite:///{tmp / 'loop.db'}"
     store = SqlStore(url)
-    loop = Workspace(store, Clock()).create_project(CONFIG)
-    first, more = points(45), points(6, start=45)
-    loop.ingest([r for r, _ in first])
-    label_all(loop, {r["external_id"]: lab for r, lab in first})
-    v1 = loop.snapshot()
-    loop.ingest([r for r, _ in more])
-    label_all(loop, {r["external_id"]: lab for r, lab in more})
-    with store.unit_of_work() as uow:
-        items = uow.items.by_external_ids(loop.project.id, list(RELABEL))
-        for ext, label in RELABEL.items():
-            task = uow.tasks.for_item(items[ext].id)[-1]
-            uow.resolutions.add(items[ext].id, task.id, label, "expert", 1.0, 1)
-    v2 = loop.snapshot()
+    seeded = seed(store)
+    loop, v1, v2 = seeded.loop, seeded.v1, seeded.v2
     loop.retrain()  # v1 champion (baseline gate)
     loop.retrain(dataset_id=v2.id)  # v2 champion (not significantly worse)
     with store.unit_of_work() as uow:  # v3: rejected by its gate

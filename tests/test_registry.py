@@ -52,8 +52,8 @@ class Seeded:
     v2: DatasetVersion  # + p45…p50, and p0, p3, p2 relabelled
 
 
-@pytest.fixture
-def seeded(store: SqlStore) -> Seeded:
+def seed(store: SqlStore) -> Seeded:
+    """45 items labelled truthfully (v1), then 6 more and three relabelled (v2)."""
     loop = Workspace(store, Clock()).create_project(CONFIG)
     first, more = points(45), points(6, start=45)
     loop.ingest([r for r, _ in first])
@@ -68,6 +68,11 @@ def seeded(store: SqlStore) -> Seeded:
             uow.resolutions.add(items[ext].id, task.id, label, "expert", 1.0, 1)
     v2 = loop.snapshot()
     return Seeded(loop, store, v1, v2)
+
+
+@pytest.fixture
+def seeded(store: SqlStore) -> Seeded:
+    return seed(store)
 
 
 def test_diff_and_version_lookup(seeded: Seeded) -> None:

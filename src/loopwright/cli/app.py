@@ -16,10 +16,9 @@ from loopwright.api import connect
 from loopwright.cli.crowd import aggregate, agreement
 from loopwright.cli.drift import drift_command
 from loopwright.cli.lineage import events, lineage_app
-from loopwright.cli.options import DbOption
+from loopwright.cli.options import DbOption, certificate_json
 from loopwright.cli.registry import datasets_app, models_app
 from loopwright.cli.simulate_cmd import simulate_command
-from loopwright.domain import Certification
 from loopwright.errors import LoopwrightError
 from loopwright.loop import ProjectStatus
 
@@ -156,13 +155,8 @@ def _status_dict(s: ProjectStatus) -> dict[str, object]:
         "model_versions": s.model_versions,
         "champion": None if champ is None else {"version": champ.version, "metrics": champ.metrics},
         "routing": s.routing,
-        "certification": None if s.certification is None else _cert_dict(s.certification),
+        "certification": certificate_json(s.certification),
     }
-
-
-def _cert_dict(c: Certification) -> dict[str, object]:
-    keys = ("threshold", "epsilon", "delta", "n_evidence", "n_errors", "upper_bound", "n_audited")
-    return {k: getattr(c, k) for k in keys} | {"model_version_id": c.model_version_id}
 
 
 def main() -> None:

@@ -17,16 +17,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from loopwright.api import connect
+from loopwright.cli.options import certificate_json
 from loopwright.config import ProjectConfig
-from loopwright.domain import Certification, Route
+from loopwright.domain import Route
 from loopwright.simulate import SimulatedAnnotator, team, work
 
 GOLD_ITEMS = 40  # pool digits set aside as gold: known answers that score the annotators
-
-
-def _certificate(c: Certification) -> dict[str, Any]:
-    keys = ("threshold", "epsilon", "delta", "n_evidence", "n_errors", "upper_bound", "n_audited", "reason")
-    return {k: getattr(c, k) for k in keys}
 
 
 def shifted(pixels: np.ndarray) -> np.ndarray:
@@ -172,7 +168,7 @@ def run_demo(
         "auto_accept_error": auto_wrong / auto_total if auto_total else None,
         "champion_accuracy_by_round": [h["champion_accuracy"] for h in history],
         "routing": final.routing,
-        "certification": None if final.certification is None else _certificate(final.certification),
+        "certification": certificate_json(final.certification),
         "promotions": sum(m.promoted_at is not None for m in models),
         "drift": (drift_summary := _drift_summary(history, drift_round, detected)),
         "drift_detected_round": drift_summary["detected_round"],

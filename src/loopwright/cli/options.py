@@ -1,12 +1,14 @@
-"""Options every project command shares, and opening the project they name."""
+"""Options every project command shares, opening the project they name, and the routing
+certificate as the JSON that `status` and the demo summary both print."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from loopwright.api import connect
+from loopwright.domain import Certification
 from loopwright.errors import Invalid, NotFound
 from loopwright.loop import Loop
 
@@ -33,3 +35,11 @@ def open_loop(db: str | None, project: str | None) -> Loop:
             f"the database has {len(names)} projects ({', '.join(names)}): choose one with --project"
         )
     return ws.project(names[0])
+
+
+def certificate_json(c: Certification | None) -> dict[str, Any] | None:
+    """The certificate's figures, or None when the project has none."""
+    if c is None:
+        return None
+    keys = ("threshold", "epsilon", "delta", "n_evidence", "n_errors", "upper_bound", "n_audited", "reason")
+    return {k: getattr(c, k) for k in keys} | {"model_version_id": c.model_version_id}

@@ -15,7 +15,7 @@ from dataclasses import asdict
 import numpy as np
 
 from loopwright.domain import Certification
-from loopwright.learning import featurize, predict_proba_by_label
+from loopwright.loop import audit
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.routing import certify
@@ -30,18 +30,11 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
     champion = uow.models.champion(ctx.project.id)
     if config is None or champion is None:
         return None
-    audited = _audited_labels(uow, ctx.project.id)
+    audited = audit.audited_labels(uow, ctx.project.id, audit.drift_start(uow, ctx.project.id) or 0)
     latest = uow.certifications.latest(ctx.project.id)
     if latest and latest.model_version_id == champion.id and latest.n_audited == len(audited):
         return latest
-    confidences, correct = np.zeros(0), np.zeros(0, dtype=bool)
-    if audited:
-        items = uow.items.get_many(list(audited))
-        X = featurize(ctx.config, [i.payload for i in items])
-        proba = predict_proba_by_label(ctx.model(uow, champion), X, ctx.labels)
-        predicted = np.asarray(ctx.labels)[proba.argmax(axis=1)]
-        confidences = proba.max(axis=1)
-        correct = predicted == np.asarray([audited[i.id] for i in items])
+    confidences, correct = audit.score(ctx, uow, ctx.model(uow, champion), audited)
     cert = certify(confidences, correct, config.epsilon, config.delta, min_evidence=config.min_evidence)
     values = {k: v.item() if isinstance(v, np.generic) else v for k, v in asdict(cert).items()}
     stored = uow.certifications.add(ctx.project.id, champion.id, values)
@@ -60,14 +53,3 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
         reason=stored.reason,
     )
     return stored
-
-
-def _audited_labels(uow: UnitOfWork, project_id: int) -> dict[int, str]:
-    """Resolved label of every audited item that has one, by item id; after a detected drift,
-    only items from the drifted window on count (older evidence describes another world)."""
-    resolved = uow.resolutions.latest_by_item(project_id)
-    drift = uow.events.latest(project_id, "drift.detected")
-    since = int(drift.data["window_start_item_id"]) if drift else 0
-    return {
-        i: resolved[i].label for i in uow.decisions.audited_items(project_id) if i in resolved and i >= since
-    }

@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from loopwright.active import kcenter_greedy
 from loopwright.active.features import dense
 from loopwright.config import Modality
-from loopwright.domain import Item, Split
+from loopwright.domain import Item, ModelVersion, Split
 from loopwright.drift import (
     compare_with_audit,
     data_drift,
@@ -29,6 +30,8 @@ from loopwright.drift import (
 )
 from loopwright.errors import Conflict
 from loopwright.learning import featurize, predict_proba_by_label
+from loopwright.loop import audit
+from loopwright.loop.audit import DRIFT_DETECTED
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 
@@ -59,56 +62,21 @@ def check_drift(ctx: Context, actor: str = "system") -> DriftCheck:
         reference, current = items[: cfg.window], items[cfg.window :]
         X_ref = featurize(ctx.config, [i.payload for i in reference])
         X_cur = featurize(ctx.config, [i.payload for i in current])
-        data = None
-        if ctx.config.modality is not Modality.TEXT:
-            columns = _columns(ctx, X_ref.shape[1])
-            data = data_drift(
-                X_ref, X_cur, columns, alpha=cfg.alpha, auc_threshold=cfg.auc_threshold,
-                seed=ctx.config.retrain.seed,
-            ).to_dict()  # fmt: skip
-        prediction = _prediction_drift(ctx, uow, reference, current)
-        performance = _performance(ctx, uow, current)
-        changes = _concept_changes(ctx, uow)
+        data = None if ctx.config.modality is Modality.TEXT else _data_drift(ctx, X_ref, X_cur)
+        prediction = performance = None
+        changes: list[int] = []
+        if (champion := uow.models.champion(pid)) is not None:
+            model = ctx.model(uow, champion)
+            proba_cur = predict_proba_by_label(model, X_cur, ctx.labels)
+            prediction = _prediction_drift(ctx, uow, champion, model, X_ref, reference, proba_cur, current)
+            performance = _performance(ctx, uow, proba_cur, current)
+            changes = _concept_changes(ctx, uow, model)
         window = (current[0].id, current[-1].id)
         concept = any(i >= window[0] for i in changes)
-        drift = bool((data and data["drift"]) or (prediction and prediction["drift"]) or concept)
+        drift = _fired(data, prediction, concept)
         sampled = _sample_for_review(ctx, uow, current, X_cur) if drift else 0
         record(ctx, uow, actor, data, window, sampled, prediction, concept)
         return DriftCheck(drift, window, data, prediction, sampled, performance, tuple(changes))
-
-
-def _performance(ctx: Context, uow: UnitOfWork, window: list[Item]) -> dict[str, Any] | None:
-    """The champion's expected accuracy on the window without labels (mean top probability,
-    Poisson-binomial interval), set against the accuracy on the window's audited items."""
-    champion = uow.models.champion(ctx.project.id)
-    if champion is None:
-        return None
-    X = featurize(ctx.config, [i.payload for i in window])
-    proba = predict_proba_by_label(ctx.model(uow, champion), X, ctx.labels)
-    estimate = estimate_accuracy(proba)
-    out: dict[str, Any] = {"estimated": asdict(estimate), "audit": None}
-    resolved = uow.resolutions.latest_by_item(ctx.project.id)
-    audited = set(uow.decisions.audited_items(ctx.project.id))
-    rows = [j for j, i in enumerate(window) if i.id in audited and i.id in resolved]
-    if rows:
-        predicted = np.asarray(ctx.labels)[proba[rows].argmax(axis=1)]
-        right = int(np.sum(predicted == [resolved[window[j].id].label for j in rows]))
-        out["audit"] = asdict(compare_with_audit(estimate, right, len(rows)))
-    return out
-
-
-def _concept_changes(ctx: Context, uow: UnitOfWork) -> list[int]:
-    """Item ids where ADWIN saw the champion's error rate on the audit stream change."""
-    champion = uow.models.champion(ctx.project.id)
-    resolved = uow.resolutions.latest_by_item(ctx.project.id)
-    ids = [i for i in uow.decisions.audited_items(ctx.project.id) if i in resolved]
-    if champion is None or len(ids) < 30:
-        return []
-    items = uow.items.get_many(ids)
-    X = featurize(ctx.config, [i.payload for i in items])
-    proba = predict_proba_by_label(ctx.model(uow, champion), X, ctx.labels)
-    wrong = np.asarray(ctx.labels)[proba.argmax(axis=1)] != [resolved[i].label for i in ids]
-    return [ids[k] for k in detect_changes(wrong.astype(float), "adwin")]
 
 
 def batch_drift(ctx: Context, uow: UnitOfWork, X_new: Any) -> dict[str, Any] | None:
@@ -119,12 +87,7 @@ def batch_drift(ctx: Context, uow: UnitOfWork, X_new: Any) -> dict[str, Any] | N
     before = uow.items.recent(ctx.project.id, ctx.config.drift.window)
     if len(before) < 30:
         return None
-    X_ref = featurize(ctx.config, [i.payload for i in before])
-    cfg = ctx.config.drift
-    return data_drift(
-        X_ref, X_new, _columns(ctx, X_ref.shape[1]), alpha=cfg.alpha,
-        auc_threshold=cfg.auc_threshold, seed=ctx.config.retrain.seed,
-    ).to_dict()  # fmt: skip
+    return _data_drift(ctx, featurize(ctx.config, [i.payload for i in before]), X_new)
 
 
 def record(
@@ -138,11 +101,10 @@ def record(
     concept: bool = False,
 ) -> None:
     """A ``drift.detected`` or ``drift.checked`` event for the window of item ids."""
-    drift = bool((data and data["drift"]) or (prediction and prediction["drift"]) or concept)
     ctx.event(
         uow,
         actor,
-        "drift.detected" if drift else "drift.checked",
+        DRIFT_DETECTED if _fired(data, prediction, concept) else "drift.checked",
         ("project", ctx.project.name),
         window_start_item_id=window[0],
         window_end_item_id=window[1],
@@ -154,6 +116,18 @@ def record(
     )
 
 
+def _fired(data: dict[str, Any] | None, prediction: dict[str, Any] | None, concept: bool) -> bool:
+    return bool((data and data["drift"]) or (prediction and prediction["drift"]) or concept)
+
+
+def _data_drift(ctx: Context, X_ref: Any, X_cur: Any) -> dict[str, Any]:
+    cfg = ctx.config.drift
+    return data_drift(
+        X_ref, X_cur, _columns(ctx, X_ref.shape[1]), alpha=cfg.alpha,
+        auc_threshold=cfg.auc_threshold, seed=ctx.config.retrain.seed,
+    ).to_dict()  # fmt: skip
+
+
 def _columns(ctx: Context, n: int) -> list[str]:
     if ctx.config.features:
         return list(ctx.config.features)
@@ -161,26 +135,53 @@ def _columns(ctx: Context, n: int) -> list[str]:
 
 
 def _prediction_drift(
-    ctx: Context, uow: UnitOfWork, reference: list[Item], current: list[Item]
+    ctx: Context,
+    uow: UnitOfWork,
+    champion: ModelVersion,
+    model: Any,
+    X_ref: Any,
+    reference: list[Item],
+    proba_cur: NDArray[np.float64],
+    current: list[Item],
 ) -> dict[str, Any] | None:
     """The champion's output on both windows, leaving out the items it was trained on."""
-    champion = uow.models.champion(ctx.project.id)
-    if champion is None:
-        return None
     trained: set[int] = set()
     if champion.dataset_version_id is not None:
         dataset = uow.datasets.get(champion.dataset_version_id)
         trained = {e.item_id for e in dataset.entries if e.split is Split.TRAIN}
-    ref = [i for i in reference if i.id not in trained]
-    cur = [i for i in current if i.id not in trained]
-    model = ctx.model(uow, champion)
-
-    def proba(window: list[Item]) -> Any:
-        return predict_proba_by_label(model, featurize(ctx.config, [i.payload for i in window]), ctx.labels)
-
+    ref = [j for j, i in enumerate(reference) if i.id not in trained]
+    cur = [j for j, i in enumerate(current) if i.id not in trained]
     if min(len(ref), len(cur)) < 30:
         return None
-    return prediction_drift(proba(ref), proba(cur), alpha=ctx.config.drift.alpha).to_dict()
+    X = [X_ref[j] for j in ref] if isinstance(X_ref, list) else X_ref[ref]
+    proba_ref = predict_proba_by_label(model, X, ctx.labels)
+    return prediction_drift(proba_ref, proba_cur[cur], alpha=ctx.config.drift.alpha).to_dict()
+
+
+def _performance(
+    ctx: Context, uow: UnitOfWork, proba: NDArray[np.float64], window: list[Item]
+) -> dict[str, Any]:
+    """The champion's expected accuracy on the window without labels (mean top probability,
+    Poisson-binomial interval), set against the accuracy on the window's audited items."""
+    estimate = estimate_accuracy(proba)
+    out: dict[str, Any] = {"estimated": asdict(estimate), "audit": None}
+    labels = audit.audited_labels(uow, ctx.project.id, since=window[0].id)
+    rows = [j for j, i in enumerate(window) if i.id in labels]
+    if rows:
+        predicted = np.asarray(ctx.labels)[proba[rows].argmax(axis=1)]
+        right = int(np.sum(predicted == [labels[window[j].id] for j in rows]))
+        out["audit"] = asdict(compare_with_audit(estimate, right, len(rows)))
+    return out
+
+
+def _concept_changes(ctx: Context, uow: UnitOfWork, model: Any) -> list[int]:
+    """Item ids where ADWIN saw the champion's error rate on the audit stream change."""
+    labels = audit.audited_labels(uow, ctx.project.id)
+    if len(labels) < 30:
+        return []
+    _, correct = audit.score(ctx, uow, model, labels)
+    ids = list(labels)
+    return [ids[k] for k in detect_changes((~correct).astype(float), "adwin")]
 
 
 def _sample_for_review(ctx: Context, uow: UnitOfWork, window: list[Item], X: Any) -> int:

@@ -31,7 +31,7 @@ from loopwright.errors import Conflict, Invalid, NotFound
 from loopwright.loop.context import Context
 from loopwright.loop.datasets import write_atomic
 from loopwright.loop.ports import UnitOfWork
-from loopwright.loop.retrain import _promote
+from loopwright.loop.retrain import promote_in
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 MANIFEST_FORMAT = "loopwright.deployment/1"
@@ -173,13 +173,9 @@ def deploy(
                 raise NotFound("the project has no champion to deploy: train one or name a version")
         else:
             model = resolve(uow, ctx.project.id, version)
-            if model.status is ModelStatus.REJECTED:
-                raise Conflict(
-                    f"model version {model.version} was rejected by its gate and cannot be promoted"
-                )
             if model.status is not ModelStatus.CHAMPION:
                 replaced = uow.models.champion(ctx.project.id)
-                model = _promote(ctx, uow, model, actor)
+            model = promote_in(ctx, uow, model, actor)
         bodies = {env: manifest(ctx, uow, model, env) for env in targets}
     paths = _write(ctx, deploy_dir, bodies)
     _record(ctx, actor, model, targets, paths)

@@ -22,6 +22,7 @@ from loopwright.learning import (
     gate,
     predict_proba_by_label,
 )
+from loopwright.loop import audit
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.snapshot import snapshot
@@ -55,7 +56,7 @@ def retrain_due(ctx: Context) -> bool:
     with ctx.store.unit_of_work() as uow:
         resolved = uow.resolutions.count(ctx.project.id)
         versions = uow.models.list(ctx.project.id)
-        drift = uow.events.latest(ctx.project.id, "drift.detected")
+        drift = uow.events.latest(ctx.project.id, audit.DRIFT_DETECTED)
     seen = max((int(v.metrics.get("resolutions_seen", 0)) for v in versions), default=0)
     if resolved < policy.min_labels or resolved == seen:
         return False
@@ -160,10 +161,9 @@ def _since_drift(
     """Only the items from the last drifted window on, for training and for the gate, as long
     as there are enough of them (``retrain.min_labels``, ``gate.min_eval_items``)."""
     with ctx.store.unit_of_work() as uow:
-        drift = uow.events.latest(ctx.project.id, "drift.detected")
-    if drift is None:
+        start = audit.drift_start(uow, ctx.project.id)
+    if start is None:
         return train, evals
-    start = int(drift.data["window_start_item_id"])
     new_train = [e for e in train if e.item_id >= start]
     new_evals = [e for e in evals if e.item_id >= start]
     if len(new_train) < ctx.config.retrain.min_labels or len(new_evals) < ctx.config.gate.min_eval_items:
@@ -200,12 +200,17 @@ def _promote(ctx: Context, uow: UnitOfWork, version: ModelVersion, actor: str) -
 def promote(ctx: Context, version: int, actor: str = "system") -> ModelVersion:
     """Make ``version`` the champion by hand. Rejected versions cannot be promoted."""
     with ctx.store.unit_of_work() as uow:
-        model = uow.models.get(ctx.project.id, version)
-        if model.status is ModelStatus.REJECTED:
-            raise Conflict(f"model version {version} was rejected by its gate and cannot be promoted")
-        if model.status is ModelStatus.CHAMPION:
-            return model
-        return _promote(ctx, uow, model, actor)
+        return promote_in(ctx, uow, uow.models.get(ctx.project.id, version), actor)
+
+
+def promote_in(ctx: Context, uow: UnitOfWork, model: ModelVersion, actor: str) -> ModelVersion:
+    """``model`` as champion inside ``uow``: Conflict if its gate rejected it, as is if it is
+    the champion already."""
+    if model.status is ModelStatus.REJECTED:
+        raise Conflict(f"model version {model.version} was rejected by its gate and cannot be promoted")
+    if model.status is ModelStatus.CHAMPION:
+        return model
+    return _promote(ctx, uow, model, actor)
 
 
 def use_model(ctx: Context, model: Any, actor: str = "system") -> ModelVersion:

@@ -1,0 +1,41 @@
+"""The audit sample as evidence: its resolved labels, the last drift boundary, and how a model
+scores on it. Certification, drift monitoring and retraining all read it through here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from loopwright.learning import featurize, predict_proba_by_label
+from loopwright.loop.context import Context
+from loopwright.loop.ports import UnitOfWork
+
+DRIFT_DETECTED = "drift.detected"
+
+
+def drift_start(uow: UnitOfWork, project_id: int) -> int | None:
+    """First item id of the window in which drift was last detected, if ever."""
+    event = uow.events.latest(project_id, DRIFT_DETECTED)
+    return None if event is None else int(event.data["window_start_item_id"])
+
+
+def audited_labels(uow: UnitOfWork, project_id: int, since: int = 0) -> dict[int, str]:
+    """Resolved label of every audited item with id ≥ ``since`` that has one, oldest first."""
+    resolved = uow.resolutions.latest_by_item(project_id)
+    return {
+        i: resolved[i].label for i in uow.decisions.audited_items(project_id) if i in resolved and i >= since
+    }
+
+
+def score(
+    ctx: Context, uow: UnitOfWork, model: Any, labels: dict[int, str]
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """``model``'s confidence on each item of ``labels`` and whether its label matches, in order."""
+    if not labels:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    items = uow.items.get_many(list(labels))
+    proba = predict_proba_by_label(model, featurize(ctx.config, [i.payload for i in items]), ctx.labels)
+    predicted = np.asarray(ctx.labels)[proba.argmax(axis=1)]
+    return proba.max(axis=1), predicted == np.asarray([labels[i.id] for i in items])
