@@ -1,0 +1,65 @@
+"""Review: the next task for the caller's tiers, and the lease verbs (submit, extend, release, skip)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import Field
+
+from loopwright.errors import Invalid
+from loopwright.service.deps import Body, Caller, Ws, lease_project, to_json
+
+router = APIRouter(tags=["review"])
+
+
+class NextTaskIn(Body):
+    tiers: list[int] | None = None
+    session_id: str | None = None
+
+
+class SubmitIn(Body):
+    label: str
+    unsure: bool = False
+
+
+class ExtendIn(Body):
+    seconds: int | None = Field(default=None, gt=0)
+
+
+@router.post(
+    "/v1/projects/{name}/tasks/next", responses={204: {"description": "no task for the caller right now"}}
+)
+def next_task(name: str, ws: Ws, who: Caller, body: NextTaskIn | None = None) -> Any:
+    body = body or NextTaskIn()
+    tiers = who.review_tiers(name, body.tiers)
+    loop = ws.project(name)
+    known = {t.tier for t in loop.config.tiers}
+    unknown = sorted(set(tiers or ()) - known)
+    if unknown:
+        raise Invalid(f"unknown tiers {unknown}", [("tiers", f"project tiers are {sorted(known)}")])
+    assignment = loop.next_task(who.name, tiers, body.session_id)
+    if assignment is None:
+        return Response(status_code=204)
+    return to_json(assignment)
+
+
+@router.post("/v1/leases/{lease_id}/submit")
+def submit(lease_id: int, body: SubmitIn, ws: Ws, who: Caller) -> Any:
+    return to_json(lease_project(ws, lease_id, who).submit(lease_id, who.name, body.label, body.unsure))
+
+
+@router.post("/v1/leases/{lease_id}/extend")
+def extend(lease_id: int, ws: Ws, who: Caller, body: ExtendIn | None = None) -> Any:
+    seconds = None if body is None else body.seconds
+    return to_json(lease_project(ws, lease_id, who).extend(lease_id, who.name, seconds))
+
+
+@router.post("/v1/leases/{lease_id}/release")
+def release(lease_id: int, ws: Ws, who: Caller) -> Any:
+    return to_json(lease_project(ws, lease_id, who).release(lease_id, who.name))
+
+
+@router.post("/v1/leases/{lease_id}/skip")
+def skip(lease_id: int, ws: Ws, who: Caller) -> Any:
+    return to_json(lease_project(ws, lease_id, who).skip(lease_id, who.name))
