@@ -9,14 +9,16 @@ in memory (tests, embedding). Both store only the SHA-256 of each token.
 
 Permissions, per project (admins may do everything; non-members get 404, never 403):
 
-=================  =====  =======  =========  ======  ======
-action             admin  service  annotator  expert  viewer
-=================  =====  =======  =========  ======  ======
-status, list       yes    yes      yes        yes     yes
-ingest, feedback   yes    yes      no         no      no
-events             yes    yes      no         yes     yes
-next task, leases  yes    no       own tiers  yes     no
-=================  =====  =======  =========  ======  ======
+===========================================  =====  ====  =======  =========  ======  ======
+action                                       admin  lead  service  annotator  expert  viewer
+===========================================  =====  ====  =======  =========  ======  ======
+read: status, list, models, datasets         yes    yes   yes      yes        yes     yes
+ingest, predict, feedback                    yes    no    yes      no         no      no
+events                                       yes    yes   yes      no         yes     yes
+review: next task, leases                    yes    yes   no       own tiers  yes     no
+monitor: dashboard, drift, lineage, skills   yes    yes   yes      no         yes     yes
+manage: promote, rollback, webhooks, gold    yes    yes   no       no         no      no
+===========================================  =====  ====  =======  =========  ======  ======
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from loopwright.store.sql.users import SqlUserRepo, hash_token
 
 
 class Role(StrEnum):
+    LEAD = "lead"
     SERVICE = "service"
     ANNOTATOR = "annotator"
     EXPERT = "expert"
@@ -47,14 +50,18 @@ class Action(StrEnum):
     FEEDBACK = "feedback"
     EVENTS = "events"
     REVIEW = "review"
+    MONITOR = "monitor"
+    MANAGE = "manage"
 
 
 ALLOWED: dict[Action, frozenset[Role]] = {
     Action.READ: frozenset(Role),
     Action.INGEST: frozenset({Role.SERVICE}),
     Action.FEEDBACK: frozenset({Role.SERVICE}),
-    Action.EVENTS: frozenset({Role.SERVICE, Role.EXPERT, Role.VIEWER}),
-    Action.REVIEW: frozenset({Role.ANNOTATOR, Role.EXPERT}),
+    Action.EVENTS: frozenset({Role.LEAD, Role.SERVICE, Role.EXPERT, Role.VIEWER}),
+    Action.REVIEW: frozenset({Role.LEAD, Role.ANNOTATOR, Role.EXPERT}),
+    Action.MONITOR: frozenset({Role.LEAD, Role.SERVICE, Role.EXPERT, Role.VIEWER}),
+    Action.MANAGE: frozenset({Role.LEAD}),
 }
 
 
