@@ -1,0 +1,137 @@
+// loopwright UI: the shared client. Token and project live in localStorage; every page calls
+// lw.boot(pageName) first, which checks the login, loads /v1/me and draws the navigation.
+"use strict";
+
+const lw = (() => {
+  const TOKEN = "loopwright.token";
+  const PROJECT = "loopwright.project";
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  const token = () => localStorage.getItem(TOKEN);
+  const setToken = (t) => localStorage.setItem(TOKEN, t);
+  const logout = () => {
+    localStorage.removeItem(TOKEN);
+    location.href = "/ui/";
+  };
+
+  async function api(method, path, body) {
+    const headers = { Authorization: `Bearer ${token() || ""}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (res.status === 204) return null;
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      throw new ApiError(res.status, data.code || "http", data.message || res.statusText);
+    }
+    return data;
+  }
+
+  // Pages and the action a project membership needs to see them (see /v1/me "actions").
+  const PAGES = [
+    { page: "annotate", title: "Annotate", action: "review" },
+    { page: "review", title: "Review", action: "review", roles: ["admin", "lead", "expert"] },
+    { page: "dashboard", title: "Dashboard", action: "monitor" },
+  ];
+
+  const canSee = (membership, entry) =>
+    membership &&
+    membership.actions.includes(entry.action) &&
+    (!entry.roles || entry.roles.includes(membership.role));
+
+  function project(me) {
+    const names = Object.keys(me.projects);
+    const saved = localStorage.getItem(PROJECT);
+    return names.includes(saved) ? saved : names[0] || null;
+  }
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") node.className = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v);
+    }
+    for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return node;
+  }
+
+  function drawNav(me, current, active) {
+    const nav = document.getElementById("nav");
+    if (!nav) return;
+    nav.replaceChildren();
+    nav.append(el("a", { href: "/ui/", class: "brand" }, "loopwright"));
+    const membership = me.projects[current];
+    for (const entry of PAGES) {
+      if (!canSee(membership, entry)) continue;
+      const attrs = { href: `/ui/${entry.page}`, "data-page": entry.page };
+      if (entry.page === active) attrs.class = "active";
+      nav.append(el("a", attrs, entry.title));
+    }
+    const select = el("select", { id: "project", "aria-label": "project" });
+    for (const name of Object.keys(me.projects)) {
+      const option = el("option", { value: name }, name);
+      if (name === current) option.selected = true;
+      select.append(option);
+    }
+    select.addEventListener("change", () => {
+      localStorage.setItem(PROJECT, select.value);
+      location.reload();
+    });
+    const role = membership ? membership.role : "";
+    nav.append(el("span", { class: "spacer" }), select);
+    nav.append(el("span", { class: "who" }, `${me.name} · ${role}`));
+    nav.append(el("button", { class: "link", onclick: logout }, "log out"));
+  }
+
+  // Check login, load /v1/me, draw the nav; returns {me, project, membership} or redirects.
+  async function boot(active) {
+    if (!token()) {
+      location.href = "/ui/";
+      return new Promise(() => {});
+    }
+    let me;
+    try {
+      me = await api("GET", "/v1/me");
+    } catch (e) {
+      if (e.status === 401) logout();
+      throw e;
+    }
+    const current = project(me);
+    drawNav(me, current, active);
+    const membership = current ? me.projects[current] : null;
+    const entry = PAGES.find((p) => p.page === active);
+    if (entry && !canSee(membership, entry)) {
+      showError(`Your role in project '${current}' cannot open this page.`);
+      return new Promise(() => {});
+    }
+    return { me, project: current, membership };
+  }
+
+  function showError(message) {
+    const box = document.getElementById("error");
+    if (!box) return alert(message);
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  function clearError() {
+    const box = document.getElementById("error");
+    if (box) box.hidden = true;
+  }
+
+  const firstPage = (membership) =>
+    (PAGES.find((entry) => canSee(membership, entry)) || { page: "" }).page;
+
+  return { api, ApiError, boot, el, token, setToken, logout, showError, clearError, firstPage, project };
+})();
