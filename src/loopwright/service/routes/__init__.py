@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from loopwright.service.routes import projects, review
+from loopwright.service.routes import me, projects, review
 
-ROUTERS = [projects.router, review.router]
+ROUTERS = [me.router, projects.router, review.router]
