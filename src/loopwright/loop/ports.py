@@ -85,6 +85,7 @@ class DecisionRepo(Protocol):
     def for_item(self, item_id: int) -> list[Decision]: ...  # oldest first
     def auto_accepted(self, project_id: int) -> list[tuple[Decision, Prediction]]: ...
     def count_by_route(self, project_id: int) -> dict[str, int]: ...
+    def timeline(self, project_id: int) -> list[tuple[datetime, str]]: ...  # (created_at, route) by id
     def audited_items(self, project_id: int) -> list[int]: ...  # drawn into the audit, oldest first
 
 
@@ -98,6 +99,7 @@ class FeedbackRepo(Protocol):
 class CertificationRepo(Protocol):
     def add(self, project_id: int, model_version_id: int, values: Mapping[str, Any]) -> Certification: ...
     def latest(self, project_id: int) -> Certification | None: ...
+    def list(self, project_id: int) -> list[Certification]: ...  # oldest first
 
 
 class TaskRepo(Protocol):
@@ -156,6 +158,9 @@ class TaskRepo(Protocol):
     def set_status(self, task_id: int, status: TaskStatus, closed_at: datetime | None) -> Task: ...
     def for_item(self, item_id: int) -> list[Task]: ...  # oldest first
     def count_open_by_tier(self, project_id: int) -> dict[int, int]: ...
+    def timeline(self, project_id: int) -> list[tuple[int, datetime, datetime | None]]:
+        """``(tier, created_at, closed_at)`` of every task but gold ones, oldest first."""
+        ...
 
 
 class LeaseRepo(Protocol):
@@ -183,6 +188,7 @@ class AnnotationRepo(Protocol):
     def for_item(self, item_id: int) -> list[Annotation]: ...
     def votes(self, project_id: int) -> list[tuple[int, str, str]]: ...  # (item, annotator, label)
     def count(self, project_id: int) -> int: ...
+    def page(self, project_id: int, after_id: int, limit: int) -> list[Annotation]: ...  # by id
     def counts_by_annotator(self, item_ids: Sequence[int]) -> dict[str, int]: ...
     def recent(self, project_id: int, annotator: str, limit: int) -> list[Annotation]: ...  # newest first
     def work_times(self, project_id: int, annotator: str, since: datetime) -> list[datetime]:
@@ -220,6 +226,7 @@ class ResolutionRepo(Protocol):
     def latest_by_item(self, project_id: int) -> dict[int, Resolution]: ...
     def for_item(self, item_id: int) -> list[Resolution]: ...
     def count(self, project_id: int) -> int: ...
+    def page(self, project_id: int, after_id: int, limit: int) -> list[Resolution]: ...  # by id
 
 
 class DatasetRepo(Protocol):
@@ -271,6 +278,7 @@ class EventRepo(Protocol):
         subject_id: str,
         data: dict[str, Any] | None = None,
     ) -> Event: ...
+    def of_actions(self, project_id: int, actions: Sequence[str]) -> list[Event]: ...  # oldest first
     def list(
         self, project_id: int | None = None, after_id: int = 0, limit: int = 100
     ) -> list[Event]: ...  # oldest first

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from loopwright.domain import DatasetEntry, DatasetVersion, ModelStatus, ModelVersion, Split
@@ -17,6 +17,12 @@ from loopwright.store.sql.tables import dataset_entries, dataset_versions, event
 
 _MODEL_COLUMNS = [c for c in model_versions.c if c.name != "artifact"]
 _ENTRY_COLUMNS = [c for c in dataset_entries.c if c.name not in ("dataset_version_id", "position")]
+
+
+def _has_child(version_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """True where some dataset version names ``version_id`` as its parent."""
+    child = dataset_versions.alias("child")
+    return exists().where(child.c.parent_id == version_id)
 
 
 def _model(m: Mapping[Any, Any]) -> ModelVersion:
@@ -89,7 +95,8 @@ class SqlDatasetRepo(Repo):
         stmt = (
             select(dataset_versions.c.id)
             .where(dataset_versions.c.project_id == project_id)
-            .order_by(dataset_versions.c.created_at.desc())
+            # two snapshots in the same instant: the newer is the one no version descends from
+            .order_by(dataset_versions.c.created_at.desc(), _has_child(dataset_versions.c.id))
             .limit(1)
         )
         version_id = self._conn.execute(stmt).scalar()

@@ -285,6 +285,16 @@ class SqlDecisionRepo(Repo):
         )
         return {route: n for route, n in self._conn.execute(stmt)}
 
+    def timeline(self, project_id: int) -> list[tuple[datetime, str]]:
+        """``(created_at, route)`` of every decision of the project, oldest first."""
+        stmt = (
+            select(decisions.c.created_at, decisions.c.route)
+            .join(items, items.c.id == decisions.c.item_id)
+            .where(items.c.project_id == project_id)
+            .order_by(decisions.c.id)
+        )
+        return [(at, route) for at, route in self._conn.execute(stmt)]
+
 
 class SqlResolutionRepo(Repo):
     def add(
@@ -332,6 +342,17 @@ class SqlResolutionRepo(Repo):
         )
         return self._conn.execute(stmt).scalar_one()
 
+    def page(self, project_id: int, after_id: int, limit: int) -> list[Resolution]:
+        """The project's resolutions with id > ``after_id``, oldest first, at most ``limit``."""
+        stmt = (
+            select(resolutions)
+            .join(items, items.c.id == resolutions.c.item_id)
+            .where(items.c.project_id == project_id, resolutions.c.id > after_id)
+            .order_by(resolutions.c.id)
+            .limit(limit)
+        )
+        return [Resolution(**r._mapping) for r in self._conn.execute(stmt)]
+
 
 class SqlCertificationRepo(Repo):
     def add(self, project_id: int, model_version_id: int, values: Mapping[str, Any]) -> Certification:
@@ -350,6 +371,11 @@ class SqlCertificationRepo(Repo):
         )
         row = self._conn.execute(stmt).first()
         return None if row is None else Certification(**row._mapping)
+
+    def list(self, project_id: int) -> builtins.list[Certification]:
+        """The project's certificates, oldest first."""
+        stmt = select(certifications).where(certifications.c.project_id == project_id)
+        return [Certification(**r._mapping) for r in self._conn.execute(stmt.order_by(certifications.c.id))]
 
 
 class SqlFeedbackRepo(Repo):
@@ -419,6 +445,11 @@ class SqlEventRepo(Repo):
         }
         row = self._insert(events, values, missing=f"project id {project_id}")
         return Event(**row._mapping)
+
+    def of_actions(self, project_id: int, actions: Sequence[str]) -> builtins.list[Event]:
+        """The project's events with one of ``actions``, oldest first."""
+        stmt = select(events).where(events.c.project_id == project_id, events.c.action.in_(list(actions)))
+        return [Event(**r._mapping) for r in self._conn.execute(stmt.order_by(events.c.id))]
 
     def list(
         self, project_id: int | None = None, after_id: int = 0, limit: int = 100

@@ -27,7 +27,8 @@ ACTIVE = LeaseStatus.ACTIVE.value
 
 
 def _task(m: Mapping[Any, Any]) -> Task:
-    return Task(**{**m, "status": TaskStatus(m["status"])})
+    fields = {k: v for k, v in m.items() if k != "n_annotations"}  # the store's own counter
+    return Task(**{**fields, "status": TaskStatus(m["status"])})
 
 
 def _lease(m: Mapping[Any, Any]) -> Lease:
@@ -40,12 +41,8 @@ def _live(now: datetime) -> ColumnElement[bool]:
 
 
 def _n_annotations() -> Any:
-    return (
-        select(func.count())
-        .select_from(annotations)
-        .where(annotations.c.task_id == tasks.c.id)
-        .scalar_subquery()
-    )
+    """The task's annotations, counted as they are added (``SqlAnnotationRepo.add``)."""
+    return tasks.c.n_annotations
 
 
 def _unseen(annotator: str, now: datetime) -> ColumnElement[bool]:
@@ -213,8 +210,9 @@ class SqlTaskRepo(Repo):
             task_id = self._conn.execute(stmt).scalar()
             if task_id is None:
                 return None
-            recheck = select(tasks.c.id).where(tasks.c.id == task_id, claimable(annotator, now))
-            if self._conn.execute(recheck).first() is None:
+            recheck = select(tasks).where(tasks.c.id == task_id, claimable(annotator, now))
+            row = self._conn.execute(recheck).first()  # the whole row: no second read below
+            if row is None:
                 passed_over.append(task_id)
                 continue
             values = {
@@ -226,7 +224,7 @@ class SqlTaskRepo(Repo):
                 "session_id": session_id,
             }
             lease = _lease(self._insert(leases, values)._mapping)
-            return self.get(task_id), lease
+            return _task(row._mapping), lease
 
     def add_gold(self, project_id: int, item_id: int, tier: int, label: str) -> Task:
         """A gold task: status ``gold``, the known answer in ``gold_label``; it never closes."""
@@ -268,6 +266,15 @@ class SqlTaskRepo(Repo):
             .group_by(tasks.c.tier)
         )
         return {tier: n for tier, n in self._conn.execute(stmt)}
+
+    def timeline(self, project_id: int) -> list[tuple[int, datetime, datetime | None]]:
+        """``(tier, created_at, closed_at)`` of every task but gold ones, oldest first."""
+        stmt = (
+            select(tasks.c.tier, tasks.c.created_at, tasks.c.closed_at)
+            .where(tasks.c.project_id == project_id, tasks.c.status != TaskStatus.GOLD.value)
+            .order_by(tasks.c.id)
+        )
+        return [(tier, created, closed) for tier, created, closed in self._conn.execute(stmt)]
 
 
 class SqlLeaseRepo(Repo):
@@ -346,6 +353,8 @@ class SqlAnnotationRepo(Repo):
             conflict=f"{annotator!r} has already annotated task {task_id}",
             missing=f"task id {task_id}, item id {item_id} or lease id {lease_id}",
         )
+        bump = update(tasks).where(tasks.c.id == task_id).values(n_annotations=tasks.c.n_annotations + 1)
+        self._conn.execute(bump)
         return Annotation(**row._mapping)
 
     def for_task(self, task_id: int) -> list[Annotation]:
@@ -374,6 +383,17 @@ class SqlAnnotationRepo(Repo):
             .where(tasks.c.project_id == project_id)
         )
         return self._conn.execute(stmt).scalar_one()
+
+    def page(self, project_id: int, after_id: int, limit: int) -> list[Annotation]:
+        """The project's annotations with id > ``after_id``, oldest first, at most ``limit``."""
+        stmt = (
+            select(annotations)
+            .join(tasks, tasks.c.id == annotations.c.task_id)
+            .where(tasks.c.project_id == project_id, annotations.c.id > after_id)
+            .order_by(annotations.c.id)
+            .limit(limit)
+        )
+        return [Annotation(**r._mapping) for r in self._conn.execute(stmt)]
 
     def counts_by_annotator(self, item_ids: Sequence[int]) -> dict[str, int]:
         """How many annotations each annotator made on ``item_ids``."""

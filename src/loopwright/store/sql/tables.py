@@ -154,8 +154,18 @@ tasks = Table(
     _created(),
     Column("closed_at", UtcDateTime, nullable=True),
     Column("gold_label", String(200), nullable=True),  # 0002: set on gold tasks
+    Column("n_annotations", Integer, nullable=False, server_default="0"),  # 0007: kept on annotate
     Index(None, "project_id", "status", "tier", "priority"),
     Index(None, "item_id"),
+)
+# 0007: the claim's order, so a claim walks open tasks in order instead of sorting them all
+Index(
+    "ix_tasks_claim_order",
+    tasks.c.project_id,
+    tasks.c.status,
+    tasks.c.priority.desc(),
+    tasks.c.n_annotations.desc(),
+    tasks.c.id,
 )
 
 leases = Table(
@@ -327,4 +337,39 @@ api_tokens = Table(
     _created(),
     Column("revoked_at", UtcDateTime, nullable=True),
     Index(None, "user_id"),
+)
+
+# --- webhooks (0006): subscriptions read the event log after a cursor; one delivery per event --
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(200), nullable=False),  # whsec_<base64>: needed to sign, so kept as is
+    Column("events", JSON, nullable=False),  # action prefixes; [] means every event
+    Column("active", Boolean, nullable=False),
+    Column("last_event_id", Integer, nullable=False),  # the cursor: events up to here are queued
+    Column("locked_until", UtcDateTime, nullable=True),  # a dispatcher's lease on sending
+    Column("created_by", String(200), nullable=False),
+    _created(),
+    Index(None, "project_id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    _fk("subscription_id", "webhook_subscriptions.id"),
+    _fk("event_id", "events.id"),
+    Column("status", String(16), nullable=False),  # pending, delivered, dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    _created(),
+    UniqueConstraint("subscription_id", "event_id"),
+    Index(None, "status", "subscription_id", "event_id"),  # the oldest pending one of each
 )

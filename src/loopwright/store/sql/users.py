@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from loopwright.store.sql.repositories import Repo, utcnow
 from loopwright.store.sql.tables import api_tokens, memberships, projects, users
@@ -85,6 +85,28 @@ class SqlUserRepo(Repo):
             .values(revoked_at=utcnow())
         )
         return bool(self._conn.execute(stmt).rowcount)
+
+    def list(self) -> list[tuple[Account, int]]:
+        """Every account with its memberships and its number of live tokens, by name."""
+        live = (
+            select(api_tokens.c.user_id, func.count().label("n"))
+            .where(api_tokens.c.revoked_at.is_(None))
+            .group_by(api_tokens.c.user_id)
+        )
+        tokens = {uid: n for uid, n in self._conn.execute(live)}
+        stmt_m = select(memberships.c.user_id, projects.c.name, memberships.c.role, memberships.c.tiers).join(
+            projects, projects.c.id == memberships.c.project_id
+        )
+        found: dict[int, dict[str, MembershipRow]] = {}
+        for uid, name, role, tiers in self._conn.execute(stmt_m):
+            found.setdefault(uid, {})[name] = MembershipRow(
+                name, role, None if tiers is None else tuple(tiers)
+            )
+        rows = self._conn.execute(select(users).order_by(users.c.name))
+        return [
+            (Account(User(**r._mapping), dict(sorted(found.get(r.id, {}).items()))), tokens.get(r.id, 0))
+            for r in rows
+        ]
 
     def resolve(self, token: str) -> Account | None:
         """The account of a live token, or None."""
