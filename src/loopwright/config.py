@@ -229,6 +229,9 @@ class ProjectConfig(_Strict):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     active: ActiveConfig = Field(default_factory=ActiveConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    guidelines: str = Field(
+        "", description="labelling guidelines shown to annotators (plain text; '#' headings, '-' lists)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

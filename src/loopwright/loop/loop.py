@@ -10,6 +10,7 @@ import numpy as np
 
 from loopwright.config import ProjectConfig
 from loopwright.domain import (
+    Annotation,
     Certification,
     DatasetVersion,
     Event,
@@ -17,11 +18,15 @@ from loopwright.domain import (
     Lease,
     ModelVersion,
     Project,
+    Resolution,
     Task,
 )
-from loopwright.errors import NotFitted
+from loopwright.errors import Invalid, NotFitted
 from loopwright.learning import featurize, predict_proba_by_label
-from loopwright.loop import certification, gold, lineage, monitoring, review, snapshot, status
+from loopwright.learning.estimators import check_payload
+from loopwright.learning.explain import Explanation
+from loopwright.loop import certification, gold, lineage, monitoring, review, snapshot, status, workspace_view
+from loopwright.loop import dashboard as _dashboard
 from loopwright.loop import datasets as _datasets
 from loopwright.loop import registry as _registry
 from loopwright.loop import retrain as _retrain
@@ -52,6 +57,8 @@ class Loop:
     def predict(self, payloads: Sequence[dict[str, Any]]) -> np.ndarray:
         """Champion probabilities, columns in ``config.labels`` order. Nothing is stored."""
         ctx = self._ctx
+        if errors := [(f"[{i}]", e) for i, p in enumerate(payloads) if (e := check_payload(ctx.config, p))]:
+            raise Invalid(f"{len(errors)} payload(s) cannot be scored; nothing was predicted", errors)
         with ctx.store.unit_of_work() as uow:
             champion = uow.models.champion(ctx.project.id)
             if champion is None:
@@ -64,8 +71,11 @@ class Loop:
     ) -> review.Assignment | None:
         return review.next_task(self._ctx, annotator, tiers, session_id)
 
-    def submit(self, lease_id: int, annotator: str, label: str, unsure: bool = False) -> review.SubmitResult:
-        return review.submit(self._ctx, lease_id, annotator, label, unsure)
+    def submit(
+        self, lease_id: int, annotator: str, label: str, unsure: bool = False, comment: str | None = None
+    ) -> review.SubmitResult:
+        """Annotate a leased task; ``comment`` (e.g. a reviewer's reason) goes into its event."""
+        return review.submit(self._ctx, lease_id, annotator, label, unsure, comment)
 
     def extend(self, lease_id: int, annotator: str, seconds: int | None = None) -> Lease:
         return review.extend(self._ctx, lease_id, annotator, seconds)
@@ -85,6 +95,14 @@ class Loop:
 
     def annotator_stats(self, annotator: str, session_id: str | None = None) -> gold.AnnotatorStats:
         return gold.annotator_stats(self._ctx, annotator, session_id)
+
+    def explain(self, item_id: int, k: int = 10) -> Explanation:
+        """The features or tokens that pushed the champion's prediction for one item."""
+        return workspace_view.explain_item(self._ctx, item_id, k)
+
+    def task_context(self, task_id: int) -> workspace_view.TaskContext:
+        """For reviewers: every annotation on a task's item with skills, suggestion and posterior."""
+        return workspace_view.task_context(self._ctx, task_id)
 
     def snapshot(self, actor: str = "system") -> DatasetVersion:
         return snapshot.snapshot(self._ctx, actor)
@@ -142,6 +160,11 @@ class Loop:
     def status(self) -> status.ProjectStatus:
         return status.status(self._ctx)
 
+    def dashboard(self) -> _dashboard.Dashboard:
+        """The lead's dashboard: queues, throughput, automation, threshold, agreement, skills,
+        model versions with gate evidence and drift checks over time."""
+        return _dashboard.dashboard(self._ctx)
+
     def certify(self, actor: str = "system") -> Certification | None:
         """The champion's auto-accept certificate, certified anew if the champion or the audit
         evidence changed (ingest does this itself; call it after drift or to look)."""
@@ -155,6 +178,22 @@ class Loop:
     def events(self, after_id: int = 0, limit: int = 100) -> list[Event]:
         with self._ctx.store.unit_of_work() as uow:
             return uow.events.list(self._ctx.project.id, after_id, limit)
+
+    def annotations(self, after_id: int = 0, limit: int = 100) -> list[Annotation]:
+        """The project's annotations with id > ``after_id``, oldest first (a page of ``limit``)."""
+        with self._ctx.store.unit_of_work() as uow:
+            return uow.annotations.page(self._ctx.project.id, after_id, limit)
+
+    def resolutions(self, after_id: int = 0, limit: int = 100) -> list[Resolution]:
+        """The project's resolutions with id > ``after_id``, oldest first (a page of ``limit``)."""
+        with self._ctx.store.unit_of_work() as uow:
+            return uow.resolutions.page(self._ctx.project.id, after_id, limit)
+
+    def last_drift_check(self) -> Event | None:
+        """The newest ``drift.checked`` or ``drift.detected`` event, if drift was ever checked."""
+        with self._ctx.store.unit_of_work() as uow:
+            found = [uow.events.latest(self._ctx.project.id, a) for a in ("drift.checked", "drift.detected")]
+        return max((e for e in found if e is not None), key=lambda e: e.id, default=None)
 
     # -- dataset versions and the model registry -------------------------------------------
 

@@ -64,6 +64,14 @@ def resolve_task(
 
 def _dawid_skene(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[str, float]:
     """(posterior mode, its probability) for ``item_id`` from a fit over the whole project."""
+    ds = fit_dawid_skene(ctx, uow)
+    row = ds.probas_[int(np.searchsorted(ds.items_, str(item_id)))]
+    best = int(row.argmax())
+    return str(ds.classes_[best]), float(row[best])
+
+
+def fit_dawid_skene(ctx: Context, uow: UnitOfWork) -> DawidSkene:
+    """The project's Dawid-Skene fit (items keyed by ``str(item_id)``), as resolution uses it."""
     pid = ctx.project.id
     rows = [(str(item), annotator, label) for item, annotator, label in uow.annotations.votes(pid)]
     answers = uow.gold_answers.for_project(pid)
@@ -80,10 +88,7 @@ def _dawid_skene(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[str, floa
         ]
     items, workers, labels = zip(*rows, strict=True)
     model = DawidSkene() if ctx.config.consensus.method == "dawid_skene" else OneCoinDawidSkene()
-    ds = model.fit(items, workers, labels, gold=gold)
-    row = ds.probas_[int(np.searchsorted(ds.items_, str(item_id)))]
-    best = int(row.argmax())
-    return str(ds.classes_[best]), float(row[best])
+    return model.fit(items, workers, labels, gold=gold)
 
 
 def _escalate(

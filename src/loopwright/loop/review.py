@@ -139,8 +139,12 @@ def _live_lease(ctx: Context, uow: UnitOfWork, lease_id: int, annotator: str) ->
     return lease
 
 
-def submit(ctx: Context, lease_id: int, annotator: str, label: str, unsure: bool = False) -> SubmitResult:
+def submit(
+    ctx: Context, lease_id: int, annotator: str, label: str, unsure: bool = False, comment: str | None = None
+) -> SubmitResult:
     """Record one annotation under a live lease; resolve or escalate the task when it is complete.
+
+    ``comment`` (a reviewer's reason) is kept in the ``annotation.submitted`` event.
 
     On a gold task the answer is scored instead. Refused (nothing written) for a tier the
     annotator is paused from.
@@ -172,6 +176,7 @@ def submit(ctx: Context, lease_id: int, annotator: str, label: str, unsure: bool
             annotation_id=annotation.id,
             label=label,
             unsure=unsure,
+            **({"comment": comment} if comment else {}),
         )
         resolution, upper = None, None
         done = uow.annotations.for_task(task.id)
