@@ -11,11 +11,16 @@ from pathlib import Path
 class Settings:
     home: Path
     db_url: str
+    serve_open: bool = False  # LOOPWRIGHT_SERVE_OPEN=1: no authentication (`serve --open`)
+    public_metrics: bool = False  # LOOPWRIGHT_PUBLIC_METRICS=1: /metrics without a token
 
     @classmethod
     def from_env(cls) -> Settings:
         """``LOOPWRIGHT_HOME`` (default: the working directory) and ``LOOPWRIGHT_DB_URL``
-        (default: SQLite file ``loopwright.db`` under the home)."""
+        (default: SQLite file ``loopwright.db`` under the home); the server flags
+        ``LOOPWRIGHT_SERVE_OPEN`` and ``LOOPWRIGHT_PUBLIC_METRICS`` ("1": on)."""
         home = Path(os.environ.get("LOOPWRIGHT_HOME") or Path.cwd())
         url = os.environ.get("LOOPWRIGHT_DB_URL") or f"sqlite:///{home / 'loopwright.db'}"
-        return cls(home=home, db_url=url)
+        serve_open = os.environ.get("LOOPWRIGHT_SERVE_OPEN") == "1"
+        public_metrics = os.environ.get("LOOPWRIGHT_PUBLIC_METRICS") == "1"
+        return cls(home=home, db_url=url, serve_open=serve_open, public_metrics=public_metrics)

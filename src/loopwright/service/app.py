@@ -16,9 +16,11 @@ from fastapi import FastAPI
 
 from loopwright.api import connect
 from loopwright.loop import Workspace
-from loopwright.service import errors
+from loopwright.service import errors, metrics, ui
 from loopwright.service.auth import Authenticator, SqlAuthenticator
 from loopwright.service.routes import ROUTERS
+from loopwright.service.webhooks import Dispatcher
+from loopwright.settings import Settings
 from loopwright.store.sql import SqlStore
 
 
@@ -27,6 +29,8 @@ def create_app(
     *,
     authenticator: Authenticator | None = None,
     open_access: bool = False,
+    public_metrics: bool = False,
+    webhooks: bool = True,
     title: str = "loopwright",
 ) -> FastAPI:
     """The REST app on a workspace (or a database URL, opened and migrated here).
@@ -34,6 +38,8 @@ def create_app(
     Callers authenticate with ``Authorization: Bearer <token>`` against ``authenticator``
     (default: the users and token hashes in the same SQL store). ``open_access=True`` turns
     authentication off: every caller is the admin ``local`` — for a laptop only.
+    ``webhooks=True`` runs a webhook :class:`~loopwright.service.webhooks.Dispatcher` in a
+    background thread from startup to shutdown (on a SQL store).
     """
     owned = isinstance(workspace_or_db_url, str)
     ws = connect(workspace_or_db_url) if isinstance(workspace_or_db_url, str) else workspace_or_db_url
@@ -46,7 +52,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dispatcher = Dispatcher(ws.store, ws.clock) if webhooks and isinstance(ws.store, SqlStore) else None
+        app.state.dispatcher = dispatcher
+        if dispatcher is not None:
+            dispatcher.start()
         yield
+        if dispatcher is not None:
+            dispatcher.stop()
         if owned:
             ws.close()
 
@@ -54,10 +66,22 @@ def create_app(
     app.state.workspace = ws
     app.state.authenticator = authenticator
     errors.install(app)
+    metrics.install(app, public=public_metrics)  # GET /metrics; public: no token needed
 
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(ui.router)
+    app.mount("/ui/static", ui.static_files, name="ui-static")
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app each ``loopwright serve --workers N`` worker builds (uvicorn ``factory=True``):
+    the database ``LOOPWRIGHT_DB_URL``, flags ``LOOPWRIGHT_SERVE_OPEN``/``_PUBLIC_METRICS``."""
+    settings = Settings.from_env()
+    return create_app(
+        settings.db_url, open_access=settings.serve_open, public_metrics=settings.public_metrics
+    )
 
 
 def serve(

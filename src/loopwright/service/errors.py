@@ -31,6 +31,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loopwright.errors import (
     Capped,
@@ -75,6 +76,7 @@ class Forbidden(LoopwrightError):
 
 STATUS_BY_ERROR[Unauthenticated] = 401
 STATUS_BY_ERROR[Forbidden] = 403
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}  # framework errors
 
 
 def status_for(exc: LoopwrightError) -> int:
@@ -108,10 +110,18 @@ def install(app: FastAPI) -> None:
         body = {"code": Invalid.code, "message": "the request failed validation", "errors": errors}
         return JSONResponse(body, status_code=422)
 
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        """Framework errors (unknown path, wrong method, unparsable body) in the same shape."""
+        assert isinstance(exc, StarletteHTTPException)
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        body = {"code": code, "message": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
     async def on_internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"code": "internal", "message": "internal error"}, status_code=500)
 
     app.add_exception_handler(LoopwrightError, on_loopwright)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_internal)

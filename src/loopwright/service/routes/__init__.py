@@ -2,6 +2,30 @@
 
 from __future__ import annotations
 
-from loopwright.service.routes import me, projects, review
+from loopwright.service.routes import (
+    dashboard,
+    datasets,
+    gold,
+    labels,
+    me,
+    models,
+    monitoring,
+    projects,
+    review,
+    webhooks,
+    workspace,
+)
 
-ROUTERS = [me.router, projects.router, review.router]
+ROUTERS = [
+    me.router,
+    projects.router,
+    review.router,
+    labels.router,
+    gold.router,
+    datasets.router,
+    models.router,
+    monitoring.router,
+    dashboard.router,
+    webhooks.router,
+    workspace.router,
+]

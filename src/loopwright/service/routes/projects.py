@@ -1,16 +1,20 @@
-"""Projects: list, status, ingest (batch), end-user feedback, the event log."""
+"""Projects: list, create (admins), status, config, ingest (batch), predict, feedback, events."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
+from fastapi import Body as JsonBody
 from pydantic import Field
 
+from loopwright import wire
 from loopwright.service.auth import Action
 from loopwright.service.deps import Body, Caller, Ws, project, to_json
+from loopwright.service.errors import Forbidden
+from loopwright.service.openapi import ERRORS, MAX_ID, After, Limit
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"])
+router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=ERRORS)
 
 
 class ItemIn(Body):
@@ -23,34 +27,65 @@ class IngestIn(Body):
     items: list[ItemIn] = Field(min_length=1, max_length=10_000)
 
 
+class PredictIn(Body):
+    payloads: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+
+
 class FeedbackIn(Body):
-    prediction_id: int
+    prediction_id: int = Field(ge=1, le=MAX_ID)
     kind: str
     idempotency_key: str
     correction: str | None = None
     comment: str | None = None
 
 
-@router.get("")
-def list_projects(ws: Ws, who: Caller) -> dict[str, Any]:
+@router.get("", response_model=wire.ProjectList)
+def list_projects(ws: Ws, who: Caller) -> Any:
     rows = [p for p in ws.projects() if who.is_member(p.name)]
     return {"projects": [{"id": p.id, "name": p.name} for p in rows]}
 
 
-@router.get("/{name}")
+@router.post("", response_model=wire.Project, status_code=201)
+def create_project(ws: Ws, who: Caller, config: Annotated[dict[str, Any], JsonBody()]) -> Any:
+    """Create a project from its configuration (the JSON form of the YAML file); admins only."""
+    if not who.admin:
+        raise Forbidden("only admins may create projects")
+    return to_json(ws.create_project(config).project)
+
+
+@router.get("/{name}", response_model=wire.ProjectStatus)
 def get_project(name: str, ws: Ws, who: Caller) -> Any:
     status = project(ws, name, who, Action.READ).status()
     return to_json(status, automation_rate=status.automation_rate)
 
 
-@router.post("/{name}/items")
+@router.get("/{name}/config", response_model=dict[str, Any])
+def get_config(name: str, ws: Ws, who: Caller) -> Any:
+    """The project's configuration, complete with defaults (POST it to create a copy)."""
+    return project(ws, name, who, Action.READ).config.model_dump(mode="json")
+
+
+@router.post("/{name}/items", response_model=wire.IngestReport)
 def ingest_items(name: str, body: IngestIn, ws: Ws, who: Caller) -> Any:
     loop = project(ws, name, who, Action.INGEST)
     records = [item.model_dump(exclude_none=True) for item in body.items]
-    return to_json(loop.ingest(records, actor=who.name))
+    report = loop.ingest(records, actor=who.name)
+    return to_json(report, created=report.created, duplicates=report.duplicates)
 
 
-@router.post("/{name}/feedback")
+@router.post("/{name}/predict", response_model=wire.PredictionBatch)
+def predict(name: str, body: PredictIn, ws: Ws, who: Caller) -> Any:
+    """The champion's labels and confidences for a batch of payloads; nothing is stored."""
+    loop = project(ws, name, who, Action.INGEST)
+    proba = loop.predict(body.payloads)
+    labels = loop.config.labels
+    rows = [dict(zip(labels, map(float, row), strict=True)) for row in proba]
+    best = [max(labels, key=row.__getitem__) for row in rows]
+    scored = [{"label": b, "confidence": r[b], "probabilities": r} for b, r in zip(best, rows, strict=True)]
+    return {"labels": labels, "predictions": scored}
+
+
+@router.post("/{name}/feedback", response_model=wire.Feedback)
 def feedback(name: str, body: FeedbackIn, ws: Ws, who: Caller) -> Any:
     loop = project(ws, name, who, Action.FEEDBACK)
     return to_json(
@@ -60,13 +95,13 @@ def feedback(name: str, body: FeedbackIn, ws: Ws, who: Caller) -> Any:
     )
 
 
-@router.get("/{name}/events")
+@router.get("/{name}/events", response_model=wire.EventPage)
 def events(
     name: str,
     ws: Ws,
     who: Caller,
-    after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+    after: After = 0,
+    limit: Limit = 100,
+) -> Any:
     rows = project(ws, name, who, Action.EVENTS).events(after, limit)
     return {"events": to_json(rows), "next_after": rows[-1].id if rows else after}

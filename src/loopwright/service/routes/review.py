@@ -7,10 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import Field
 
+from loopwright import wire
 from loopwright.errors import Invalid
 from loopwright.service.deps import Body, Caller, Ws, lease_project, to_json
+from loopwright.service.openapi import ERRORS, Id
 
-router = APIRouter(tags=["review"])
+router = APIRouter(tags=["review"], responses=ERRORS)
 
 
 class NextTaskIn(Body):
@@ -21,14 +23,17 @@ class NextTaskIn(Body):
 class SubmitIn(Body):
     label: str
     unsure: bool = False
+    comment: str | None = Field(default=None, max_length=2000)
 
 
 class ExtendIn(Body):
-    seconds: int | None = Field(default=None, gt=0)
+    seconds: int | None = Field(default=None, gt=0, le=86_400)
 
 
 @router.post(
-    "/v1/projects/{name}/tasks/next", responses={204: {"description": "no task for the caller right now"}}
+    "/v1/projects/{name}/tasks/next",
+    response_model=wire.Assignment,
+    responses={204: {"description": "no task for the caller right now"}},
 )
 def next_task(name: str, ws: Ws, who: Caller, body: NextTaskIn | None = None) -> Any:
     body = body or NextTaskIn()
@@ -44,22 +49,23 @@ def next_task(name: str, ws: Ws, who: Caller, body: NextTaskIn | None = None) ->
     return to_json(assignment)
 
 
-@router.post("/v1/leases/{lease_id}/submit")
-def submit(lease_id: int, body: SubmitIn, ws: Ws, who: Caller) -> Any:
-    return to_json(lease_project(ws, lease_id, who).submit(lease_id, who.name, body.label, body.unsure))
+@router.post("/v1/leases/{lease_id}/submit", response_model=wire.SubmitResult)
+def submit(lease_id: Id, body: SubmitIn, ws: Ws, who: Caller) -> Any:
+    loop = lease_project(ws, lease_id, who)
+    return to_json(loop.submit(lease_id, who.name, body.label, body.unsure, body.comment))
 
 
-@router.post("/v1/leases/{lease_id}/extend")
-def extend(lease_id: int, ws: Ws, who: Caller, body: ExtendIn | None = None) -> Any:
+@router.post("/v1/leases/{lease_id}/extend", response_model=wire.Lease)
+def extend(lease_id: Id, ws: Ws, who: Caller, body: ExtendIn | None = None) -> Any:
     seconds = None if body is None else body.seconds
     return to_json(lease_project(ws, lease_id, who).extend(lease_id, who.name, seconds))
 
 
-@router.post("/v1/leases/{lease_id}/release")
-def release(lease_id: int, ws: Ws, who: Caller) -> Any:
+@router.post("/v1/leases/{lease_id}/release", response_model=wire.Lease)
+def release(lease_id: Id, ws: Ws, who: Caller) -> Any:
     return to_json(lease_project(ws, lease_id, who).release(lease_id, who.name))
 
 
-@router.post("/v1/leases/{lease_id}/skip")
-def skip(lease_id: int, ws: Ws, who: Caller) -> Any:
+@router.post("/v1/leases/{lease_id}/skip", response_model=wire.Lease)
+def skip(lease_id: Id, ws: Ws, who: Caller) -> Any:
     return to_json(lease_project(ws, lease_id, who).skip(lease_id, who.name))

@@ -112,7 +112,14 @@ const lw = (() => {
     const membership = current ? me.projects[current] : null;
     const entry = PAGES.find((p) => p.page === active);
     if (entry && !canSee(membership, entry)) {
-      showError(`Your role in project '${current}' cannot open this page.`);
+      const main = document.querySelector("main");
+      const box = document.getElementById("error");
+      for (const child of main ? main.children : []) child.hidden = !child.contains(box);
+      const home = firstPage(membership);
+      showError(
+        `Your role in project '${current}' cannot open this page.` +
+          (home ? ` Your work is on the ${home} page.` : ""),
+      );
       return new Promise(() => {});
     }
     return { me, project: current, membership };
@@ -130,8 +137,12 @@ const lw = (() => {
     if (box) box.hidden = true;
   }
 
-  const firstPage = (membership) =>
-    (PAGES.find((entry) => canSee(membership, entry)) || { page: "" }).page;
+  // Where a role starts: experts on the review page, everyone else on the first page they may see.
+  function firstPage(membership) {
+    const order = membership && membership.role === "expert" ? ["review"] : [];
+    const pages = [...order.map((p) => PAGES.find((e) => e.page === p)), ...PAGES];
+    return (pages.find((entry) => canSee(membership, entry)) || { page: "" }).page;
+  }
 
   return { api, ApiError, boot, el, token, setToken, logout, showError, clearError, firstPage, project };
 })();

@@ -1,0 +1,74 @@
+"""Dataset versions: list, show, diff, snapshot, export as a file."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi import Path as PathParam
+
+from loopwright import wire
+from loopwright.service.auth import Action
+from loopwright.service.deps import Caller, Ws, project, to_json
+from loopwright.service.openapi import ERRORS
+
+router = APIRouter(prefix="/v1/projects/{name}/datasets", tags=["datasets"], responses=ERRORS)
+
+MEDIA_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+Ref = Annotated[str, PathParam(description="a full id, a unique prefix of ≥ 6 characters, or latest")]
+
+
+def _version(obj: Any) -> Any:
+    """A dataset version without its entries."""
+    data = to_json(obj)
+    data.pop("entries", None)
+    return data
+
+
+@router.get("", response_model=wire.DatasetList)
+def list_datasets(name: str, ws: Ws, who: Caller) -> Any:
+    return {"datasets": [_version(d) for d in project(ws, name, who, Action.READ).datasets()]}
+
+
+@router.post("", response_model=wire.DatasetVersion)
+def snapshot(name: str, ws: Ws, who: Caller) -> Any:
+    """Freeze the resolved labels into a content-addressed version (the same labels: the same id)."""
+    return _version(project(ws, name, who, Action.MANAGE).snapshot(actor=who.name))
+
+
+@router.get("/{ref}", response_model=wire.DatasetDetail)
+def get_dataset(name: str, ref: Ref, ws: Ws, who: Caller) -> Any:
+    return to_json(project(ws, name, who, Action.READ).dataset(ref))
+
+
+@router.get("/{a}/diff/{b}", response_model=wire.DatasetDiff)
+def diff(name: str, a: str, b: str, ws: Ws, who: Caller) -> Any:
+    """Items added, relabelled and removed from version ``a`` to version ``b``."""
+    return project(ws, name, who, Action.READ).diff_datasets(a, b).as_dict()
+
+
+@router.get(
+    "/{ref}/export",
+    response_class=Response,
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the file"}},
+)
+def export(
+    name: str,
+    ref: Ref,
+    ws: Ws,
+    who: Caller,
+    format: Annotated[Literal["jsonl", "csv", "parquet"], Query()] = "jsonl",
+) -> Response:
+    """The version as one file, byte for byte what ``loopwright datasets export`` writes."""
+    loop = project(ws, name, who, Action.READ)
+    with tempfile.TemporaryDirectory(prefix="loopwright-export-") as tmp:
+        path = loop.export_dataset(ref, format, Path(tmp))
+        blob = path.read_bytes()
+    headers = {"Content-Disposition": f'attachment; filename="{path.name}"'}
+    return Response(blob, media_type=MEDIA_TYPES[format], headers=headers)

@@ -1,0 +1,240 @@
+// loopwright UI: drawing an item for its modality, explanations, guidelines and label keys.
+// Shared by the annotator (annotate.js) and reviewer (review.js) pages. Plain DOM, no framework.
+"use strict";
+
+const render = (() => {
+  const { el } = lw;
+  // Keys for labels: 1..9, 0, then letters that are not page shortcuts (h, r, s, u).
+  const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0", ..."abcdefgijklmnopqtvwxyz"];
+
+  // Labels that are single keys themselves (digits "0".."9", letters) keep their own key, so a
+  // digit's key is the digit; any other label set is numbered 1..9, 0, then letters.
+  const RESERVED = new Set(["h", "r", "s", "u", "?"]);
+  const ownKeys = (labels) =>
+    labels.every((l) => l.length === 1 && !RESERVED.has(l.toLowerCase())) &&
+    new Set(labels.map((l) => l.toLowerCase())).size === labels.length;
+  const keysFor = (labels) => (ownKeys(labels) ? labels.map((l) => l.toLowerCase()) : labels.map((_, i) => KEYS[i] || ""));
+  const keyFor = (labels, i) => keysFor(labels)[i];
+  const labelForKey = (labels, key) => {
+    const i = keysFor(labels).indexOf(key.toLowerCase());
+    return i >= 0 ? labels[i] : null;
+  };
+
+  const pct = (p) => `${Math.round(p * 100)}%`;
+
+  // Red pushes towards the predicted label, blue away; alpha grows with |weight| / max.
+  function heatColour(w, max, alpha = 0.85) {
+    const a = max > 0 ? Math.min(1, Math.abs(w) / max) * alpha : 0;
+    return w >= 0 ? `rgba(214, 48, 49, ${a})` : `rgba(47, 111, 222, ${a})`;
+  }
+
+  function pixelGrid(values) {
+    const side = Math.round(Math.sqrt(values.length));
+    return side * side === values.length ? side : null;
+  }
+
+  // An image item: a square grid of numbers drawn upscaled on a canvas (more ink = darker).
+  function imageCanvas(values, size = 256, heat = null) {
+    const side = pixelGrid(values) || values.length;
+    const rows = pixelGrid(values) ? side : 1;
+    const canvas = el("canvas", { width: size, height: Math.round((size * rows) / side), class: "pixels" });
+    const ctx = canvas.getContext("2d");
+    const cell = size / side;
+    const top = Math.max(...values, 1);
+    values.forEach((v, j) => {
+      const shade = Math.round(255 - (255 * v) / top);
+      ctx.fillStyle = `rgb(${shade}, ${shade}, ${shade})`;
+      ctx.fillRect((j % side) * cell, Math.floor(j / side) * cell, cell + 0.5, cell + 0.5);
+    });
+    if (heat) {
+      const max = Math.max(...heat.map(Math.abs));
+      heat.forEach((w, j) => {
+        ctx.fillStyle = heatColour(w, max, 0.6);
+        ctx.fillRect((j % side) * cell, Math.floor(j / side) * cell, cell + 0.5, cell + 0.5);
+      });
+    }
+    return canvas;
+  }
+
+  function heatCanvas(heat, size = 128) {
+    const side = pixelGrid(heat) || heat.length;
+    const canvas = el("canvas", { width: size, height: size, class: "pixels heat" });
+    const ctx = canvas.getContext("2d");
+    const cell = size / side;
+    const max = Math.max(...heat.map(Math.abs));
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, size, size);
+    heat.forEach((w, j) => {
+      ctx.fillStyle = heatColour(w, max, 1);
+      ctx.fillRect((j % side) * cell, Math.floor(j / side) * cell, cell + 0.5, cell + 0.5);
+    });
+    return canvas;
+  }
+
+  // Text with every character shaded by the summed weight of the tokens covering it.
+  function highlightedText(text, explanation) {
+    const weight = new Float64Array(text.length);
+    for (const c of explanation ? explanation.top : []) {
+      if (c.feature.includes(" ")) continue; // n-grams overlap their words; shade words only
+      for (const [s, e] of c.spans) for (let i = s; i < e; i++) weight[i] += c.weight;
+    }
+    const max = Math.max(0, ...Array.from(weight, Math.abs));
+    const box = el("div", { class: "text-item" });
+    let start = 0;
+    for (let i = 1; i <= text.length; i++) {
+      if (i < text.length && weight[i] === weight[start]) continue;
+      const part = text.slice(start, i);
+      if (weight[start] === 0) box.append(part);
+      else {
+        const mark = el("mark", { title: `weight ${weight[start].toFixed(3)}` }, part);
+        mark.style.background = heatColour(weight[start], max, 0.55);
+        box.append(mark);
+      }
+      start = i;
+    }
+    return box;
+  }
+
+  function tabularTable(payload, explanation) {
+    const top = new Map((explanation ? explanation.top : []).map((c) => [c.feature, c.weight]));
+    const max = Math.max(0, ...Array.from(top.values(), Math.abs));
+    const table = el("table", { class: "kv" });
+    for (const [key, value] of Object.entries(payload)) {
+      const w = top.get(key);
+      const row = el("tr", {}, el("th", {}, key), el("td", {}, typeof value === "object" ? JSON.stringify(value) : String(value)));
+      const mark = el("td", { class: "why" });
+      if (w !== undefined) {
+        if (Math.abs(w) >= 0.25 * max) row.classList.add("pushed"); // the features that matter
+        mark.append(bar(Math.abs(w) / (max || 1), heatColour(w, max, 0.9)), ` ${w >= 0 ? "+" : "−"}${Math.abs(w).toFixed(2)}`);
+      }
+      row.append(mark);
+      table.append(row);
+    }
+    return table;
+  }
+
+  function bar(fraction, colour) {
+    const outer = el("span", { class: "bar" });
+    const inner = el("span", { class: "fill" });
+    inner.style.width = `${Math.max(0, Math.min(1, fraction)) * 100}%`;
+    if (colour) inner.style.background = colour;
+    outer.append(inner);
+    return outer;
+  }
+
+  // The item as its modality needs: {view, heatToggle(on)} — heatToggle redraws an image overlay.
+  function item(config, payload, explanation) {
+    const key = config.input_field || { image: "pixels", text: "text" }[config.modality] || "features";
+    if (config.modality === "image") {
+      const values = (payload[key] || []).flat(Infinity).map(Number);
+      const holder = el("div", { class: "image-item" });
+      const heat = explanation && explanation.heat;
+      const draw = (on) => holder.replaceChildren(imageCanvas(values, 288, on && heat ? heat : null));
+      draw(false);
+      return { view: holder, heatToggle: draw };
+    }
+    if (config.modality === "text") {
+      return { view: highlightedText(String(payload[key] ?? ""), explanation), heatToggle: () => {} };
+    }
+    return { view: tabularTable(payload, explanation), heatToggle: () => {} };
+  }
+
+  // The model's suggestion, confidence and the list of what pushed it.
+  function suggestion(config, pred, explanation) {
+    const box = el("div", { class: "suggestion" });
+    if (!pred || pred.label == null) {
+      box.append(el("p", { class: "muted" }, "No model suggestion for this item."));
+      return box;
+    }
+    box.append(
+      el("div", { class: "suggested" }, "Model suggests ", el("strong", { class: "big" }, pred.label),
+        el("span", { class: "conf" }, ` ${pct(pred.confidence)} sure`)),
+      bar(pred.confidence),
+    );
+    if (!explanation) {
+      box.append(el("p", { class: "muted small" }, "No explanation available."));
+      return box;
+    }
+    const how = explanation.method === "linear" ? "model weights × this item" : "masking one feature at a time";
+    const who = explanation.label === pred.label ? "the model" : "today's model";
+    box.append(el("h4", {}, `What pushed ${who} to ${explanation.label} `, el("span", { class: "muted small" }, `(${how})`)));
+    if (explanation.heat && config.modality === "image") {
+      box.append(el("div", { class: "heat-row" }, heatCanvas(explanation.heat),
+        el("p", { class: "small muted" }, el("span", { class: "swatch red" }), " this cell (ink or blank) pushes to ", explanation.label,
+          el("br"), el("span", { class: "swatch blue" }), " pushes away from it", el("br"), "Press ", el("kbd", {}, "h"), " to lay it over the image.")));
+    }
+    const max = Math.max(...explanation.top.map((c) => Math.abs(c.weight)), 1e-12);
+    const list = el("ul", { class: "why-list" });
+    for (const c of explanation.top.slice(0, 6)) {
+      list.append(el("li", {}, bar(Math.abs(c.weight) / max, heatColour(c.weight, max, 0.9)),
+        el("span", { class: "feat" }, c.feature), el("span", { class: "w" }, `${c.weight >= 0 ? "+" : "−"}${Math.abs(c.weight).toFixed(2)}`)));
+    }
+    box.append(list);
+    return box;
+  }
+
+  // Markdown-ish guidelines: "# " headings, "- " bullets, other lines paragraphs (text only).
+  function guidelines(text) {
+    const box = el("div", { class: "guidelines" });
+    if (!text || !text.trim()) {
+      box.append(el("p", { class: "muted" }, "This project has no written guidelines yet."));
+      return box;
+    }
+    let list = null;
+    for (const raw of text.split("\n")) {
+      const line = raw.trim();
+      if (!line) { list = null; continue; }
+      if (line.startsWith("- ") || line.startsWith("* ")) {
+        if (!list) box.append((list = el("ul")));
+        list.append(el("li", {}, line.slice(2)));
+        continue;
+      }
+      list = null;
+      const heading = line.match(/^#+\s+(.*)$/);
+      box.append(heading ? el("h4", {}, heading[1]) : el("p", {}, line));
+    }
+    return box;
+  }
+
+  // The row of label buttons with their keys; onPick(label) on click.
+  function labelButtons(labels, onPick) {
+    const row = el("div", { class: "labels", id: "labels" });
+    const own = ownKeys(labels); // the key is the label itself: show it once
+    labels.forEach((label, i) => {
+      const text = own ? [label] : [el("kbd", {}, keyFor(labels, i)), ` ${label}`];
+      row.append(el("button", { "data-label": label, title: `key ${keyFor(labels, i)}`, onclick: () => onPick(label) }, ...text));
+    });
+    return row;
+  }
+
+  function markSelected(selected) {
+    for (const b of document.querySelectorAll("#labels button")) {
+      b.classList.toggle("selected", b.dataset.label === selected);
+    }
+  }
+
+  const typing = (event) => ["INPUT", "TEXTAREA", "SELECT"].includes(event.target.tagName);
+
+  function notice(message, kind = "info") {
+    const box = document.getElementById("notice");
+    if (!box) return;
+    box.className = `notice ${kind}`;
+    box.textContent = message;
+    box.hidden = !message;
+  }
+
+  // Release leases on unload with a keepalive request (the page's token in the header).
+  // The keyboard help overlay: show, hide, or (no argument) flip.
+  function toggleHelp(on) {
+    const help = document.getElementById("help");
+    help.hidden = on === undefined ? !help.hidden : !on;
+  }
+
+  function releaseOnUnload(leaseIds) {
+    for (const id of leaseIds) {
+      fetch(`/v1/leases/${id}/release`, { method: "POST", keepalive: true, headers: { Authorization: `Bearer ${lw.token()}` } });
+    }
+  }
+
+  return { KEYS, keyFor, labelForKey, item, suggestion, guidelines, labelButtons, markSelected, typing, notice, bar, pct, releaseOnUnload, toggleHelp };
+})();

@@ -1,0 +1,433 @@
+"""The REST API's response bodies as Pydantic models, shared by the service and the SDK.
+
+Only Pydantic and the standard library: the service declares them as ``response_model`` (so
+the OpenAPI document describes every response) and :class:`loopwright.Client` parses into them.
+Unknown fields are ignored, so an older client keeps working against a newer server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TaskStatus = Literal["open", "resolved", "escalated", "gold"]
+LeaseStatus = Literal["active", "submitted", "released", "expired", "skipped"]
+ModelStatus = Literal["candidate", "champion", "rejected", "retired"]
+Route = Literal["auto_accept", "review"]
+
+
+class Wire(BaseModel):
+    """Base of every response body."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+
+# -- projects ------------------------------------------------------------------------------
+
+
+class ProjectRef(Wire):
+    id: int
+    name: str
+
+
+class ProjectList(Wire):
+    projects: list[ProjectRef]
+
+
+class Project(Wire):
+    id: int
+    name: str
+    config: dict[str, Any]
+    created_at: datetime
+
+
+class Certification(Wire):
+    """An auto-accept threshold certificate: error ≤ epsilon with probability ≥ 1 - delta."""
+
+    id: int
+    project_id: int
+    model_version_id: int
+    threshold: float | None
+    epsilon: float
+    delta: float
+    n_evidence: int
+    n_errors: int
+    upper_bound: float
+    n_audited: int
+    reason: str
+    created_at: datetime
+
+
+class ModelVersion(Wire):
+    id: int
+    project_id: int
+    version: int
+    status: ModelStatus
+    dataset_version_id: str | None
+    config_hash: str
+    seed: int
+    metrics: dict[str, Any]
+    gate: dict[str, Any] | None = Field(description="gate evidence, with a 95 % Wilson interval")
+    created_at: datetime
+    promoted_at: datetime | None
+    aliases: list[str] = Field(default_factory=list, description="champion and/or previous")
+
+
+class ProjectStatus(Wire):
+    project: str
+    items: int
+    routes: dict[str, int]
+    open_tasks_by_tier: dict[int, int]
+    annotations: int
+    resolutions: int
+    dataset_versions: int
+    latest_dataset: str | None
+    model_versions: int
+    champion: ModelVersion | None
+    routing: str = Field(description="how auto-accept is decided now, in one line")
+    certification: Certification | None
+    automation_rate: float
+
+
+# -- ingest and predict --------------------------------------------------------------------
+
+
+class ItemOutcome(Wire):
+    item_id: int
+    external_id: str
+    duplicate: bool
+    label: str | None
+    confidence: float | None
+    route: Route | None
+    tier: int | None
+    reason: str | None
+
+
+class IngestReport(Wire):
+    outcomes: list[ItemOutcome]
+    drift: dict[str, Any] | None = None
+    created: int
+    duplicates: int
+
+
+class Scored(Wire):
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+class PredictionBatch(Wire):
+    """The champion's predictions, in the order of the payloads; nothing is stored."""
+
+    labels: list[str] = Field(description="the project's labels, the columns of the probabilities")
+    predictions: list[Scored]
+
+
+# -- review --------------------------------------------------------------------------------
+
+
+class Task(Wire):
+    id: int
+    project_id: int
+    item_id: int
+    decision_id: int | None
+    tier: int
+    status: TaskStatus
+    priority: float
+    reason: str
+    required_annotations: int
+    parent_task_id: int | None
+    created_at: datetime
+    closed_at: datetime | None
+    gold_label: str | None = None
+
+
+class Lease(Wire):
+    id: int
+    task_id: int
+    annotator: str
+    status: LeaseStatus
+    expires_at: datetime
+    created_at: datetime
+    session_id: str | None = None
+
+
+class Item(Wire):
+    id: int
+    project_id: int
+    external_id: str
+    content_hash: str
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class Prediction(Wire):
+    id: int
+    item_id: int
+    model_version_id: int | None
+    probabilities: dict[str, float]
+    label: str | None
+    confidence: float | None
+    error: str | None
+    created_at: datetime
+
+
+class Assignment(Wire):
+    """A leased task with the item and the model's suggestion."""
+
+    task: Task
+    lease: Lease
+    item: Item
+    suggestion: Prediction | None
+    why: str
+
+
+class Annotation(Wire):
+    id: int
+    task_id: int
+    item_id: int
+    lease_id: int
+    annotator: str
+    label: str
+    unsure: bool
+    created_at: datetime
+
+
+class Resolution(Wire):
+    id: int
+    item_id: int
+    task_id: int
+    label: str
+    method: str
+    agreement: float
+    n_annotations: int
+    created_at: datetime
+
+
+class GoldAnswer(Wire):
+    id: int
+    task_id: int
+    item_id: int
+    lease_id: int
+    annotator: str
+    tier: int
+    label: str
+    correct: bool
+    created_at: datetime
+
+
+class SubmitResult(Wire):
+    annotation: Annotation | None
+    resolution: Resolution | None
+    escalated_to: Task | None
+    gold: GoldAnswer | None = None
+
+
+class AnnotationPage(Wire):
+    annotations: list[Annotation]
+    next_after: int
+
+
+class ResolutionPage(Wire):
+    resolutions: list[Resolution]
+    next_after: int
+
+
+class GoldAdded(Wire):
+    tasks: list[Task]
+
+
+class TierSkill(Wire):
+    tier: int
+    answers: int
+    correct: int
+    evidence: float
+    accuracy: float
+
+
+class AnnotatorStats(Wire):
+    annotator: str
+    gold_answers: int
+    gold_accuracy: float | None
+    by_tier: list[TierSkill]
+    paused_tiers: list[int]
+    annotations_last_hour: int
+    annotations_this_session: int | None
+
+
+# -- feedback and events -------------------------------------------------------------------
+
+
+class Feedback(Wire):
+    id: int
+    project_id: int
+    prediction_id: int
+    item_id: int
+    kind: Literal["thumbs_up", "thumbs_down", "report", "correction"]
+    correction: str | None
+    comment: str | None
+    actor: str
+    idempotency_key: str
+    task_id: int | None
+    created_at: datetime
+
+
+class Event(Wire):
+    id: int
+    project_id: int | None
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    data: dict[str, Any]
+    at: datetime
+
+
+class EventPage(Wire):
+    events: list[Event]
+    next_after: int
+
+
+# -- datasets ------------------------------------------------------------------------------
+
+
+class DatasetEntry(Wire):
+    item_id: int
+    item_hash: str
+    label: str
+    source: str
+    resolution_id: int | None
+    split: Literal["train", "eval"]
+
+
+class DatasetVersion(Wire):
+    id: str
+    project_id: int
+    parent_id: str | None
+    n_items: int
+    label_counts: dict[str, int]
+    created_at: datetime
+
+
+class DatasetDetail(DatasetVersion):
+    entries: list[DatasetEntry]
+
+
+class DatasetList(Wire):
+    datasets: list[DatasetVersion]
+
+
+class DiffRow(Wire):
+    item_id: int
+    external_id: str
+    item_hash: str
+    old: str | None = None
+    new: str | None = None
+
+
+class DatasetDiff(Wire):
+    a: str
+    b: str
+    counts: dict[str, int]
+    transitions: dict[str, int]
+    added: list[DiffRow]
+    relabelled: list[DiffRow]
+    removed: list[DiffRow]
+
+
+# -- models --------------------------------------------------------------------------------
+
+
+class ModelList(Wire):
+    models: list[ModelVersion]
+
+
+class Rollback(Wire):
+    champion: ModelVersion
+    replaced: ModelVersion | None
+
+
+class RetrainResult(Wire):
+    dataset: DatasetVersion
+    model: ModelVersion
+    gate: dict[str, Any]
+    promoted: bool
+
+
+# -- monitoring ----------------------------------------------------------------------------
+
+
+class DriftCheck(Wire):
+    drift: bool
+    window: tuple[int, int]
+    data: dict[str, Any] | None
+    prediction: dict[str, Any] | None
+    sampled_tasks: int
+    performance: dict[str, Any] | None = None
+    concept_changes: list[int] = Field(default_factory=list)
+
+
+class DriftStatus(Wire):
+    """The last drift check recorded in the event log (``None``: never checked)."""
+
+    drift: bool | None
+    last_check: Event | None
+
+
+class Band(Wire):
+    min_confidence: float
+    tier: int
+
+
+class Thresholds(Wire):
+    routing: str = Field(description="how auto-accept is decided now, in one line")
+    accept_threshold: float = Field(description="the configured fixed threshold")
+    audit_rate: float
+    certify: dict[str, Any] | None = Field(description="the certification goal, if certifying")
+    certification: Certification | None = Field(description="the latest stored certificate")
+    bands: list[Band]
+    fallback_tier: int
+
+
+class ModelLineage(Wire):
+    version: int
+    status: ModelStatus
+    dataset_version: str | None
+    config_hash: str
+    seed: int
+    gate: dict[str, Any] | None
+    train_items: int
+    eval_items: int
+    label_counts: dict[str, int] = Field(default_factory=dict)
+    labels_by_source: dict[str, int] = Field(default_factory=dict)
+    annotations_by_annotator: dict[str, int] = Field(default_factory=dict)
+    annotations_by_tier: dict[str, int] = Field(default_factory=dict)
+
+
+class ItemLineage(Wire):
+    item: dict[str, Any]
+    predictions: list[dict[str, Any]]
+    decisions: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
+    annotations: list[dict[str, Any]]
+    resolutions: list[dict[str, Any]]
+    feedback: list[dict[str, Any]]
+    dataset_versions: list[dict[str, Any]]
+    trained_models: list[int]
+    evaluated_models: list[int]
+
+
+class ErrorField(Wire):
+    field: str
+    message: str
+
+
+class ErrorBody(Wire):
+    """Every error response: a stable ``code``, a message, and for ``invalid`` the fields."""
+
+    code: str
+    message: str
+    errors: list[ErrorField] | None = None
