@@ -6,6 +6,7 @@
 """
 
 import logging
+from typing import TYPE_CHECKING
 
 from loopwright.api import connect
 from loopwright.config import ProjectConfig
@@ -31,13 +32,27 @@ from loopwright.loop import (
     Workspace,
 )
 
+if TYPE_CHECKING:
+    from loopwright.client import Client
+
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``loopwright.Client`` on first use, so ``import loopwright`` does not import httpx."""
+    if name == "Client":
+        from loopwright.client import Client
+
+        return Client
+    raise AttributeError(f"module 'loopwright' has no attribute {name!r}")
+
+
 __all__ = [
     "Assignment",
     "Capped",
+    "Client",
     "Conflict",
     "IngestReport",
     "Invalid",
