@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,8 +20,11 @@ from loopwright.cli.lineage import events, lineage_app
 from loopwright.cli.options import DbOption, certificate_json
 from loopwright.cli.registry import datasets_app, models_app
 from loopwright.cli.simulate_cmd import simulate_command
+from loopwright.cli.users import users_app
+from loopwright.cli.webhooks import webhooks_app
 from loopwright.errors import LoopwrightError
 from loopwright.loop import ProjectStatus
+from loopwright.settings import Settings
 
 app = typer.Typer(
     help="loopwright: human-in-the-loop continuous learning.",
@@ -34,6 +38,8 @@ app.command("simulate")(simulate_command)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
 app.add_typer(lineage_app, name="lineage")
+app.add_typer(users_app, name="users")
+app.add_typer(webhooks_app, name="webhooks")
 app.command()(events)
 err = Console(stderr=True)
 out = Console()
@@ -130,14 +136,27 @@ def serve(
     open_access: Annotated[
         bool, typer.Option("--open", help="No authentication: every caller is an admin (a laptop only).")
     ] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each opens the database).")] = 1,
+    public_metrics: Annotated[
+        bool, typer.Option("--public-metrics", help="Serve /metrics without a token (all projects).")
+    ] = False,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs); callers send Authorization: Bearer <token>."""
     import uvicorn
 
     from loopwright.service import create_app
 
-    err.print(f"loopwright REST API on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(create_app(connect(db), open_access=open_access), host=host, port=port, log_level="warning")
+    err.print(f"loopwright REST API on http://{host}:{port} (docs at /docs, metrics at /metrics)")
+    if workers == 1:
+        asgi = create_app(connect(db), open_access=open_access, public_metrics=public_metrics)
+        uvicorn.run(asgi, host=host, port=port, log_level="warning")
+        return
+    connect(db).close()  # migrate once, before the workers start
+    os.environ["LOOPWRIGHT_DB_URL"] = db or Settings.from_env().db_url  # read by app_from_env
+    os.environ["LOOPWRIGHT_SERVE_OPEN"] = "1" if open_access else "0"
+    os.environ["LOOPWRIGHT_PUBLIC_METRICS"] = "1" if public_metrics else "0"
+    target = "loopwright.service.app:app_from_env"
+    uvicorn.run(target, factory=True, workers=workers, host=host, port=port, log_level="warning")
 
 
 def _status_dict(s: ProjectStatus) -> dict[str, object]:

@@ -1,0 +1,169 @@
+"""``loopwright users …`` and ``loopwright serve --workers N``, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from loopwright import Workspace
+from loopwright.cli.app import app, main
+from loopwright.service import SqlAuthenticator
+from loopwright.store.sql import SqlStore
+from test_loop import CONFIG
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'users.db'}"
+    store = SqlStore(url)
+    Workspace(store).create_project(CONFIG)  # "toy"
+    store.close()
+    return url
+
+
+def cli(*args: str) -> str:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.stdout
+
+
+def test_add_token_list_revoke(db: str) -> None:
+    assert "added user root (admin)" in cli("users", "add", "root", "--admin", "--db", db)
+    out = cli("users", "add", "ann", "--project", "toy", "--role", "annotator", "--tiers", "2,1", "--db", db)
+    assert "added user ann as annotator in toy (tiers 1,2)" in out
+    token = cli("users", "token", "ann", "--db", db).strip()
+    assert len(token) >= 40 and "\n" not in token
+    cli("users", "token", "ann", "--db", db)
+    store = SqlStore(db)
+    principal = SqlAuthenticator(store).resolve(token)
+    assert principal is not None and principal.name == "ann" and principal.memberships["toy"].tiers == (1, 2)
+    listed = json.loads(cli("users", "list", "--json", "--db", db))
+    assert listed == [
+        {
+            "name": "ann",
+            "admin": False,
+            "tokens": 2,
+            "memberships": [{"project": "toy", "role": "annotator", "tiers": [1, 2]}],
+        },
+        {"name": "root", "admin": True, "tokens": 0, "memberships": []},
+    ]
+    assert token not in json.dumps(listed)
+    table = cli("users", "list", "--db", db)
+    assert "toy: annotator (tiers 1,2)" in table and token not in table
+    assert "token revoked" in cli("users", "revoke", token, "--db", db)
+    assert SqlAuthenticator(store).resolve(token) is None
+    assert json.loads(cli("users", "list", "--json", "--db", db))[0]["tokens"] == 1
+    store.close()
+
+
+def test_existing_user_gets_a_membership(db: str) -> None:
+    cli("users", "add", "bob", "--db", db)
+    out = cli("users", "add", "bob", "--project", "toy", "--role", "viewer", "--db", db)
+    assert "updated user bob as viewer in toy" in out
+
+
+ERRORS = {  # arguments -> the one line on stderr
+    ("add", "x", "--project", "nope", "--role", "viewer"): "error (not_found): project 'nope' does not exist",
+    ("add", "x", "--project", "toy", "--role", "boss"): "error (invalid): unknown role 'boss'; roles: lead, "
+    "service, annotator, expert, viewer",
+    ("add", "x", "--project", "toy"): "error (invalid): --project and --role go together",
+    ("add", "x", "--tiers", "1"): "error (invalid): --tiers needs --project and --role",
+    (
+        "add",
+        "x",
+        "--project",
+        "toy",
+        "--role",
+        "annotator",
+        "--tiers",
+        "one",
+    ): "error (invalid): --tiers must be tier numbers separated by commas, not 'one'",
+    ("add", "bob", "--project", "toy", "--role", "lead"): "error (conflict): user 'bob' is already a member "
+    "of 'toy'",
+    ("add", "bob"): "error (invalid): user 'bob' already exists (add a membership with --project and --role)",
+    ("token", "ghost"): "error (not_found): user 'ghost' does not exist",
+    ("revoke", "not-a-token"): "error (not_found): no live token matches",
+}
+
+
+@pytest.mark.parametrize("args", list(ERRORS), ids=lambda a: " ".join(a))
+def test_clear_errors(
+    db: str, args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each mistake: exit code 2 and one line naming it, no traceback (``main`` as the script runs it)."""
+    cli("users", "add", "bob", "--project", "toy", "--role", "viewer", "--db", db)
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["loopwright", "users", *args, "--db", db])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert (info.value.code, capsys.readouterr().err.strip()) == (2, ERRORS[args])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_with_workers(db: str, tmp_path: Path) -> None:
+    cli("users", "add", "root", "--admin", "--db", db)
+    token = cli("users", "token", "root", "--db", db).strip()
+    port = free_port()
+    cmd = [sys.executable, "-m", "loopwright", "serve", "--db", db, "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", "2", "--public-metrics"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/metrics", timeout=2).status_code == 200:  # public: no token
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, timeout=10) as client:
+            statuses = {client.get("/v1/projects/toy", headers=auth).status_code for _ in range(20)}
+            assert statuses == {200}
+            assert client.get("/v1/projects/toy").status_code == 401
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        workers = [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+        assert len(workers) == 2, children
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_app_from_env_reads_the_serve_flags(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What each worker of ``serve --workers N`` builds: database and flags from the environment."""
+    from fastapi.testclient import TestClient
+
+    from loopwright.service.app import app_from_env
+
+    monkeypatch.setenv("LOOPWRIGHT_DB_URL", db)
+    monkeypatch.setenv("LOOPWRIGHT_SERVE_OPEN", "1")
+    monkeypatch.setenv("LOOPWRIGHT_PUBLIC_METRICS", "0")
+    with TestClient(app_from_env()) as client:
+        assert client.get("/v1/projects").json()["projects"][0]["name"] == "toy"  # open: no token
+    monkeypatch.setenv("LOOPWRIGHT_SERVE_OPEN", "0")
+    monkeypatch.setenv("LOOPWRIGHT_PUBLIC_METRICS", "1")
+    with TestClient(app_from_env()) as client:
+        assert client.get("/v1/projects").status_code == 401
+        assert client.get("/metrics").status_code == 200
