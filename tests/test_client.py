@@ -215,3 +215,27 @@ def test_import_loopwright_does_not_import_httpx() -> None:
         "loopwright.Client; assert 'httpx' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_webhooks_and_dashboard(server: Server) -> None:
+    with server.client("lead") as lw:
+        created = lw.add_webhook("toy", "http://127.0.0.1:9/hook", ["items."])
+        assert created.secret.startswith("whsec_") and created.events == ["items."]
+        listed = lw.webhooks("toy")
+        assert [(w.id, w.url, w.active) for w in listed] == [(created.id, "http://127.0.0.1:9/hook", True)]
+        assert not hasattr(listed[0], "secret")
+        page = lw.deliveries("toy", created.id, status="dead")
+        assert page.deliveries == [] and page.next_before is None
+        with pytest.raises(NotFound):
+            lw.retry_delivery("toy", created.id, 12345)
+        with pytest.raises(Invalid):
+            lw.add_webhook("toy", "ftp://example.org/x")
+        lw.remove_webhook("toy", created.id)
+        assert lw.webhooks("toy") == []
+        with pytest.raises(NotFound):
+            lw.remove_webhook("toy", created.id)
+        board = lw.dashboard("toy")
+        assert board["project"] == "toy"
+    with server.client("ann1") as lw, pytest.raises(ApiError) as refused:
+        lw.webhooks("toy")
+    assert (refused.value.status_code, refused.value.code) == (403, "forbidden")

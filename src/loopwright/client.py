@@ -185,10 +185,12 @@ class Client:
         response = self._request("POST", f"{self._p(name)}/tasks/next", json=body)
         return None if response.status_code == 204 else wire.Assignment.model_validate(response.json())
 
-    def submit(self, lease_id: int, label: str, unsure: bool = False) -> wire.SubmitResult:
-        return self._post(
-            wire.SubmitResult, f"/v1/leases/{lease_id}/submit", {"label": label, "unsure": unsure}
-        )
+    def submit(
+        self, lease_id: int, label: str, unsure: bool = False, comment: str | None = None
+    ) -> wire.SubmitResult:
+        """Answer a leased task; ``comment`` (a reviewer's reason) goes to the audit log."""
+        body = {"label": label, "unsure": unsure, "comment": comment}
+        return self._post(wire.SubmitResult, f"/v1/leases/{lease_id}/submit", body)
 
     def extend(self, lease_id: int, seconds: int | None = None) -> wire.Lease:
         return self._post(wire.Lease, f"/v1/leases/{lease_id}/extend", {"seconds": seconds})
@@ -276,3 +278,31 @@ class Client:
 
     def lineage_of_item(self, name: str, external_id: str) -> wire.ItemLineage:
         return self._get(wire.ItemLineage, f"{self._p(name)}/lineage/items/{_seg(external_id)}")
+
+    def dashboard(self, name: str) -> dict[str, Any]:
+        """The lead dashboard's series (queues, throughput, automation, agreement, skills, ...)."""
+        data: dict[str, Any] = self._request("GET", f"{self._p(name)}/dashboard").json()
+        return data
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def add_webhook(self, name: str, url: str, events: Sequence[str] = ()) -> wire.WebhookCreated:
+        """Subscribe ``url`` to the project's events (action prefixes; none: all). Keep the secret."""
+        body = {"url": url, "events": list(events)}
+        return self._post(wire.WebhookCreated, f"{self._p(name)}/webhooks", body)
+
+    def webhooks(self, name: str) -> list[wire.WebhookOut]:
+        return self._get(wire.WebhookList, f"{self._p(name)}/webhooks").webhooks
+
+    def remove_webhook(self, name: str, webhook_id: int) -> None:
+        self._request("DELETE", f"{self._p(name)}/webhooks/{webhook_id}")
+
+    def deliveries(
+        self, name: str, webhook_id: int, status: str | None = None, limit: int = 100
+    ) -> wire.DeliveryList:
+        path = f"{self._p(name)}/webhooks/{webhook_id}/deliveries"
+        return self._get(wire.DeliveryList, path, status=status, limit=limit)
+
+    def retry_delivery(self, name: str, webhook_id: int, delivery_id: int) -> wire.DeliveryOut:
+        path = f"{self._p(name)}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"
+        return self._post(wire.DeliveryOut, path)

@@ -431,3 +431,46 @@ class ErrorBody(Wire):
     code: str
     message: str
     errors: list[ErrorField] | None = None
+
+
+# -- webhooks ---------------------------------------------------------------------------------
+
+
+class WebhookOut(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    project: str
+    url: str
+    events: list[str]
+    active: bool
+    last_event_id: int
+    created_by: str
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="whsec_…: verify signatures with it; shown only now")
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookOut]
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    subscription_id: int
+    event_id: int
+    action: str
+    status: Literal["pending", "delivered", "dead"]
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]
+    next_before: int | None = Field(description="pass as ?before= for the next (older) page")

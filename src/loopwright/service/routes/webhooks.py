@@ -6,16 +6,16 @@ that creates a subscription, and nowhere else.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from loopwright.service.auth import Action
 from loopwright.service.deps import Body, Caller, Ws, project
 from loopwright.service.openapi import ERRORS, Id
 from loopwright.service.webhooks import Delivery, Subscription, Webhooks
+from loopwright.wire import DeliveryList, DeliveryOut, WebhookCreated, WebhookList
 
 router = APIRouter(prefix="/v1/projects/{name}/webhooks", tags=["webhooks"], responses=ERRORS)
 
@@ -26,46 +26,6 @@ class WebhookIn(Body):
         default_factory=list,
         description="action prefixes to send, e.g. ['items.', 'item.resolved']; empty: every event",
     )
-
-
-class WebhookOut(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    id: int
-    project: str
-    url: str
-    events: list[str]
-    active: bool
-    last_event_id: int
-    created_by: str
-    created_at: datetime
-
-
-class WebhookCreated(WebhookOut):
-    secret: str = Field(description="whsec_…: verify signatures with it; shown only now")
-
-
-class WebhookList(BaseModel):
-    webhooks: list[WebhookOut]
-
-
-class DeliveryOut(BaseModel):
-    id: int
-    subscription_id: int
-    event_id: int
-    action: str
-    status: Literal["pending", "delivered", "dead"]
-    attempts: int
-    next_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    delivered_at: datetime | None
-    created_at: datetime
-
-
-class DeliveryList(BaseModel):
-    deliveries: list[DeliveryOut]
-    next_before: int | None = Field(description="pass as ?before= for the next (older) page")
 
 
 def _out(sub: Subscription, name: str, **extra: Any) -> dict[str, Any]:
