@@ -8,7 +8,6 @@
   const name = encodeURIComponent(ctx.project);
   const SESSION = `ui-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const POLL_MS = 4000;
-  const ACTIVE_MS = 60000;
 
   const [config, guide] = await Promise.all([
     api("GET", `/v1/projects/${name}/config`),
@@ -27,7 +26,6 @@
   let unsure = false;
   let busy = false;
   let heatOn = false;
-  let lastActive = Date.now();
   let pollTimer = null;
 
   // -- claiming ---------------------------------------------------------------------------------
@@ -203,30 +201,13 @@
   }
 
   async function heartbeat() {
-    const now = Date.now();
-    const active = document.visibilityState === "visible" && now - lastActive < ACTIVE_MS;
-    const lease = document.getElementById("lease");
-    if (current) {
-      const left = Math.max(0, Math.round((current.deadline - now) / 1000));
-      lease.textContent = `Lease: ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left${active ? " · extends while you work" : " · paused while you are away"}`;
-      lease.classList.toggle("warn", left < 30);
-    } else {
-      lease.textContent = "";
-    }
-    if (!active) return;
+    render.showLease(document.getElementById("lease"), current);
     const held = [current];
     if (upcomingValue && upcomingValue.assignment) held.push(upcomingValue);
     for (const h of held) {
-      if (!h || h.deadline - now > Math.min(60000, (h.seconds * 1000) / 2)) continue;
-      const sent = Date.now();
-      try {
-        await api("POST", `/v1/leases/${h.assignment.lease.id}/extend`, { seconds: Math.round(h.seconds) });
-        h.deadline = sent + h.seconds * 1000;
-      } catch (e) {
-        if (e.status === 409 && h === current && !busy) {
-          carry = "Your time on that item ran out; here is the next one.";
-          await next();
-        }
+      if (!(await render.keepLease(h)) && h === current && !busy) {
+        carry = "Your time on that item ran out; here is the next one.";
+        await next();
       }
     }
   }
@@ -234,7 +215,6 @@
   // -- keys -------------------------------------------------------------------------------------
 
   document.addEventListener("keydown", (event) => {
-    lastActive = Date.now();
     if (render.typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
     const key = event.key;
     if (key === "?") return render.toggleHelp();
@@ -253,7 +233,6 @@
     const label = render.labelForKey(labels, key);
     if (label !== null) choose(label);
   });
-  for (const type of ["mousemove", "mousedown", "wheel"]) document.addEventListener(type, () => (lastActive = Date.now()), { passive: true });
 
   window.addEventListener("pagehide", () => {
     const ids = current ? [current.assignment.lease.id] : [];

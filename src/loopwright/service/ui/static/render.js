@@ -223,18 +223,53 @@ const render = (() => {
     box.hidden = !message;
   }
 
-  // Release leases on unload with a keepalive request (the page's token in the header).
   // The keyboard help overlay: show, hide, or (no argument) flip.
   function toggleHelp(on) {
     const help = document.getElementById("help");
     help.hidden = on === undefined ? !help.hidden : !on;
   }
 
+  // -- leases: kept alive while the person works on a visible page ------------------------------
+
+  const ACTIVE_MS = 60000; // working: a key, click, move or scroll within the last minute
+  let lastActive = Date.now();
+  for (const type of ["keydown", "mousemove", "mousedown", "wheel"]) {
+    document.addEventListener(type, () => (lastActive = Date.now()), { capture: true, passive: true });
+  }
+  const working = () => document.visibilityState === "visible" && Date.now() - lastActive < ACTIVE_MS;
+
+  // How long the lease of `held` ({deadline}) has left, in `box`; empty without one.
+  function showLease(box, held) {
+    if (!held) {
+      box.textContent = "";
+      return;
+    }
+    const left = Math.max(0, Math.round((held.deadline - Date.now()) / 1000));
+    const state = working() ? " · extends while you work" : " · paused while you are away";
+    box.textContent = `Lease: ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left${state}`;
+    box.classList.toggle("warn", left < 30);
+  }
+
+  // Extend the lease of `held` ({assignment, seconds, deadline}) while the person works, once less
+  // than a minute (or half its length) is left. False when the server says it already expired.
+  async function keepLease(held) {
+    const sent = Date.now();
+    if (!held || !working() || held.deadline - sent > Math.min(60000, (held.seconds * 1000) / 2)) return true;
+    try {
+      await lw.api("POST", `/v1/leases/${held.assignment.lease.id}/extend`, { seconds: Math.round(held.seconds) });
+      held.deadline = sent + held.seconds * 1000;
+      return true;
+    } catch (e) {
+      return e.status !== 409;
+    }
+  }
+
+  // Release leases on unload with a keepalive request (the page's token in the header).
   function releaseOnUnload(leaseIds) {
     for (const id of leaseIds) {
       fetch(`/v1/leases/${id}/release`, { method: "POST", keepalive: true, headers: { Authorization: `Bearer ${lw.token()}` } });
     }
   }
 
-  return { KEYS, keyFor, labelForKey, item, suggestion, guidelines, labelButtons, markSelected, typing, notice, bar, pct, releaseOnUnload, toggleHelp };
+  return { KEYS, keyFor, labelForKey, item, suggestion, guidelines, labelButtons, markSelected, typing, notice, bar, pct, releaseOnUnload, toggleHelp, showLease, keepLease };
 })();

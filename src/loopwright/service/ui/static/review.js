@@ -8,7 +8,6 @@
   const ctx = await lw.boot("review");
   const name = encodeURIComponent(ctx.project);
   const POLL_MS = 4000;
-  const ACTIVE_MS = 60000;
 
   const [config, guide] = await Promise.all([
     api("GET", `/v1/projects/${name}/config`),
@@ -29,7 +28,6 @@
   let heatOn = false;
   let resolved = 0;
   let carry = ["", "info"];
-  let lastActive = Date.now();
 
   async function next() {
     current = null;
@@ -141,34 +139,21 @@
   }
 
   async function heartbeat() {
-    const now = Date.now();
-    const active = document.visibilityState === "visible" && now - lastActive < ACTIVE_MS;
-    const lease = document.getElementById("lease");
-    if (!current) return (lease.textContent = "");
-    const left = Math.max(0, Math.round((current.deadline - now) / 1000));
-    lease.textContent = `Lease: ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left${active ? " · extends while you work" : " · paused while you are away"}`;
-    if (!active || current.deadline - now > Math.min(60000, (current.seconds * 1000) / 2)) return;
     const held = current;
-    try {
-      await api("POST", `/v1/leases/${held.assignment.lease.id}/extend`, { seconds: Math.round(held.seconds) });
-      held.deadline = now + held.seconds * 1000;
-    } catch (e) {
-      if (e.status === 409 && held === current && !busy) {
-        carry = ["Your time on that task ran out; here is the next one.", "warn"];
-        await next();
-      }
+    render.showLease(document.getElementById("lease"), held);
+    if (!(await render.keepLease(held)) && held === current && !busy) {
+      carry = ["Your time on that task ran out; here is the next one.", "warn"];
+      await next();
     }
   }
 
   reason.addEventListener("keydown", (event) => {
-    lastActive = Date.now();
     if (event.key === "Escape") reason.blur();
     if (event.key === "Enter") resolve(selected);
     event.stopPropagation();
   });
 
   document.addEventListener("keydown", (event) => {
-    lastActive = Date.now();
     if (render.typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
     const key = event.key;
     if (key === "?") return render.toggleHelp();
@@ -190,7 +175,6 @@
     const label = render.labelForKey(labels, key);
     if (label !== null) resolve(label);
   });
-  for (const type of ["mousemove", "mousedown", "wheel"]) document.addEventListener(type, () => (lastActive = Date.now()), { passive: true });
   window.addEventListener("pagehide", () => current && render.releaseOnUnload([current.assignment.lease.id]));
 
   if (!tiers.length) {
