@@ -22,24 +22,11 @@ import httpx
 from pydantic import BaseModel
 
 from loopwright import wire
-from loopwright.errors import (
-    Capped,
-    Conflict,
-    Invalid,
-    LeaseExpired,
-    LoopwrightError,
-    NotFitted,
-    NotFound,
-    Paused,
-    StoreUnavailable,
-    UnknownLabel,
-)
+from loopwright.errors import Invalid, LoopwrightError, by_code
 
 M = TypeVar("M", bound=BaseModel)
 
-ERRORS_BY_CODE: dict[str, type[LoopwrightError]] = {
-    cls.code: cls for cls in (NotFound, Conflict, LeaseExpired, Paused, Capped, NotFitted, StoreUnavailable)
-}
+ERRORS_BY_CODE = {code: cls for code, cls in by_code().items() if cls is not LoopwrightError}
 
 
 def _seg(value: object) -> str:
@@ -77,13 +64,13 @@ def error_from(response: httpx.Response) -> LoopwrightError:
     if not isinstance(body, dict) or "code" not in body:
         return ApiError(response.status_code, "http_error", response.text[:200] or response.reason_phrase)
     code, message = str(body["code"]), str(body.get("message", ""))
-    if code in (Invalid.code, UnknownLabel.code):
+    cls = ERRORS_BY_CODE.get(code)
+    if cls is None:
+        return ApiError(response.status_code, code, message)
+    if issubclass(cls, Invalid):
         fields = [(str(e.get("field", "")), str(e.get("message", ""))) for e in body.get("errors") or []]
-        cls = UnknownLabel if code == UnknownLabel.code else Invalid
         return cls(message.split("\n  - ")[0] if fields else message, fields)
-    if code in ERRORS_BY_CODE:
-        return ERRORS_BY_CODE[code](message)
-    return ApiError(response.status_code, code, message)
+    return cls(message)
 
 
 class Client:

@@ -71,3 +71,15 @@ class StoreUnavailable(LoopwrightError):
     """The database could not be reached after retrying."""
 
     code = "store_unavailable"
+
+
+def by_code() -> dict[str, type[LoopwrightError]]:
+    """Every error class of this module by its stable ``code``: what a REST error body names."""
+    found: dict[str, type[LoopwrightError]] = {}
+    todo: list[type[LoopwrightError]] = [LoopwrightError]
+    while todo:
+        cls = todo.pop()
+        if cls.__module__ == __name__:  # not the faces' own errors (401, 403, unreachable, …)
+            found[cls.code] = cls
+            todo.extend(cls.__subclasses__())
+    return found
