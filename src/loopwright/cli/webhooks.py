@@ -1,7 +1,8 @@
 """``loopwright webhooks …``: a project's webhook subscriptions and their deliveries.
 
 The server sends (``loopwright serve`` runs the dispatcher); these commands only change and
-read the subscriptions in the database. The secret is printed once, by ``add``.
+read the subscriptions in the database. The secret is printed once, by ``add``, which refuses
+loopback, private, link-local, … targets unless ``LOOPWRIGHT_WEBHOOK_ALLOW`` allows them.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ err = Console(stderr=True)
 
 def _open(db: str | None, project: str | None) -> tuple[Project, Webhooks]:
     from loopwright.service.webhooks import Webhooks  # the web stack loads only when needed
+    from loopwright.settings import Settings
 
     ws = connect(db)
     name = project or open_loop(db, None).project.name  # the only project, or a clear error
-    return ws.project(name).project, Webhooks(ws.store)
+    allow = Settings.from_env().webhook_allow  # the same targets the server would accept
+    return ws.project(name).project, Webhooks(ws.store, allow=allow)
 
 
 def _iso(value: Any) -> str:

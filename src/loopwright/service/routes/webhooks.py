@@ -1,19 +1,21 @@
 """Webhooks of a project: subscribe, list, unsubscribe; list deliveries, requeue a dead one.
 
 Admins and project leads only (``manage``). The signing secret is in the answer to the POST
-that creates a subscription, and nowhere else.
+that creates a subscription, and nowhere else. A URL whose host is a loopback, private,
+link-local, … address is refused (422 on ``url``) unless the operator allows it
+(:mod:`loopwright.service.egress`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
 from loopwright.service.auth import Action
 from loopwright.service.deps import Body, Caller, Ws, project
-from loopwright.service.openapi import ERRORS, Id
+from loopwright.service.openapi import ERRORS, Before, Id
 from loopwright.service.webhooks import Delivery, Subscription, Webhooks
 from loopwright.wire import DeliveryList, DeliveryOut, WebhookCreated, WebhookList
 
@@ -47,9 +49,10 @@ def _delivery(d: Delivery) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=WebhookCreated)
-def create_webhook(name: str, body: WebhookIn, ws: Ws, who: Caller) -> Any:
+def create_webhook(name: str, body: WebhookIn, ws: Ws, who: Caller, request: Request) -> Any:
     proj = project(ws, name, who, Action.MANAGE).project
-    sub = Webhooks(ws.store, ws.clock).subscribe(proj, body.url, body.events, who.name)
+    allow = getattr(request.app.state, "webhook_allow", ())  # the operator's LOOPWRIGHT_WEBHOOK_ALLOW
+    sub = Webhooks(ws.store, ws.clock, allow=allow).subscribe(proj, body.url, body.events, who.name)
     return _out(sub, name, secret=sub.secret)
 
 
@@ -74,7 +77,7 @@ def list_deliveries(
     who: Caller,
     status: Literal["pending", "delivered", "dead"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Before = None,
 ) -> Any:
     proj = project(ws, name, who, Action.MANAGE).project
     rows = Webhooks(ws.store, ws.clock).deliveries(proj, webhook_id, status, limit, before)
