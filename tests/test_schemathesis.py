@@ -5,17 +5,28 @@ are swapped for seeded resources (project ``toy``, a live lease, dataset and mod
 a webhook …) so that generated bodies and queries reach the use cases, not just the 404 of a
 random project name. No response may be a server error, and every response must match the
 status codes, content types and schemas the spec declares.
+
+``test_all_phases`` runs the schemathesis CLI — examples, coverage, fuzzing and stateful
+phases, another seed — over HTTP against the spec exactly as served, and counts at the server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
+import uvicorn
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -62,22 +73,6 @@ def seeded_params(path: str, s: Seeded) -> dict[str, Any]:
         "item_id": s.item_id,
         "task_id": s.task_id,
     }
-
-
-def without_uniform_prefix_items(node: Any) -> Any:
-    """The spec with each ``prefixItems`` of equal schemas (``tuple[int, int]``) as the same
-    ``items`` and length bounds: schemathesis 4.32 rejects ``prefixItems`` in response
-    schemas (its 3.0 conversion leaves an ``items`` list behind; issues #3842, #4099)."""
-    if isinstance(node, list):
-        return [without_uniform_prefix_items(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: without_uniform_prefix_items(v) for k, v in node.items()}
-    prefix = out.get("prefixItems")
-    if isinstance(prefix, list) and prefix and all(p == prefix[0] for p in prefix) and "items" not in out:
-        del out["prefixItems"]
-        out |= {"items": prefix[0], "minItems": len(prefix), "maxItems": len(prefix)}
-    return out
 
 
 @dataclass
@@ -130,7 +125,7 @@ def exercise(
 def test_generated_requests(world: World) -> None:
     app = create_app(world.ws, authenticator=world.auth, webhooks=False)
     spec = TestClient(app).get("/openapi.json").json()
-    schema = schemathesis.openapi.from_dict(without_uniform_prefix_items(spec))
+    schema = schemathesis.openapi.from_dict(spec)  # as served: no rewriting
     schema.app, schema.location = app, "/openapi.json"  # what from_asgi sets
     headers = world.headers("root")
     tally = Tally()
@@ -158,3 +153,103 @@ def test_generated_requests(world: World) -> None:
     assert tally.nonconforming == [], f"{len(tally.nonconforming)} of {total}:\n" + "\n".join(
         tally.nonconforming[:20]
     )
+
+
+ALL_PHASES_SEED = 20261202  # not the derandomized generation above
+ALL_PHASES_EXAMPLES = 40  # per operation and phase: about 3,300 requests, 1.5 minutes
+MIN_REQUESTS = 3000
+CLI_CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+
+
+class Counted:
+    """ASGI wrapper: every request the server answers, and the ones it answered 5xx."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.requests = app, 0
+        self.server_errors: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.requests += 1
+                if message["status"] >= 500:
+                    self.server_errors.append(f"{scope['method']} {scope['path']} -> {message['status']}")
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
+@contextlib.contextmanager
+def served_on_loopback(app: Any) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def cli_config(s: Seeded) -> str:
+    """Seeded values for path parameters, drawn often (not always: random ones are tried too)."""
+    values: dict[str, list[Any]] = {
+        "name": [s.name],
+        "lease_id": [s.lease_id],
+        "ref": [s.dataset, "1", "champion"],
+        "a": [s.dataset],
+        "b": [s.dataset],
+        "version": [1, "1"],
+        "annotator": ["sim1"],
+        "external_id": ["p0"],
+        "webhook_id": [s.webhook_id],
+        "delivery_id": [s.delivery_id],
+        "item_id": [s.item_id],
+        "task_id": [s.task_id],
+    }
+    lines = []
+    for key, vals in values.items():
+        lines += [f"[dictionaries.{key}]", f"values = {json.dumps(vals)}"]
+    lines.append("[parameters]")
+    lines += [f'"path.{key}" = {{ dictionary = "{key}", probability = 0.7 }}' for key in values]
+    return "\n".join(lines) + "\n"
+
+
+def test_all_phases(world: World, tmp_path: Path) -> None:
+    """Every schemathesis phase over the served spec: no 5xx, every response as documented."""
+    app = Counted(create_app(world.ws, authenticator=world.auth, webhooks=False))
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(cli_config(world.projects["toy"]))
+    report = tmp_path / "report.json"
+    cli = Path(sys.executable).with_name("schemathesis")
+    with served_on_loopback(app) as url:
+        # one worker: hypothesis describes strategies with ast, which CPython 3.11 trips on in threads
+        command = [str(cli), "--config-file", str(config), "run", f"{url}/openapi.json"]
+        command += ["--phases", "examples,coverage,fuzzing,stateful", "--seed", str(ALL_PHASES_SEED)]
+        command += ["-n", str(ALL_PHASES_EXAMPLES), "-w", "1", "-c", CLI_CHECKS, "--no-shrink"]
+        command += ["-H", f"Authorization: Bearer {world.tokens['root']}"]
+        command += ["--report", "json", "--report-json-path", str(report), "--output-truncate", "true"]
+        run = subprocess.run(  # in tmp_path: its cache directory stays out of the tree
+            command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
+        )
+    summary = json.loads(report.read_text())
+    print(
+        f"schemathesis CLI: {app.requests} requests served; test cases {summary['test_cases']};"
+        f" phases {summary['phases']}"
+    )
+    tail = run.stdout[-6000:]
+    assert app.requests >= MIN_REQUESTS, tail
+    assert app.server_errors == [], app.server_errors[:20]
+    assert summary["failures"] == [], tail
+    assert summary["errors"] == [], tail
+    assert summary["phases"]["fuzzing"]["status"] == "success", tail
+    assert summary["phases"]["stateful"]["status"] == "success", tail
+    assert run.returncode == 0, tail
