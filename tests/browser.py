@@ -95,6 +95,29 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+def watch(page: Any) -> list[str]:
+    """Collect the page's uncaught errors and Content Security Policy refusals (console errors):
+    a test asserts the list stays empty, so a page that breaks under the CSP fails."""
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def console(message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            errors.append(message.text)
+
+    page.on("console", console)
+    return errors
+
+
+def stored_secrets(page: Any, token: str) -> list[str]:
+    """Where script-readable storage holds ``token`` or anything named like a token or session."""
+    storage = page.evaluate(
+        "JSON.stringify({local: localStorage, session: sessionStorage, cookie: document.cookie})"
+    )
+    lowered = storage.lower()
+    return [word for word in (token, "token", "session=") if word.lower() in lowered]
+
+
 def screenshot(page: Any, name: str) -> Path:
     """Save a full-page screenshot as a test artifact; returns its path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,45 @@ def test_add_token_list_revoke(db: str) -> None:
     store.close()
 
 
+def test_revoke_a_dash_token_by_stdin_by_id_and_by_user(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each way of revoking ends the token over REST (401); tokens are listed by id, never shown."""
+    from fastapi.testclient import TestClient
+
+    from loopwright.service import create_app
+
+    cli("users", "add", "ann", "--project", "toy", "--role", "annotator", "--db", db)
+    cli("users", "add", "bob", "--project", "toy", "--role", "viewer", "--db", db)
+    dashes = iter([f"-dash{i}-" + "x" * 40 for i in range(2)])
+    monkeypatch.setattr("loopwright.store.sql.users.secrets.token_urlsafe", lambda n: next(dashes))
+    dash1, dash2 = (cli("users", "token", "ann", "--db", db).strip() for _ in range(2))
+    monkeypatch.undo()
+    by_id, bob1, bob2 = (cli("users", "token", u, "--db", db).strip() for u in ("ann", "bob", "bob"))
+    assert dash1.startswith("-dash0-") and dash2.startswith("-dash1-")
+    with TestClient(create_app(db)) as client:
+
+        def status(token: str) -> int:
+            return client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code
+
+        assert {status(t) for t in (dash1, dash2, by_id, bob1, bob2)} == {200}
+        listed = json.loads(cli("users", "tokens", "ann", "--json", "--db", db))
+        assert [t["id"] for t in listed] == [1, 2, 3] and {t["user"] for t in listed} == {"ann"}
+        assert all(t["last_used_at"] and t["revoked_at"] is None for t in listed)
+        table = cli("users", "tokens", "--db", db)
+        assert all(t not in table + json.dumps(listed) for t in (dash1, dash2, by_id, bob1, bob2))
+        assert "bob" in table and "never" not in table  # every token was used just now
+        refused = runner.invoke(app, ["users", "revoke", dash1, "--db", db])
+        assert refused.exit_code == 2 and "No such option" in refused.output  # typer's trap
+        assert "token revoked" in cli("users", "revoke", "--db", db, "--", dash1)
+        result = runner.invoke(app, ["users", "revoke", "--token-stdin", "--db", db], input=dash2 + "\n")
+        assert result.exit_code == 0 and "token revoked" in result.stdout
+        assert "token revoked" in cli("users", "revoke", "--id", str(listed[2]["id"]), "--db", db)
+        assert "revoked 2 tokens of bob" in cli("users", "revoke", "--user", "bob", "--db", db)
+        assert {status(t) for t in (dash1, dash2, by_id, bob1, bob2)} == {401}
+        revoked = json.loads(cli("users", "tokens", "--json", "--db", db))
+        assert all(t["revoked_at"] for t in revoked) and len(revoked) == 5
+        assert "revoked 0 tokens of ann" in cli("users", "revoke", "--user", "ann", "--db", db)
+
+
 def test_existing_user_gets_a_membership(db: str) -> None:
     cli("users", "add", "bob", "--db", db)
     out = cli("users", "add", "bob", "--project", "toy", "--role", "viewer", "--db", db)
@@ -94,6 +133,12 @@ ERRORS = {  # arguments -> the one line on stderr
     ("add", "bob"): "error (invalid): user 'bob' already exists (add a membership with --project and --role)",
     ("token", "ghost"): "error (not_found): user 'ghost' does not exist",
     ("revoke", "not-a-token"): "error (not_found): no live token matches",
+    ("revoke",): "error (invalid): name one of: TOKEN, --token-stdin, --user NAME, --id N",
+    ("revoke", "--user", "bob", "--id", "1"): "error (invalid): name one of: TOKEN, --token-stdin, --user "
+    "NAME, --id N",
+    ("revoke", "--id", "999"): "error (not_found): no live token matches id 999",
+    ("revoke", "--user", "ghost"): "error (not_found): user 'ghost' does not exist",
+    ("tokens", "ghost"): "error (not_found): user 'ghost' does not exist",
 }
 
 

@@ -8,6 +8,7 @@ to ``test-artifacts/``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sqlalchemy import text
 
-from browser import chromium, live_server, require_browser, screenshot
+from browser import chromium, live_server, require_browser, screenshot, stored_secrets, watch
 from loopwright import Loop, Workspace
 from loopwright.cli.demo import demo_config
 from loopwright.domain import Route
@@ -37,7 +38,8 @@ class World:
     tokens: dict[str, str]
     store: SqlStore
     disputed_task: int
-    disputed_item: str
+    disputed_item: str  # as the expert sees it: blind review shows "#<item id>"
+    gold_task: int  # the gold task of the "quiz" project, which "newbie" answers first
 
 
 def digits_config() -> dict[str, Any]:
@@ -71,7 +73,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ws.create_project({"name": "secret", "labels": ["a", "b"], "features": ["x"]})
     digits = load_digits()
     X, y = digits.data, digits.target.astype(str)
-    loop.use_model(default_estimator(loop.config, 0).fit(X[200:], y[200:]))
+    loop.use_model(default_estimator(loop.config, 0).fit(X[200:], y[200:]), force=True)
     report = loop.ingest(
         {"external_id": f"digit-{i}", "payload": {"pixels": X[i].tolist()}} for i in range(N_ITEMS)
     )
@@ -85,6 +87,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     escalated = loop.submit(second.lease.id, "ann-b", "5").escalated_to
     assert escalated is not None and escalated.tier == 2
     _seed_text_and_tabular(ws)
+    gold_task = _seed_quiz(ws)
     auth = SqlAuthenticator(store)
     tokens = {}
     members = [
@@ -92,6 +95,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         ("rev", "digits", Role.EXPERT, [2, 3]),
         ("multi", "sms", Role.ANNOTATOR, [1]),
         ("multi", "flowers", Role.ANNOTATOR, [1]),
+        ("newbie", "quiz", Role.ANNOTATOR, [1]),
     ]
     for user, project, role, tiers in members:
         if user not in tokens:
@@ -99,7 +103,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             tokens[user] = auth.issue_token(user)
         auth.add_membership(user, project, role, tiers)
     with live_server(create_app(ws, authenticator=auth)) as base:
-        yield World(base, ws, loop, tokens, store, escalated.id, first.item.external_id)
+        yield World(base, ws, loop, tokens, store, escalated.id, f"#{first.item.id}", gold_task)
     store.close()
 
 
@@ -115,7 +119,7 @@ def _seed_text_and_tabular(ws: Workspace) -> None:
     """A text project and a tabular one, each with a champion and one item to review."""
     review = {"accept_threshold": 1.0, "audit_rate": 0.0, "bands": [{"min_confidence": 0.0, "tier": 1}]}
     sms = ws.create_project({"name": "sms", "labels": ["ham", "spam"], "modality": "text", "routing": review})
-    sms.use_model(default_estimator(sms.config, 0).fit([t for t, _ in SMS], [y for _, y in SMS]))
+    sms.use_model(default_estimator(sms.config, 0).fit([t for t, _ in SMS], [y for _, y in SMS]), force=True)
     sms.ingest([{"external_id": "msg-1", "payload": {"text": "You WIN a free prize! Call now"}}])
     fields = ["petal_length", "petal_width", "sepal_length"]
     flowers = ws.create_project(
@@ -128,8 +132,42 @@ def _seed_text_and_tabular(ws: Workspace) -> None:
     )
     X = [[1.4, 0.2, 5.1], [1.3, 0.2, 4.9], [4.7, 1.4, 7.0], [4.5, 1.5, 6.4], [6.0, 2.5, 6.3], [5.1, 1.9, 5.8]]
     y = ["setosa", "setosa", "versicolor", "versicolor", "virginica", "virginica"]
-    flowers.use_model(default_estimator(flowers.config, 0).fit(X, y))
+    flowers.use_model(default_estimator(flowers.config, 0).fit(X, y), force=True)
     flowers.ingest([{"external_id": "f-1", "payload": dict(zip(fields, [4.6, 1.5, 6.6], strict=True))}])
+
+
+def _seed_quiz(ws: Workspace) -> int:
+    """A tabular project whose annotators answer one gold item first (onboarding); its task id."""
+    fields = ["petal_length", "petal_width", "sepal_length"]
+    review = {"accept_threshold": 1.0, "audit_rate": 0.0, "bands": [{"min_confidence": 0.0, "tier": 1}]}
+    quiz = ws.create_project(
+        {
+            "name": "quiz",
+            "labels": ["setosa", "versicolor", "virginica"],
+            "features": fields,
+            "routing": review,
+            "gold": {"onboarding": 1},
+        }
+    )
+    X = [[1.4, 0.2, 5.1], [1.3, 0.2, 4.9], [4.7, 1.4, 7.0], [4.5, 1.5, 6.4], [6.0, 2.5, 6.3], [5.1, 1.9, 5.8]]
+    y = ["setosa", "setosa", "versicolor", "versicolor", "virginica", "virginica"]
+    quiz.use_model(default_estimator(quiz.config, 0).fit(X, y), force=True)
+    (task,) = quiz.add_gold(
+        [
+            {
+                "external_id": "gold-setosa",
+                "payload": dict(zip(fields, [1.5, 0.3, 5.0], strict=True)),
+                "label": "setosa",
+                "metadata": {"set": "gold"},
+            }
+        ],
+        tiers=[1],
+    )
+    quiz.ingest(
+        {"external_id": f"q-{i}", "payload": dict(zip(fields, [4.0 + i, 1.3, 6.0], strict=True))}
+        for i in range(2)
+    )
+    return task.id
 
 
 @pytest.fixture(scope="module")
@@ -141,14 +179,18 @@ def browser(world: World) -> Iterator[Any]:
 def login(browser: Any, world: World, user: str, lands_on: str = "annotate") -> Any:
     """A fresh browser context, logged in by typing the token and pressing Enter."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors
+    page.errors = watch(page)  # uncaught errors and CSP refusals
     page.goto(f"{world.base}/ui/")
     page.wait_for_selector("#token:focus")  # the token field has the focus: no click needed
     page.keyboard.type(world.tokens[user])
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/ui/{lands_on}")
+    # the token went to an httpOnly session cookie: no script can read it or the session
+    assert stored_secrets(page, world.tokens[user]) == []
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    session = cookies["loopwright_session"]
+    assert (session["httpOnly"], session["sameSite"], session["secure"]) == (True, "Strict", False)
+    assert world.tokens[user] not in session["value"]
     return page
 
 
@@ -169,11 +211,8 @@ def test_annotator_labels_20_items_with_the_keyboard_only(browser: Any, world: W
     previous = ""
 
     def next_task() -> str:
-        page.wait_for_function(
-            "prev => { const c = document.getElementById('task-card');"
-            " return !c.hidden && c.dataset.taskId && c.dataset.taskId !== prev; }",
-            arg=previous,
-        )
+        # selectors, not wait_for_function: the page's CSP forbids the eval that needs
+        page.wait_for_selector(f"#task-card:not([hidden])[data-task-id]:not([data-task-id='{previous}'])")
         return str(page.get_attribute("#task-card", "data-task-id"))
 
     for i in range(20):
@@ -196,7 +235,9 @@ def test_annotator_labels_20_items_with_the_keyboard_only(browser: Any, world: W
         unsure = i == 8  # "u" submits the chosen label flagged unsure
         page.keyboard.press("u" if unsure else "Enter")
         shown.append((int(previous), label, unsure))
-    page.wait_for_function("document.getElementById('done-count').textContent.startsWith('20')")
+    from playwright.sync_api import expect
+
+    expect(page.locator("#done-count")).to_have_text(re.compile(r"^20\b"))
     page.wait_for_selector("#notice.warn:not([hidden])")
     assert f"cap of {SESSION_CAP} items this session" in page.inner_text("#notice")
     assert page.is_hidden("#task-card")
@@ -283,4 +324,44 @@ def test_text_and_tabular_items_render_with_their_explanations(browser: Any, wor
         labels = page.eval_on_selector_all("#labels button", "bs => bs.map(b => b.textContent)")
         assert labels[0] == ("1 setosa" if project == "flowers" else "1 ham")
         screenshot(page, f"ui-annotate-{project}")
+    assert page.errors == []
+
+
+def test_a_gold_task_looks_like_any_other_on_the_annotate_page(browser: Any, world: World) -> None:
+    """The annotator's first task is the gold one: nothing on the page says so, before or after."""
+    page = login(browser, world, "newbie")
+    page.wait_for_selector(f"#task-card:not([hidden])[data-task-id='{world.gold_task}'] .why-list li")
+    page.wait_for_load_state("networkidle")
+    seen = [page.inner_text("body")]
+    assert page.inner_text("#task-title").startswith("Item #")  # not the id its lead chose
+    assert page.inner_text("#task-why") == "tier 1 queue"
+    assert page.inner_text(".suggested").startswith("Model suggests")
+    screenshot(page, "ui-annotate-gold")
+    page.keyboard.press("3")  # wrong: the gold answer is setosa
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#task-card:not([hidden]):not([data-task-id='{world.gold_task}']) .why-list li")
+    page.wait_for_load_state("networkidle")
+    seen.append(page.inner_text("body"))
+    screenshot(page, "ui-annotate-after-gold")
+    for text_seen in seen:
+        assert "gold" not in text_seen.lower()
+    assert "gold" not in page.content().lower()
+    assert page.errors == []
+    stats = world.ws.project("quiz").annotator_stats("newbie")
+    assert (stats.gold_answers, stats.gold_accuracy) == (1, 0.0)  # scored, and nobody said so
+
+
+def test_log_out_ends_the_session(browser: Any, world: World) -> None:
+    page = login(browser, world, "multi")
+    page.wait_for_selector("#project option", state="attached")  # the nav is drawn
+    page.wait_for_load_state("networkidle")
+    session = {c["name"]: c["value"] for c in page.context.cookies()}["loopwright_session"]
+    page.click("nav button.link")  # log out
+    page.wait_for_url(f"{world.base}/ui/")
+    page.wait_for_selector("#token")
+    assert "loopwright_session" not in {c["name"] for c in page.context.cookies()}
+    with httpx.Client(base_url=world.base, cookies={"loopwright_session": session}) as client:
+        assert client.get("/v1/me").status_code == 401  # the old session id is dead too
+    page.goto(f"{world.base}/ui/annotate")
+    page.wait_for_url(f"{world.base}/ui/")  # back to the login page
     assert page.errors == []

@@ -1,11 +1,16 @@
 """``loopwright users …``: accounts of the REST service, their project roles and API tokens.
 
-Tokens are printed once, when issued; only their SHA-256 is stored, so ``list`` never shows one.
+Tokens are printed once, when issued; only their SHA-256 is stored, so ``list`` and ``tokens``
+never show one: they show token ids, which ``revoke --id`` takes. A token to revoke is best read
+from standard input (``--token-stdin``), which keeps it out of the shell history and works for a
+token that starts with ``-``; ``revoke -- TOKEN`` does too.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +23,9 @@ from loopwright.errors import Invalid, NotFound
 from loopwright.store.sql import SqlStore
 from loopwright.store.sql.users import Account, SqlUserRepo
 
-users_app = typer.Typer(help="Users of the REST service: add, token, revoke, list.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Users of the REST service: add, token, revoke, list, tokens.", no_args_is_help=True
+)
 out = Console()
 err = Console(stderr=True)
 ROLES = "lead, service, annotator, expert, viewer"  # loopwright.service.auth.Role
@@ -94,12 +101,77 @@ def token(name: Annotated[str, typer.Argument(help="User name.")], db: DbOption 
 
 
 @users_app.command("revoke")
-def revoke(token: Annotated[str, typer.Argument(help="The token to revoke.")], db: DbOption = None) -> None:
-    """Revoke an API token."""
+def revoke(
+    token: Annotated[
+        str | None, typer.Argument(help="The token to revoke (one starting with '-': put '--' before it).")
+    ] = None,
+    db: DbOption = None,
+    token_stdin: Annotated[
+        bool, typer.Option("--token-stdin", help="Read the token from standard input.")
+    ] = False,
+    user: Annotated[str | None, typer.Option("--user", help="Revoke every token of this user.")] = None,
+    token_id: Annotated[
+        int | None, typer.Option("--id", help="Revoke the token with this id (see 'users tokens').")
+    ] = None,
+) -> None:
+    """Revoke an API token: given, read from stdin, by its id, or all of a user's.
+
+    Its web UI sessions end with it."""
+    if token_stdin:
+        if token is not None:
+            raise Invalid("give the token or --token-stdin, not both")
+        token = sys.stdin.readline().strip() or None
+        if token is None:
+            raise Invalid("--token-stdin read no token")
+    chosen = [x for x in (token, user, token_id) if x is not None]
+    if len(chosen) != 1:
+        raise Invalid("name one of: TOKEN, --token-stdin, --user NAME, --id N")
     with _store(db).engine.begin() as conn:
-        if not SqlUserRepo(conn).revoke_token(token):
-            raise NotFound("no live token matches")
+        repo = SqlUserRepo(conn)
+        if user is not None:
+            n = repo.revoke_user(user)
+            out.print(f"revoked {n} token{'' if n == 1 else 's'} of {user}")
+            return
+        done = repo.revoke_id(token_id) if token_id is not None else repo.revoke_token(str(token))
+    if not done:
+        raise NotFound("no live token matches" + ("" if token_id is None else f" id {token_id}"))
     out.print("token revoked")
+
+
+def _when(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat(timespec="seconds")
+
+
+@users_app.command("tokens")
+def tokens(
+    name: Annotated[str | None, typer.Argument(help="User name (default: every user).")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """API tokens by id: whose, created, last used, revoked (never the token: it is not stored)."""
+    with _store(db).engine.begin() as conn:
+        rows: list[dict[str, Any]] = [
+            {
+                "id": t.id,
+                "user": t.user,
+                "created_at": _when(t.created_at),
+                "last_used_at": _when(t.last_used_at),
+                "revoked_at": _when(t.revoked_at),
+            }
+            for t in SqlUserRepo(conn).tokens(name)
+        ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out.print("no tokens yet: issue one with [bold]loopwright users token NAME[/]")
+        return
+    table = Table("id", "user", "created", "last used", "revoked")
+    for r in rows:
+        table.add_row(
+            str(r["id"]), r["user"], r["created_at"], r["last_used_at"] or "never", r["revoked_at"] or ""
+        )
+    out.print(table)
 
 
 def _account(account: Account, tokens: int) -> dict[str, Any]:

@@ -107,7 +107,7 @@
     card.hidden = false;
     card.dataset.taskId = a.task.id;
     card.dataset.leaseId = a.lease.id;
-    document.getElementById("task-title").textContent = `Item ${a.item.external_id}`;
+    document.getElementById("task-title").textContent = `Item ${render.itemName(a.item)}`;
     document.getElementById("task-why").textContent = a.why;
     drawItem(null);
     updateChoice();
@@ -194,7 +194,6 @@
     if (s.max_per_session) rows.push(render.bar(done / s.max_per_session), el("div", { class: "small muted" }, `cap ${s.max_per_session} per session · ${s.remaining_session} left`));
     if (s.max_per_hour) rows.push(el("div", { class: "small muted" }, `last hour ${s.done_last_hour} of ${s.max_per_hour} · ${s.remaining_hour} left`));
     else rows.push(el("div", { class: "small muted" }, `${s.done_last_hour} in the last hour · no hourly cap`));
-    if (s.gold_accuracy !== null) rows.push(el("div", { class: "small muted" }, `gold checks: ${render.pct(s.gold_accuracy)} right of ${s.gold_answers}`));
     if (s.paused_tiers.length) rows.push(el("div", { class: "small warn" }, `paused on tier ${s.paused_tiers.join(", ")}`));
     box.replaceChildren(...rows);
     return s;

@@ -1,10 +1,12 @@
-// loopwright UI: the shared client. Token and project live in localStorage; every page calls
-// lw.boot(pageName) first, which checks the login, loads /v1/me and draws the navigation.
+// loopwright UI: the shared client. The login trades the API token for an httpOnly session
+// cookie (no script here can read either); only the chosen project lives in localStorage. Every
+// page calls lw.boot(pageName) first, which checks the login, loads /v1/me and draws the nav.
 "use strict";
 
 const lw = (() => {
-  const TOKEN = "loopwright.token";
   const PROJECT = "loopwright.project";
+  // Sent with every call: the server refuses cookie-authenticated changes without it (CSRF).
+  const HEADERS = { "X-Requested-With": "loopwright" };
 
   class ApiError extends Error {
     constructor(status, code, message) {
@@ -14,19 +16,20 @@ const lw = (() => {
     }
   }
 
-  const token = () => localStorage.getItem(TOKEN);
-  const setToken = (t) => localStorage.setItem(TOKEN, t);
-  const logout = () => {
-    localStorage.removeItem(TOKEN);
+  // Log in: the server sets the session cookie; the token is not kept anywhere in the page.
+  const login = (token) => api("POST", "/ui/session", { token });
+  const logout = async () => {
+    await api("DELETE", "/ui/session").catch(() => {});
     location.href = "/ui/";
   };
 
   async function api(method, path, body) {
-    const headers = { Authorization: `Bearer ${token() || ""}` };
+    const headers = { ...HEADERS };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const res = await fetch(path, {
       method,
       headers,
+      credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     if (res.status === 204) return null;
@@ -96,15 +99,14 @@ const lw = (() => {
 
   // Check login, load /v1/me, draw the nav; returns {me, project, membership} or redirects.
   async function boot(active) {
-    if (!token()) {
-      location.href = "/ui/";
-      return new Promise(() => {});
-    }
     let me;
     try {
       me = await api("GET", "/v1/me");
     } catch (e) {
-      if (e.status === 401) logout();
+      if (e.status === 401) {
+        location.href = "/ui/"; // not logged in, or the session ended
+        return new Promise(() => {});
+      }
       throw e;
     }
     const current = project(me);
@@ -144,5 +146,5 @@ const lw = (() => {
     return (pages.find((entry) => canSee(membership, entry)) || { page: "" }).page;
   }
 
-  return { api, ApiError, boot, el, token, setToken, logout, showError, clearError, firstPage, project };
+  return { api, ApiError, HEADERS, boot, el, login, logout, showError, clearError, firstPage, project };
 })();

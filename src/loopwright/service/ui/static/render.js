@@ -264,12 +264,15 @@ const render = (() => {
     }
   }
 
-  // Release leases on unload with a keepalive request (the page's token in the header).
+  // An item's name: its external id, or "#id" where the caller's view leaves the id out (blind review).
+  const itemName = (item) => (item.external_id == null ? `#${item.id}` : item.external_id);
+
+  // Release leases on unload with a keepalive request (the session cookie and the CSRF header).
   function releaseOnUnload(leaseIds) {
     for (const id of leaseIds) {
-      fetch(`/v1/leases/${id}/release`, { method: "POST", keepalive: true, headers: { Authorization: `Bearer ${lw.token()}` } });
+      fetch(`/v1/leases/${id}/release`, { method: "POST", keepalive: true, credentials: "same-origin", headers: lw.HEADERS });
     }
   }
 
-  return { KEYS, keyFor, labelForKey, item, suggestion, guidelines, labelButtons, markSelected, typing, notice, bar, pct, releaseOnUnload, toggleHelp, showLease, keepLease };
+  return { KEYS, itemName, keyFor, labelForKey, item, suggestion, guidelines, labelButtons, markSelected, typing, notice, bar, pct, releaseOnUnload, toggleHelp, showLease, keepLease };
 })();

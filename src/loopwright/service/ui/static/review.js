@@ -63,7 +63,7 @@
     card.hidden = false;
     card.dataset.taskId = a.task.id;
     card.dataset.leaseId = a.lease.id;
-    document.getElementById("task-title").textContent = `Item ${a.item.external_id} · tier ${a.task.tier}`;
+    document.getElementById("task-title").textContent = `Item ${render.itemName(a.item)} · tier ${a.task.tier}`;
     document.getElementById("task-why").textContent = context.why;
     current.item = render.item(config, a.item.payload, explanation);
     document.getElementById("item").replaceChildren(current.item.view);
@@ -114,9 +114,9 @@
       const result = await api("POST", `/v1/leases/${a.lease.id}/submit`, { label, comment });
       resolved += 1;
       document.getElementById("done-count").textContent = String(resolved);
-      if (result.resolution) carry = [`Resolved item ${a.item.external_id} as ${result.resolution.label}.`, "ok"];
-      else if (result.escalated_to) carry = [`Item ${a.item.external_id} went up to tier ${result.escalated_to.tier}.`, "ok"];
-      else carry = [`Recorded ${label} for item ${a.item.external_id}; it waits for more reviewers.`, "ok"];
+      if (result.resolution) carry = [`Resolved item ${render.itemName(a.item)} as ${result.resolution.label}.`, "ok"];
+      else if (result.escalated_to) carry = [`Item ${render.itemName(a.item)} went up to tier ${result.escalated_to.tier}.`, "ok"];
+      else carry = [`Recorded ${label} for item ${render.itemName(a.item)}; it waits for more reviewers.`, "ok"];
     } catch (e) {
       if (e.status !== 409) {
         busy = false;

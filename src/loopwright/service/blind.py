@@ -1,0 +1,141 @@
+"""What a reviewer may see of review work: gold hidden from those it measures, votes blind.
+
+The one place where the review face (``tasks/next``, ``submit``, ``context``, ``session``)
+redacts its answers, by two rows of the permission table (:mod:`loopwright.service.auth`):
+
+- without ``see_gold`` (annotators, experts: the people gold measures) a gold task looks like
+  any other task in every key and value: status ``open``; no ``gold_label``, ``decision_id``,
+  ``priority``, ``reason``, ``required_annotations``; an item without ``external_id`` and
+  ``metadata`` (both chosen by whoever added it); the suggestion is the champion's, scored when
+  served, for every task alike; ``why`` names the tier only; a submit says nothing about
+  correctness; the session has no gold record;
+- without ``see_votes`` on the task's tier a reviewer sees no earlier annotation, posterior,
+  skill or escalation note on it, and a submit returns no resolution or escalation.
+
+Leads and admins get everything, unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from loopwright.config import FatigueConfig
+from loopwright.domain import Item, Prediction, Task, TaskStatus
+from loopwright.errors import NotFitted
+from loopwright.loop import Loop, Workspace
+from loopwright.loop.gold import AnnotatorStats
+from loopwright.loop.review import Assignment, SubmitResult
+from loopwright.loop.workspace_view import TaskContext
+from loopwright.service.auth import Action, Principal
+from loopwright.service.deps import to_json
+
+TASK_KEYS = ("id", "project_id", "item_id", "tier", "status", "parent_task_id", "created_at", "closed_at")
+ITEM_KEYS = ("id", "project_id", "content_hash", "payload", "created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """The view of one caller in one project."""
+
+    who: Principal
+    project: str
+
+    @property
+    def sees_gold(self) -> bool:
+        return self.who.may(self.project, Action.SEE_GOLD)
+
+    def sees_votes(self, tier: int) -> bool:
+        return self.who.may(self.project, Action.SEE_VOTES, tier)
+
+    def task(self, task: Task) -> Any:
+        data = to_json(task)
+        if self.sees_gold:
+            return data
+        data["status"] = TaskStatus.OPEN.value if task.status is TaskStatus.GOLD else task.status.value
+        return {k: data[k] for k in TASK_KEYS}
+
+    def item(self, item: Item) -> Any:
+        data = to_json(item)
+        return data if self.sees_gold else {k: data[k] for k in ITEM_KEYS}
+
+    def suggestion(self, loop: Loop, item: Item, stored: Prediction | None) -> Any:
+        """The stored prediction (leads, admins); else the champion's now, alike for every item."""
+        if self.sees_gold:
+            return to_json(stored)
+        try:
+            row = loop.predict([item.payload])[0]
+        except NotFitted:
+            return None
+        probabilities = {label: float(p) for label, p in zip(loop.config.labels, row, strict=True)}
+        best = max(probabilities, key=probabilities.__getitem__)
+        return {
+            "item_id": item.id,
+            "probabilities": probabilities,
+            "label": best,
+            "confidence": probabilities[best],
+            "error": None,
+        }
+
+    def assignment(self, loop: Loop, a: Assignment) -> Any:
+        data = to_json(a)
+        if self.sees_gold:
+            return data
+        return {
+            **data,  # anything else the assignment carries (e.g. prelabels) passes through
+            "task": self.task(a.task),
+            "lease": to_json(a.lease),
+            "item": self.item(a.item),
+            "suggestion": self.suggestion(loop, a.item, a.suggestion),
+            "why": f"tier {a.task.tier} queue",
+        }
+
+    def submit(self, ws: Workspace, result: SubmitResult) -> Any:
+        if self.sees_gold:
+            return to_json(result)
+        nothing = {"annotation": None, "resolution": None, "escalated_to": None}
+        if result.annotation is None:  # a gold task: no trace of being scored
+            return nothing
+        with ws.store.unit_of_work() as uow:
+            tier = uow.tasks.get(result.annotation.task_id).tier
+        if not self.sees_votes(tier):
+            return nothing
+        upper = None if result.escalated_to is None else self.task(result.escalated_to)
+        return {**nothing, "resolution": to_json(result.resolution), "escalated_to": upper}
+
+    def context(self, loop: Loop, c: TaskContext) -> Any:
+        votes = self.sees_votes(c.task.tier)
+        if self.sees_gold and votes:
+            return to_json(c)
+        escalated = c.task.parent_task_id is not None
+        return {
+            **to_json(c),
+            "task": self.task(c.task),
+            "item": self.item(c.item),
+            "annotations": to_json(c.annotations) if votes else [],
+            "suggestion": self.suggestion(loop, c.item, c.suggestion),
+            "method": c.method,
+            "posterior": to_json(c.posterior) if votes else {},
+            "why": c.why if votes and escalated else f"tier {c.task.tier}",
+        }
+
+    def session(
+        self, stats: AnnotatorStats, session_id: str | None, fatigue: FatigueConfig
+    ) -> dict[str, Any]:
+        """The caller's own work and caps left; the gold record only for those who see gold."""
+        session_cap, hour_cap = fatigue.max_per_session, fatigue.max_per_hour
+        done = stats.annotations_this_session
+        out: dict[str, Any] = {
+            "annotator": stats.annotator,
+            "session_id": session_id,
+            "done_this_session": done,
+            "max_per_session": session_cap,
+            "remaining_session": None if session_cap is None or done is None else max(0, session_cap - done),
+            "done_last_hour": stats.annotations_last_hour,
+            "max_per_hour": hour_cap,
+            "remaining_hour": None if hour_cap is None else max(0, hour_cap - stats.annotations_last_hour),
+            "paused_tiers": list(stats.paused_tiers),
+        }
+        if self.sees_gold:
+            out |= {"gold_answers": stats.gold_answers, "gold_accuracy": stats.gold_accuracy}
+        return out
