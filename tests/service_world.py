@@ -28,6 +28,7 @@ ROLE_USERS: dict[str, tuple[Role, list[int] | None]] = {
     "viewer": (Role.VIEWER, None),
 }
 DEAD_URL = "http://127.0.0.1:9/hook"  # the discard port: nothing listens
+WEBHOOK_ALLOW = ("127.0.0.1",)  # loopback is refused unless the operator allows it
 WORLD_CONFIG: dict[str, Any] = {
     **CONFIG,
     "routing": {"audit_rate": 0.3, "certify": {"epsilon": 0.1, "delta": 0.1}},
@@ -95,7 +96,8 @@ def seed_project(ws: Workspace, name: str) -> Seeded:
     seeded = Seeded(name, assignment.lease.id, prediction, dataset.id, [m.version for m in loop.models()])
     seeded.webhook_id = webhook_id
     seeded.item_id, seeded.task_id = report.outcomes[0].item_id, assignment.task.id
-    dispatcher = Dispatcher(ws.store, schedule=(), min_gap_age=0.0, timeout=1.0)  # one try: dead at once
+    # one try: dead at once
+    dispatcher = Dispatcher(ws.store, schedule=(), min_gap_age=0.0, timeout=1.0, allow=WEBHOOK_ALLOW)
     dead: list[Any] = []
     for _ in range(5):  # the first rounds may only settle the event log
         dispatcher.run_once()
@@ -109,7 +111,8 @@ def seed_project(ws: Workspace, name: str) -> Seeded:
 
 def new_webhook(ws: Workspace, project: str, prefixes: Sequence[str] = ("dataset.",)) -> int:
     """A subscription posting to a closed port on loopback."""
-    sub = Webhooks(ws.store).subscribe(ws.project(project).project, DEAD_URL, prefixes, "root")
+    hooks = Webhooks(ws.store, allow=WEBHOOK_ALLOW)
+    sub = hooks.subscribe(ws.project(project).project, DEAD_URL, prefixes, "root")
     return sub.id
 
 

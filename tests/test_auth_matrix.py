@@ -29,6 +29,7 @@ from service_world import (
     DEAD_URL,
     PROJECTS,
     ROLE_USERS,
+    WEBHOOK_ALLOW,
     WORLD_CONFIG,
     Seeded,
     World,
@@ -79,6 +80,13 @@ def _live_lease(w: World, s: Seeded) -> int:
     return s.lease_id
 
 
+def _erasable(w: World, s: Seeded) -> str:
+    """A fresh item to erase, so every allowed call erases one (and a refused one stays)."""
+    external_id = f"erase{next(_fresh)}"
+    w.ws.project(s.name).ingest([{"external_id": external_id, "payload": {"x": 0.5, "y": 0.5}}])
+    return external_id
+
+
 LEASE: dict[str, Value] = {"lease_id": _live_lease}
 WEBHOOK: dict[str, Value] = {"webhook_id": lambda w, s: s.webhook_id}
 DATASET: dict[str, Value] = {"ref": lambda w, s: s.dataset}
@@ -111,11 +119,22 @@ MATRIX: dict[tuple[str, str], Row] = {
         Action.READ, {"a": lambda w, s: s.dataset, "b": lambda w, s: s.dataset}
     ),
     ("GET", "/v1/projects/{name}/datasets/{ref}/export"): Row(Action.READ, DATASET, query={"format": "csv"}),
+    ("GET", "/v1/projects/{name}/datasets/{ref}/eval"): Row(Action.READ, DATASET),
+    ("DELETE", "/v1/projects/{name}/items/{external_id}"): Row(
+        Action.ERASE, {"external_id": _erasable}, query={"reason": "matrix"}
+    ),
     ("GET", "/v1/projects/{name}/models"): Row(Action.READ),
     ("GET", "/v1/projects/{name}/models/{ref}"): Row(Action.READ, {"ref": 1}),
     ("POST", "/v1/projects/{name}/models/{version}/promote"): Row(Action.MANAGE, {"version": 1}),
     ("POST", "/v1/projects/{name}/models/rollback"): Row(Action.MANAGE),
     ("POST", "/v1/projects/{name}/retrain"): Row(Action.MANAGE),
+    ("POST", "/v1/projects/{name}/models"): Row(
+        Action.PUBLISH_MODEL, body=lambda w, s: {"name": "ext", "version": f"r{next(_fresh)}"}
+    ),
+    ("POST", "/v1/projects/{name}/models/{version}/predictions"): Row(  # v1 was trained here: 409
+        Action.PUBLISH_MODEL, {"version": 1}, lambda w, s: {"predictions": {"p0": {"a": 0.5, "b": 0.5}}}
+    ),
+    ("POST", "/v1/projects/{name}/models/{version}/gate"): Row(Action.PUBLISH_MODEL, {"version": 1}),
     ("GET", "/v1/projects/{name}/dashboard"): Row(Action.MONITOR),
     ("GET", "/v1/projects/{name}/drift"): Row(Action.MONITOR),
     ("POST", "/v1/projects/{name}/drift/check"): Row(Action.MANAGE),
@@ -148,6 +167,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/ui/"): Row(PUBLIC),
     ("GET", "/ui/vendor/plotly.min.js"): Row(PUBLIC),
     ("GET", "/ui/{page}"): Row(PUBLIC, {"page": "index"}),
+    ("POST", "/ui/session"): Row(PUBLIC, body=lambda w, s: {"token": w.tokens["viewer"]}),  # UI login
+    ("DELETE", "/ui/session"): Row(PUBLIC),  # UI logout
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
@@ -170,7 +191,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def client(world: World) -> TestClient:
-    app = create_app(world.ws, authenticator=world.auth)
+    app = create_app(world.ws, authenticator=world.auth, webhook_allow=WEBHOOK_ALLOW)
     return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
 
 
@@ -216,6 +237,7 @@ def test_matrix(route: tuple[str, str], client: TestClient, world: World) -> Non
         headers = {} if user is None else {"Authorization": f"Bearer {world.tokens.get(user, 'not-a-token')}"}
         body = None if row.body is None else row.body(world, seeded)
         r = client.request(method, path, headers=headers, json=body, params=row.query)
+        client.cookies.clear()  # each call stands alone: no UI session cookie carries over
         want = expected(row.access, user, project)
         ok = r.status_code < 400 if row.access == PUBLIC else r.status_code in ALLOWED_STATUS
         got = "allowed" if want == "allowed" and ok else str(r.status_code)

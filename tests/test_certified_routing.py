@@ -66,7 +66,7 @@ def audited_evidence(loop: Loop) -> list[tuple[float, bool]]:
 def test_nothing_is_auto_accepted_until_the_audit_certifies(store: SqlStore) -> None:
     loop = Workspace(store).create_project(CONFIG)
     assert loop.status().routing.startswith("uncertified (no champion yet)")
-    loop.use_model(confident_model)
+    loop.use_model(confident_model, force=True, persist=False)
     first = loop.ingest(stream(0, 60))
     reasons = {o.reason for o in first.outcomes}
     assert first.count(route=Route.AUTO_ACCEPT) == 0 and reasons == {"audit", "uncertified"}
@@ -95,7 +95,7 @@ def test_nothing_is_auto_accepted_until_the_audit_certifies(store: SqlStore) -> 
 
 def test_errors_in_the_audit_raise_the_certified_threshold(store: SqlStore) -> None:
     loop = Workspace(store).create_project(CONFIG)
-    loop.use_model(confident_model)
+    loop.use_model(confident_model, force=True, persist=False)
     loop.ingest(stream(0, 202))
     label_everything(loop, wrong_below=3.0)  # wrong whenever confidence < 0.65
     loop.ingest(stream(202, 1))
@@ -109,7 +109,7 @@ def test_errors_in_the_audit_raise_the_certified_threshold(store: SqlStore) -> N
 
 def test_audited_items_are_never_trained_on(store: SqlStore) -> None:
     loop = Workspace(store).create_project(CONFIG)
-    loop.use_model(confident_model)
+    loop.use_model(confident_model, force=True, persist=False)
     loop.ingest(stream(0, 40))
     label_everything(loop, wrong_below=0.0)
     version = loop.snapshot()

@@ -70,12 +70,13 @@ def truth_of(i: int) -> str:
 
 
 def label_all(lw: Client, truth: dict[str, str]) -> int:
-    """Claim and answer truthfully until no task is left; how many were answered."""
+    """Claim and answer truthfully until no task is left; how many were answered. ``truth`` is
+    by payload: an annotator's view is blind (no external id, no resolution; service.blind)."""
     done = 0
     while (task := lw.next_task("toy")) is not None:
         assert isinstance(task, wire.Assignment) and task.lease.status == "active"
-        result = lw.submit(task.lease.id, truth[task.item.external_id])
-        assert result.resolution is not None and result.resolution.label == truth[task.item.external_id]
+        result = lw.submit(task.lease.id, truth[json.dumps(task.item.payload, sort_keys=True)])
+        assert (result.annotation, result.resolution, result.gold) == (None, None, None)
         done += 1
     return done
 
@@ -83,6 +84,7 @@ def label_all(lw: Client, truth: dict[str, str]) -> int:
 def test_full_cycle(server: Server) -> None:
     first, more = test_loop.points(30), test_loop.points(6, seed=30, start=30)
     truth = {r["external_id"]: lab for r, lab in first + more}
+    by_payload = {json.dumps(r["payload"], sort_keys=True): lab for r, lab in first + more}
     with (
         server.client("svc") as svc,
         server.client("ann1") as ann,
@@ -95,11 +97,12 @@ def test_full_cycle(server: Server) -> None:
         assert svc.ingest("toy", [first[0][0]]).duplicates == 1
         # the lease verbs, then label everything
         task = ann.next_task("toy", tiers=[1], session_id="s1")
-        assert task is not None and task.item.external_id == "p0" and task.suggestion is not None
+        assert task is not None and task.item.external_id is None  # blind review (service.blind)
+        assert task.suggestion is None  # the champion's, and there is none yet
         held = (ann.extend(task.lease.id, 120).expires_at - task.lease.created_at).total_seconds()
         assert 120 <= held < 130  # 120 s from now, not the tier's 300 s from the claim
         assert ann.release(task.lease.id).status == "released"
-        assert label_all(ann, truth) == 30
+        assert label_all(ann, by_payload) == 30
         annotations = view.annotations("toy", limit=1000).annotations
         assert len(annotations) == 30 and {a.annotator for a in annotations} == {"ann1"}
         page = view.resolutions("toy", limit=20)
@@ -112,7 +115,7 @@ def test_full_cycle(server: Server) -> None:
         v1 = lead.snapshot("toy")
         assert (v1.n_items, v1.label_counts) == (30, {"a": 10, "b": 10, "c": 10})
         svc.ingest("toy", [r for r, _ in more])
-        assert label_all(ann, truth) == 6
+        assert label_all(ann, by_payload) == 6
         v2 = lead.snapshot("toy")
         diff = view.diff("toy", v1.id, v2.id)
         assert diff.counts == {"added": 6, "relabelled": 0, "removed": 0, "unchanged": 30}
@@ -219,10 +222,11 @@ def test_import_loopwright_does_not_import_httpx() -> None:
 
 def test_webhooks_and_dashboard(server: Server) -> None:
     with server.client("lead") as lw:
-        created = lw.add_webhook("toy", "http://127.0.0.1:9/hook", ["items."])
+        created = lw.add_webhook("toy", "https://hooks.example.org/hook", ["items."])  # not sent: no lifespan
         assert created.secret.startswith("whsec_") and created.events == ["items."]
         listed = lw.webhooks("toy")
-        assert [(w.id, w.url, w.active) for w in listed] == [(created.id, "http://127.0.0.1:9/hook", True)]
+        hook = "https://hooks.example.org/hook"
+        assert [(w.id, w.url, w.active) for w in listed] == [(created.id, hook, True)]
         assert not hasattr(listed[0], "secret")
         page = lw.deliveries("toy", created.id, status="dead")
         assert page.deliveries == [] and page.next_before is None
@@ -230,6 +234,8 @@ def test_webhooks_and_dashboard(server: Server) -> None:
             lw.retry_delivery("toy", created.id, 12345)
         with pytest.raises(Invalid):
             lw.add_webhook("toy", "ftp://example.org/x")
+        with pytest.raises(Invalid, match="loopback"):  # the server's own ports are not for leads
+            lw.add_webhook("toy", "http://127.0.0.1:9/hook")
         lw.remove_webhook("toy", created.id)
         assert lw.webhooks("toy") == []
         with pytest.raises(NotFound):

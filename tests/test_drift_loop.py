@@ -52,7 +52,7 @@ def label_open(loop: Loop) -> int:
 @pytest.fixture
 def loop(store: SqlStore) -> Loop:
     loop = Workspace(store).create_project(CONFIG)
-    loop.use_model(model)
+    loop.use_model(model, force=True, persist=False)
     return loop
 
 
@@ -93,7 +93,7 @@ def test_a_shift_is_detected_sampled_into_review_and_recertified(loop: Loop, sto
 
 def test_a_drifted_batch_is_caught_before_routing(store: SqlStore) -> None:
     loop = Workspace(store).create_project({**CONFIG, "drift": {"window": 100, "check_on_ingest": True}})
-    loop.use_model(model)
+    loop.use_model(model, force=True, persist=False)
     first = loop.ingest(batch(0, 200, 0.0, seed=1))
     assert first.drift is None  # nothing before it to compare with
     label_open(loop)
@@ -114,7 +114,7 @@ def test_a_drifted_batch_is_caught_before_routing(store: SqlStore) -> None:
 def test_concept_drift_on_the_audit_stream(store: SqlStore) -> None:
     config = {**CONFIG, "routing": {**CONFIG["routing"], "audit_rate": 1.0}}  # every item audited
     loop = Workspace(store).create_project(config)
-    loop.use_model(model)
+    loop.use_model(model, force=True, persist=False)
     loop.ingest(batch(0, 200, 0.0, seed=1))
     label_open(loop)  # labelled by the model's own rule: no error
     loop.ingest(batch(200, 100, 0.0, seed=5))  # the same inputs, but now the answer flips

@@ -249,7 +249,7 @@ def test_a_model_that_raises_loses_nothing(loop: Loop) -> None:
     def broken(X: Any) -> Any:
         raise RuntimeError("GPU on fire")
 
-    version = loop.use_model(broken)
+    version = loop.use_model(broken, force=True, persist=False)
     assert version.status is ModelStatus.CHAMPION
     report = loop.ingest([r for r, _ in points(4)])
     assert {(o.route, o.tier, o.reason) for o in report.outcomes} == {(Route.REVIEW, 1, "model_error")}
@@ -262,7 +262,7 @@ def test_a_model_that_raises_loses_nothing(loop: Loop) -> None:
 def test_bring_your_own_estimator(loop: Loop) -> None:
     X = np.array([[0, 0], [12, 0], [0, 12]] * 5, dtype=float)
     model = LogisticRegression().fit(X, ["a", "b", "c"] * 5)
-    loop.use_model(model)
+    loop.use_model(model, force=True)
     report = loop.ingest([r for r, _ in points(6)])
     assert [o.label for o in report.outcomes] == ["a", "b", "c"] * 2
     # the estimator was stored safely, so a new process (a new Loop) can serve it
@@ -271,7 +271,7 @@ def test_bring_your_own_estimator(loop: Loop) -> None:
 
 
 def test_callable_model_with_bad_output_goes_to_review(loop: Loop) -> None:
-    loop.use_model(lambda X: np.full((len(X), 3), np.nan))
+    loop.use_model(lambda X: np.full((len(X), 3), np.nan), force=True, persist=False)
     report = loop.ingest([r for r, _ in points(2)])
     assert {o.reason for o in report.outcomes} == {"model_error"}
 
@@ -357,7 +357,7 @@ def test_dawid_skene_resolution_and_escalation(store: SqlStore, method: str, wit
         "routing": {"audit_rate": 0.0, "bands": [{"min_confidence": 0.0, "tier": 1}]},
     }
     loop = Workspace(store).create_project(config)
-    loop.use_model(lambda X: np.tile([0.6, 0.3, 0.1], (len(X), 1)))  # always "a", not confident
+    loop.use_model(lambda X: np.tile([0.6, 0.3, 0.1], (len(X), 1)), force=True, persist=False)  # always "a"
     loop.ingest([r for r, _ in points(2)])
 
     def answer(who: str, label: str) -> Any:

@@ -253,7 +253,7 @@ def test_session_cap(store: SqlStore, clock: ManualClock) -> None:
 @pytest.mark.parametrize("run", [None, 2])
 def test_rotation_after_a_run_of_one_suggested_label(store: SqlStore, clock: ManualClock, run: int) -> None:
     loop = make(store, clock, fatigue={"max_same_label_run": run})
-    loop.use_model(nearest_centre)
+    loop.use_model(nearest_centre, force=True, persist=False)
     loop.ingest([record("q0", "a"), record("q1", "a"), record("q2", "a"), record("q3", "b")])
     label(loop, "ann1")
     label(loop, "ann1")

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from browser import chromium, live_server, screenshot
+from browser import chromium, live_server, screenshot, watch
 from loopwright.service import Role, SqlAuthenticator, create_app
 from test_dashboard import seeded_copy
 
@@ -33,8 +33,7 @@ DRAWN = {"chart-agreement-pairs": ".heatmaplayer .hm"}
 def log_in(browser: Any, base: str, token: str) -> Any:
     """A fresh browser context that logged in through the form; returns the page."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors = watch(page)  # uncaught errors and Content Security Policy refusals
     page.goto(f"{base}/ui/")
     page.fill("#token", token)
     page.click("#login button[type=submit]")

@@ -43,7 +43,7 @@ def _fit(loop: Loop) -> Any:
     X = rng.normal(size=(60, 2))
     y = np.where(X[:, 0] > 0.5, "a", np.where(X[:, 1] > 0, "b", "c"))
     model = default_estimator(loop.config, 0).fit(X, y)
-    loop.use_model(model)
+    loop.use_model(model, force=True)
     return model
 
 
@@ -87,9 +87,7 @@ def test_guidelines_explanation_and_session(store: SqlStore) -> None:
         "done_last_hour": 2,
         "max_per_hour": 50,
         "remaining_hour": 48,
-        "gold_answers": 0,
-        "gold_accuracy": None,
-        "paused_tiers": [],
+        "paused_tiers": [],  # no gold record: annotators are measured by it (service.blind)
     }
     assert client.get("/v1/projects/toy/session", headers=h["ann2"]).json()["done_this_session"] is None
 
@@ -99,9 +97,12 @@ def test_reviewer_context_of_a_dispute_and_the_reason(store: SqlStore, method: s
     loop, client, h = _world(store, consensus={"method": method, "min_posterior": 0.99})
     loop.ingest([{"external_id": "d", "payload": {"x": 0.0, "y": 0.0}}])
     _claim_submit(client, h["ann1"], "a")
-    escalated = _claim_submit(client, h["ann2"], "b")["result"]["escalated_to"]
-    assert escalated["tier"] == 2 and escalated["reason"] == "disputed"
-    task = escalated["id"]
+    blind = _claim_submit(client, h["ann2"], "b")["result"]  # tier 1 sees no escalation (service.blind)
+    assert blind == {"annotation": None, "resolution": None, "escalated_to": None}
+    with store.unit_of_work() as uow:
+        escalated = next(t for t in uow.tasks.for_item(uow.items.get(1).id) if t.tier == 2)
+    assert escalated.reason == "disputed"
+    task = escalated.id
     assert client.get(f"/v1/projects/toy/tasks/{task}/context", headers=h["ann1"]).status_code == 403
     assert client.get("/v1/projects/toy/tasks/999/context", headers=h["exp"]).status_code == 404
     r = client.get(f"/v1/projects/toy/tasks/{task}/context", headers=h["exp"])
@@ -110,7 +111,7 @@ def test_reviewer_context_of_a_dispute_and_the_reason(store: SqlStore, method: s
         ("ann1", "a", 1, False),
         ("ann2", "b", 1, False),
     ]
-    assert ctx["method"] == method and ctx["suggestion"]["label"] is None  # no model yet
+    assert ctx["method"] == method and ctx["suggestion"] is None  # no model yet
     assert ctx["why"] == "escalated from tier 1 to 2 · disputed · votes ann1: a, ann2: b"
     assert sum(ctx["posterior"].values()) == pytest.approx(1.0) and set(ctx["posterior"]) == {"a", "b", "c"}
     if method == "majority":

@@ -139,7 +139,9 @@ class Client:
         return data
 
     def ingest(self, name: str, items: Iterable[Mapping[str, Any]]) -> wire.IngestReport:
-        """Items ``{"external_id", "payload", "metadata"?}``: predicted, routed, queued."""
+        """Items ``{"external_id", "payload", "metadata"?, "prediction"?, "embedding"?}``:
+        predicted (or carrying ``{"model": "<name>@<version>", "probabilities": {…}}``), routed,
+        queued."""
         return self._post(wire.IngestReport, f"{self._p(name)}/items", {"items": [dict(i) for i in items]})
 
     def predict(self, name: str, payloads: Sequence[Mapping[str, Any]]) -> wire.PredictionBatch:
@@ -245,6 +247,44 @@ class Client:
     def retrain(self, name: str) -> wire.RetrainResult:
         return self._post(wire.RetrainResult, f"{self._p(name)}/retrain")
 
+    def register_model(
+        self,
+        name: str,
+        model: str,
+        version: str,
+        artifact_uri: str | None = None,
+        dataset_version: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
+    ) -> wire.ModelVersion:
+        """Register ``model@version`` that your pipeline trained on ``dataset_version``."""
+        body = {
+            "name": model,
+            "version": version,
+            "artifact_uri": artifact_uri,
+            "dataset_version": dataset_version,
+            "metadata": None if metadata is None else dict(metadata),
+            "endpoint": endpoint,
+        }
+        return self._post(wire.ModelVersion, f"{self._p(name)}/models", body)
+
+    def upload_predictions(
+        self, name: str, version: int | str, predictions: Mapping[str, Mapping[str, float]]
+    ) -> wire.PredictionsUploaded:
+        """``{external_id: {label: p}}`` of a registered version on the evaluation split."""
+        body = {"predictions": {k: dict(v) for k, v in predictions.items()}}
+        path = f"{self._p(name)}/models/{_seg(version)}/predictions"
+        return self._post(wire.PredictionsUploaded, path, body)
+
+    def gate(self, name: str, version: int | str) -> wire.GateOutcome:
+        """Gate a registered version against the champion; promoted if it passes."""
+        return self._post(wire.GateOutcome, f"{self._p(name)}/models/{_seg(version)}/gate")
+
+    def eval_split(self, name: str, ref: str = "latest", labels: bool = False) -> wire.EvalSplit:
+        """The frozen evaluation split of a dataset version: ids and payloads (labels if asked)."""
+        path = f"{self._p(name)}/datasets/{_seg(ref)}/eval"
+        return self._get(wire.EvalSplit, path, labels=str(labels).lower())
+
     # -- monitoring ----------------------------------------------------------------------
 
     def drift(self, name: str) -> wire.DriftStatus:
@@ -270,6 +310,14 @@ class Client:
         """The lead dashboard's series (queues, throughput, automation, agreement, skills, ...)."""
         data: dict[str, Any] = self._request("GET", f"{self._p(name)}/dashboard").json()
         return data
+
+    # -- erasure -------------------------------------------------------------------------
+
+    def erase(self, project: str, external_id: str, reason: str | None = None) -> wire.Tombstone:
+        """Erase an item (GDPR Art. 17; leads and admins): its tombstone. Irreversible."""
+        path = f"{self._p(project)}/items/{_seg(external_id)}"
+        body = None if reason is None else {"reason": reason}
+        return wire.Tombstone.model_validate(self._request("DELETE", path, json=body).json())
 
     # -- webhooks ------------------------------------------------------------------------
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import string
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,11 +25,75 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelConfig(_Strict):
-    """Which estimator to train. ``kind="default"`` picks the modality's scikit-learn pipeline."""
+_DOTTED = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"  # module.Qualname
 
-    kind: str = "default"
+
+class ModelConfig(_Strict):
+    """Which estimator to train. ``kind="default"`` picks the modality's scikit-learn pipeline;
+    ``kind="http"`` scores with a served model (``url``, ``protocol`` and the fields below)."""
+
+    kind: Literal["default", "external", "http"] = Field(
+        "default",
+        description="default: loopwright trains the modality's scikit-learn pipeline; external: "
+        "your pipeline trains, predictions arrive with the records or are uploaded, and "
+        "maybe_retrain only emits model.retrain_due; http: a served model scores (url, protocol)",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
+    trusted_types: list[Annotated[str, Field(pattern=_DOTTED)]] = Field(
+        default_factory=list,
+        description="types of your own (module.Class) a model artifact may hold; every process "
+        "that opens the project loads them (Loop.use_model refuses a model with others)",
+    )
+    # kind http: a served model (loopwright.integrations.serving). An operator configures the
+    # URL, so the webhook SSRF rules (no private addresses) do not apply: model servers
+    # usually live on the private network. Only the scheme is checked.
+    url: str | None = Field(None, description="kind http: the inference server's base URL (http/https)")
+    protocol: Literal["open-inference", "mlflow"] = Field(
+        "open-inference", description="kind http: Open Inference (KServe v2, MLServer, Triton) or MLflow"
+    )
+    name: str | None = Field(
+        None, description="kind http: the served model's name (open-inference: required)"
+    )
+    version: str | None = Field(None, description="kind http: the served model version to call, if pinned")
+    timeout_s: float = Field(
+        10.0, gt=0.0, le=600.0, description="kind http: deadline per request, retries included"
+    )
+    connect_timeout_s: float = Field(2.0, gt=0.0, le=60.0, description="kind http: TCP connect timeout")
+    retries: int = Field(2, ge=0, le=10, description="kind http: retries on connection errors, 5xx and 429")
+    batch_size: int = Field(256, ge=1, le=100_000, description="kind http: payloads per request at most")
+    labels: list[str] | None = Field(
+        None, description="kind http: the label of each output column (default: the model's metadata)"
+    )
+    output: str | None = Field(
+        None,
+        description="kind http, open-inference: the probability output to ask for (MLServer "
+        "scikit-learn: predict_proba); default: the first output",
+    )
+    input_name: str = Field(
+        "input-0", min_length=1, description="kind http, open-inference: input tensor name"
+    )
+
+    @model_validator(mode="after")
+    def _served(self) -> Self:
+        if self.kind != "http":
+            if self.url is not None:
+                raise ValueError("url is only used with kind: http")
+            return self
+        if not self.url:
+            raise ValueError("kind http needs url: the inference server's base URL")
+        scheme, sep, rest = self.url.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.split("/")[0]:
+            raise ValueError(f"url {self.url!r} must be an http:// or https:// URL with a host")
+        if self.protocol == "open-inference" and not self.name:
+            raise ValueError("protocol open-inference needs name: the model name in /v2/models/{name}")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError("model labels must be unique")
+        return self
+
+    @property
+    def lives_elsewhere(self) -> bool:
+        """``external`` or ``http``: trained outside loopwright, which never trains it."""
+        return self.kind in ("external", "http")
 
 
 class TierBand(_Strict):
@@ -208,6 +273,83 @@ class PrivacyConfig(_Strict):
     )
 
 
+class EmbeddingConfig(_Strict):
+    """Embeddings that records carry (``"embedding": [floats]``): active-learning diversity, the
+    drift domain classifier and near-duplicate checks use them instead of the payload."""
+
+    dim: int | None = Field(None, ge=1, description="their length (default: fixed by the first one seen)")
+    duplicate_threshold: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="cosine similarity at which a new item is linked to an earlier one as a near "
+        "duplicate (metadata duplicate_of); unset: no check",
+    )
+
+
+def prompt_fields(template: str) -> list[str]:
+    """The placeholders of a prompt template, in order; ValueError for positional (``{}``),
+    attribute or index placeholders (``{a.b}``, ``{a[0]}``) and for unbalanced braces."""
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError(f"prompt placeholder {{{name}}} must be a plain name such as {{text}}")
+        names.append(name)
+    return names
+
+
+class ModelAnnotatorConfig(_Strict):
+    """A weak annotator that is a model: an OpenAI-compatible chat-completions endpoint
+    (``kind: chat``) or a registered model version (``kind: model_version``). Its answers join
+    Dawid-Skene consensus with an estimated skill and are shown to reviewers (``prelabel``);
+    they never count toward a task's required annotations, so they never resolve an item alone."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    kind: Literal["chat", "model_version"]
+    url: str | None = Field(None, description="chat: the API base URL; POST {url}/chat/completions")
+    model: str | None = Field(None, min_length=1, description="chat: the model name sent to the endpoint")
+    prompt: str | None = Field(
+        None,
+        min_length=1,
+        description="chat: the user message; placeholders {labels}, {payload} (JSON), the input "
+        "field (e.g. {text}) and, for tabular projects, each feature",
+    )
+    system: str | None = Field(None, description="chat: an optional system message")
+    labels: list[str] | None = Field(None, description="chat: the labels it may answer (default: all)")
+    api_key_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="chat: the environment variable holding the API key (never the key itself)",
+    )
+    timeout_s: float = Field(10.0, gt=0.0, le=120.0, description="chat: seconds per call, in all")
+    batch_budget_s: float = Field(
+        30.0, gt=0.0, le=3600.0, description="chat: seconds per ingest batch; items after it are not asked"
+    )
+    version: int | None = Field(None, ge=1, description="model_version: the version whose label counts")
+    prelabel: bool = Field(True, description="show its answer to reviewers as a pre-label")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        chat_only = {"url": self.url, "model": self.model, "prompt": self.prompt}
+        if self.kind == "model_version":
+            if self.version is None:
+                raise ValueError(f"model annotator {self.name!r}: kind model_version needs version")
+            if given := [k for k, v in chat_only.items() if v is not None]:
+                raise ValueError(f"model annotator {self.name!r}: {given} only apply to kind chat")
+            return self
+        if missing := [k for k, v in chat_only.items() if v is None]:
+            raise ValueError(f"model annotator {self.name!r}: kind chat needs {missing}")
+        scheme, sep, rest = str(self.url).partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.split("/")[0]:
+            raise ValueError(f"model annotator {self.name!r}: url must be http:// or https:// with a host")
+        if self.version is not None:
+            raise ValueError(f"model annotator {self.name!r}: version only applies to kind model_version")
+        prompt_fields(str(self.prompt))
+        return self
+
+
 class ProjectConfig(_Strict):
     """Everything that defines a project; see ``examples/digits.yaml``."""
 
@@ -229,6 +371,10 @@ class ProjectConfig(_Strict):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     active: ActiveConfig = Field(default_factory=ActiveConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    model_annotators: list[ModelAnnotatorConfig] = Field(
+        default_factory=list, description="weak annotators that are models (LLM judges, model versions)"
+    )
     guidelines: str = Field(
         "", description="labelling guidelines shown to annotators (plain text; '#' headings, '-' lists)"
     )
@@ -250,6 +396,24 @@ class ProjectConfig(_Strict):
             raise ValueError(f"routing sends items to undefined tier(s) {missing}")
         if unknown := sorted(set(self.routing.high_stakes_labels) - set(self.labels)):
             raise ValueError(f"high_stakes_labels not in labels: {unknown}")
+        if unknown := sorted(set(self.model.labels or ()) - set(self.labels)):
+            raise ValueError(f"model.labels not in labels: {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _annotators_fit(self) -> Self:
+        names = [a.name for a in self.model_annotators]
+        if len(set(names)) != len(names):
+            raise ValueError("model_annotators names must be unique")
+        known = {"labels", "payload", *(self.features if self.features is not None else [self.input_key])}
+        for a in self.model_annotators:
+            if unknown := sorted(set(a.labels or ()) - set(self.labels)):
+                raise ValueError(f"model annotator {a.name!r}: labels not in the project's labels: {unknown}")
+            if unknown := sorted(set(prompt_fields(a.prompt or "")) - known):
+                raise ValueError(
+                    f"model annotator {a.name!r}: unknown prompt placeholder(s) {unknown}; "
+                    f"known: {sorted(known)}"
+                )
         return self
 
     def tier(self, number: int) -> TierConfig:

@@ -160,6 +160,23 @@ class Annotation:
 
 
 @dataclass(frozen=True, slots=True)
+class MachineLabel:
+    """A model annotator's answer on an item (a machine label: never counts as a human one)."""
+
+    id: int
+    project_id: int
+    item_id: int
+    task_id: int | None
+    annotator: str  # the configured name; consensus knows it as "machine:<name>"
+    kind: str  # chat | model_version
+    model: str  # the chat model's name, or v<version>
+    label: str | None  # None unless status is "labelled"
+    status: str  # labelled | unparseable | failed
+    detail: str | None  # the raw answer (unparseable) or the error (failed), cut short
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class GoldAnswer:
     """An annotator's answer to a gold task, scored against the known label."""
 
@@ -224,6 +241,17 @@ class ModelVersion:
     gate: dict[str, Any] | None  # evidence of the gate decision, if one was run
     created_at: datetime
     promoted_at: datetime | None
+    # 0009: a model that lives elsewhere ("external") names itself <name>@<tag>
+    kind: str = "builtin"  # builtin (trained or handed in here) or external
+    name: str | None = None
+    tag: str | None = None  # the producer's own version string
+    artifact_uri: str | None = None
+    endpoint: str | None = None  # a serving URL to fetch its predictions from, if any
+
+    @property
+    def ref(self) -> str:
+        """``name@tag`` for a registered external version, ``v<version>`` otherwise."""
+        return f"{self.name}@{self.tag}" if self.name else f"v{self.version}"
 
 
 class FeedbackKind(StrEnum):

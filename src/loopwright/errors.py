@@ -73,6 +73,13 @@ class StoreUnavailable(LoopwrightError):
     code = "store_unavailable"
 
 
+class ModelUnavailable(LoopwrightError):
+    """A served model could not be reached in time, or answered something that is not a usable
+    prediction; items it should have scored go to review with reason ``model_unavailable``."""
+
+    code = "model_unavailable"
+
+
 def by_code() -> dict[str, type[LoopwrightError]]:
     """Every error class of this module by its stable ``code``: what a REST error body names."""
     found: dict[str, type[LoopwrightError]] = {}

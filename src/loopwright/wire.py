@@ -8,9 +8,9 @@ Unknown fields are ignored, so an older client keeps working against a newer ser
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 TaskStatus = Literal["open", "resolved", "escalated", "gold"]
 LeaseStatus = Literal["active", "submitted", "released", "expired", "skipped"]
@@ -73,6 +73,11 @@ class ModelVersion(Wire):
     created_at: datetime
     promoted_at: datetime | None
     aliases: list[str] = Field(default_factory=list, description="champion and/or previous")
+    kind: str = Field("builtin", description="builtin (trained or handed in here) or external")
+    name: str | None = Field(None, description="external: the model's name (<name>@<tag>)")
+    tag: str | None = Field(None, description="external: the producer's version string")
+    artifact_uri: str | None = None
+    endpoint: str | None = Field(None, description="external: a serving URL for its predictions")
 
 
 class ProjectStatus(Wire):
@@ -129,15 +134,18 @@ class PredictionBatch(Wire):
 
 
 class Task(Wire):
+    """A review task. Annotators and experts get a blind view (:mod:`loopwright.service.blind`):
+    no ``decision_id``, ``priority``, ``reason``, ``required_annotations`` or ``gold_label``."""
+
     id: int
     project_id: int
     item_id: int
-    decision_id: int | None
+    decision_id: int | None = None
     tier: int
     status: TaskStatus
-    priority: float
-    reason: str
-    required_annotations: int
+    priority: float | None = None
+    reason: str | None = None
+    required_annotations: int | None = None
     parent_task_id: int | None
     created_at: datetime
     closed_at: datetime | None
@@ -155,23 +163,43 @@ class Lease(Wire):
 
 
 class Item(Wire):
+    """An item; the blind view (annotators, experts) has no ``external_id`` or ``metadata``."""
+
     id: int
     project_id: int
-    external_id: str
+    external_id: str | None = None
     content_hash: str
     payload: dict[str, Any]
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] | None = None
     created_at: datetime
 
 
 class Prediction(Wire):
-    id: int
+    """A stored prediction; the blind view's suggestion is the champion's, scored when served,
+    without ``id``, ``model_version_id`` or ``created_at``."""
+
+    id: int | None = None
     item_id: int
-    model_version_id: int | None
+    model_version_id: int | None = None
     probabilities: dict[str, float]
     label: str | None
     confidence: float | None
     error: str | None
+    created_at: datetime | None = None
+
+
+class MachineLabel(Wire):
+    """A model annotator's answer on an item (an LLM judge or a model version): a machine label."""
+
+    id: int
+    item_id: int
+    task_id: int | None
+    annotator: str
+    kind: str = Field(description="chat or model_version")
+    model: str
+    label: str | None
+    status: str = Field(description="labelled, unparseable or failed")
+    detail: str | None
     created_at: datetime
 
 
@@ -183,6 +211,9 @@ class Assignment(Wire):
     item: Item
     suggestion: Prediction | None
     why: str
+    prelabels: list[MachineLabel] = Field(
+        default_factory=list, description="model annotators' labels for the item (prelabel: true)"
+    )
 
 
 class Annotation(Wire):
@@ -220,6 +251,8 @@ class GoldAnswer(Wire):
 
 
 class SubmitResult(Wire):
+    """What a submit did; the blind view has no ``gold`` and, below the votes tier, nothing else."""
+
     annotation: Annotation | None
     resolution: Resolution | None
     escalated_to: Task | None
@@ -314,6 +347,7 @@ class DatasetVersion(Wire):
 
 class DatasetDetail(DatasetVersion):
     entries: list[DatasetEntry]
+    erased_items: int = Field(0, description="entries removed since by erasure (n_items still counts them)")
 
 
 class DatasetList(Wire):
@@ -360,9 +394,16 @@ class RetrainResult(Wire):
 # -- monitoring ----------------------------------------------------------------------------
 
 
+# A pair as ``items`` with a length, not ``prefixItems``: OpenAPI 3.0 tools (schemathesis) read it.
+Pair = Annotated[
+    tuple[int, int],
+    WithJsonSchema({"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}),
+]
+
+
 class DriftCheck(Wire):
     drift: bool
-    window: tuple[int, int]
+    window: Pair  # first and last item id
     data: dict[str, Any] | None
     prediction: dict[str, Any] | None
     sampled_tasks: int
@@ -405,6 +446,7 @@ class ModelLineage(Wire):
     labels_by_source: dict[str, int] = Field(default_factory=dict)
     annotations_by_annotator: dict[str, int] = Field(default_factory=dict)
     annotations_by_tier: dict[str, int] = Field(default_factory=dict)
+    trained_on_erased_items: int = Field(0, description="training items erased since: retrain")
 
 
 class ItemLineage(Wire):
@@ -418,6 +460,18 @@ class ItemLineage(Wire):
     dataset_versions: list[dict[str, Any]]
     trained_models: list[int]
     evaluated_models: list[int]
+
+
+class Tombstone(Wire):
+    """What is left of an erased item: a salted hash of its external id, who, when and why."""
+
+    id: int
+    project_id: int
+    subject_hash: str = Field(description="sha256 of the external id, salted per project")
+    actor: str
+    reason: str | None
+    erased_at: datetime
+    counts: dict[str, int] = Field(description="rows deleted per table, and events_redacted")
 
 
 class ErrorField(Wire):
@@ -474,3 +528,36 @@ class DeliveryOut(BaseModel):
 class DeliveryList(BaseModel):
     deliveries: list[DeliveryOut]
     next_before: int | None = Field(description="pass as ?before= for the next (older) page")
+
+
+class PredictionsUploaded(Wire):
+    """A registered version's predictions on the evaluation split, stored."""
+
+    model: str = Field(description="<name>@<version>")
+    version: int
+    stored: int
+    eval_items: int
+
+
+class GateOutcome(Wire):
+    """The paired gate of a registered version against the champion (a failure is a 200)."""
+
+    model: ModelVersion
+    gate: dict[str, Any]
+    promoted: bool
+    manifests: list[str] = Field(default_factory=list, description="deployment manifests written")
+
+
+class EvalItem(Wire):
+    external_id: str
+    payload: dict[str, Any]
+    label: str | None = Field(None, description="only with labels=true")
+    embedding: list[float] | None = None
+
+
+class EvalSplit(Wire):
+    """The frozen evaluation split of a dataset version, for a pipeline that trains elsewhere."""
+
+    dataset_version: str
+    labels: bool
+    items: list[EvalItem]

@@ -16,6 +16,7 @@ from rich.table import Table
 from loopwright.api import connect
 from loopwright.cli.crowd import aggregate, agreement
 from loopwright.cli.drift import drift_command
+from loopwright.cli.erase import erase_command
 from loopwright.cli.lineage import events, lineage_app
 from loopwright.cli.options import DbOption, certificate_json
 from loopwright.cli.registry import datasets_app, models_app
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.command()(aggregate)
 app.command()(agreement)
 app.command("drift")(drift_command)
+app.command("erase")(erase_command)
 app.command("simulate")(simulate_command)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
@@ -148,7 +150,15 @@ def serve(
 
     err.print(f"loopwright REST API on http://{host}:{port} (docs at /docs, metrics at /metrics)")
     if workers == 1:
-        asgi = create_app(connect(db), open_access=open_access, public_metrics=public_metrics)
+        settings = Settings.from_env()  # webhook targets and timeout (workers read them themselves)
+        asgi = create_app(
+            connect(db),
+            open_access=open_access,
+            public_metrics=public_metrics,
+            webhook_allow=settings.webhook_allow,
+            webhook_timeout=settings.webhook_timeout,
+            max_body_bytes=settings.max_body_bytes,
+        )
         uvicorn.run(asgi, host=host, port=port, log_level="warning")
         return
     connect(db).close()  # migrate once, before the workers start

@@ -20,7 +20,9 @@ from loopwright.loop.datasets import DatasetDiff, ExportFormat
 from loopwright.loop.registry import ENVIRONMENTS, Aliases, Deployment, evidence
 
 datasets_app = typer.Typer(help="Dataset versions: list, show, diff, export.", no_args_is_help=True)
-models_app = typer.Typer(help="The model registry: list, show, promote, rollback.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="The model registry: list, show, promote, rollback; register, upload, gate.", no_args_is_help=True
+)
 out = Console()
 
 DeployDirOption = Annotated[
@@ -106,11 +108,12 @@ def datasets_show(
     """One dataset version: parent, label, split and source counts, the models trained on it."""
     loop = open_loop(db, project)
     row = _dataset_dict(loop.dataset(version), loop.models())
+    row["erased_items"] = loop.erasure_marks().datasets.get(row["id"], 0)
     if as_json:
         _print_json(row)
         return
     table = Table(title=f"dataset version {row['id'][:12]}", show_header=False)
-    for key in ("id", "parent", "n_items", "created_at"):
+    for key in ("id", "parent", "n_items", "erased_items", "created_at"):
         table.add_row(key, str(row[key] or "-"))
     for key in ("label_counts", "split_counts", "source_counts"):
         table.add_row(key.replace("_", " "), _counts(row.get(key, {})))
@@ -196,6 +199,9 @@ def _model_dict(m: ModelVersion, aliases: Aliases) -> dict[str, Any]:
         "gate": evidence(m),
         "created_at": _iso(m.created_at),
         "promoted_at": _iso(m.promoted_at),
+        "model": m.ref,
+        "kind": m.kind,
+        "artifact_uri": m.artifact_uri,
     }
 
 
@@ -242,12 +248,14 @@ def models_show(
     """One model version: metrics and gate evidence (test, p-value, interval, counts)."""
     loop = open_loop(db, project)
     row = _model_dict(loop.model(version), loop.model_aliases())
+    row["trained_on_erased_items"] = loop.erasure_marks().models.get(row["version"], 0)
     if as_json:
         _print_json(row)
         return
     table = Table(title=f"model version v{row['version']} of {loop.project.name}", show_header=False)
     for key in ("status", "aliases", "dataset_version", "config_hash", "seed", "created_at", "promoted_at"):
         table.add_row(key, _cell(row[key]))
+    table.add_row("trained_on_erased_items", str(row["trained_on_erased_items"]))
     for key, value in row["metrics"].items():
         table.add_row(f"metric {key}", _cell(value))
     gate = row["gate"] or {}
@@ -344,3 +352,99 @@ def models_rollback(
         _print_json(_deployment_dict(result, loop.model_aliases()))
         return
     _print_deployment("rolled back", result)
+
+
+# -- models that live elsewhere ----------------------------------------------------------------
+
+
+@models_app.command("register")
+def models_register(
+    model: Annotated[str, typer.Argument(help="<name>@<version> of a model your pipeline trained.")],
+    artifact_uri: Annotated[str | None, typer.Option(help="Where its artifact lives.")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", help="The dataset version it was trained on (id, prefix, latest)."),
+    ] = None,
+    metadata: Annotated[str | None, typer.Option(help="Free metadata as a JSON object.")] = None,
+    db: DbOption = None,
+    project: ProjectOption = None,
+    actor: Annotated[str, typer.Option(help="Who registers, for the event log.")] = "cli",
+    as_json: JsonOption = False,
+) -> None:
+    """Register a version trained elsewhere as a candidate: then upload and gate it."""
+    name, at, tag = model.rpartition("@")
+    if not at:
+        raise Invalid(f"{model!r} is not <name>@<version>")
+    try:
+        meta = None if metadata is None else json.loads(metadata)
+    except ValueError as exc:
+        raise Invalid(f"--metadata is not JSON: {exc}") from None
+    loop = open_loop(db, project)
+    m = loop.register_model(name, tag, artifact_uri, dataset, meta, actor=actor)
+    if as_json:
+        _print_json(_model_dict(m, loop.model_aliases()))
+        return
+    out.print(
+        f"registered {m.ref} as v{m.version} ({m.status.value}), dataset {(m.dataset_version_id or '-')[:12]}"
+    )
+
+
+@models_app.command("upload")
+def models_upload(
+    model: Annotated[str, typer.Argument(help="<name>@<version> (or v3) of a registered version.")],
+    predictions: Annotated[
+        Path, typer.Argument(help="JSONL: one {external_id, probabilities: {label: p}} per line.")
+    ],
+    db: DbOption = None,
+    project: ProjectOption = None,
+    actor: Annotated[str, typer.Option(help="Who uploads, for the event log.")] = "cli",
+    as_json: JsonOption = False,
+) -> None:
+    """Upload its probabilities on the evaluation split of the dataset it was trained on."""
+    rows: dict[str, Any] = {}
+    try:
+        lines = predictions.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise Invalid(f"cannot read {predictions}: {exc.strerror}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows[str(row["external_id"])] = row["probabilities"]
+        except (ValueError, KeyError, TypeError):
+            raise Invalid(f"{predictions}:{n}: expected {{external_id, probabilities}}") from None
+    loop = open_loop(db, project)
+    done = loop.upload_predictions(model, rows, actor)
+    if as_json:
+        _print_json(done)
+        return
+    out.print(f"stored {done['stored']} predictions of {done['model']} ({done['eval_items']} eval items)")
+
+
+@models_app.command("gate")
+def models_gate(
+    model: Annotated[str, typer.Argument(help="<name>@<version> (or v3) of a registered version.")],
+    env: EnvOption = None,
+    deploy_dir: DeployDirOption = None,
+    db: DbOption = None,
+    project: ProjectOption = None,
+    actor: Annotated[str, typer.Option(help="Who gates, for the event log.")] = "cli",
+    as_json: JsonOption = False,
+) -> None:
+    """Gate a registered version against the champion; promote it if it passes and, with
+    --deploy-dir, write its manifests (naming its artifact URI)."""
+    if deploy_dir is None and env:
+        raise Invalid("--env writes deployment manifests: give --deploy-dir DIR (or LOOPWRIGHT_DEPLOY_DIR)")
+    loop = open_loop(db, project)
+    result = loop.gate(model, actor, deploy_dir, env or ())
+    if as_json:
+        body = _model_dict(loop.model(result.model.version), loop.model_aliases())
+        _print_json(
+            {"model": body, "promoted": result.promoted, "manifests": [str(p) for p in result.manifests]}
+        )
+        return
+    verdict = "promoted to champion" if result.promoted else "rejected"
+    out.print(f"{result.model.ref}: {verdict} — {result.gate.reason}")
+    for p in result.manifests:
+        out.print(f"  wrote {p}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -95,13 +96,19 @@ def check_payload(config: ProjectConfig, payload: Any) -> str | None:
         return None if isinstance(payload[key], str) else f"field {key!r} must be a string"
     try:
         values = np.asarray(payload[key], dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # overflow: an integer beyond the float range
         return f"field {key!r} must be numbers"
     return None if np.isfinite(values).all() and values.size else f"field {key!r} must be finite numbers"
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+    """A finite int or float a model can take (a 4,000-digit integer is no float)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def predict_proba_by_label(model: ProbabilisticModel, X: Any, labels: Sequence[str]) -> NDArray[np.float64]:

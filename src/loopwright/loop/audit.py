@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from loopwright.domain import ModelVersion
 from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
+from loopwright.loop.scoring import EXTERNAL, scores_of
 
 DRIFT_DETECTED = "drift.detected"
 
@@ -39,3 +41,20 @@ def score(
     proba = predict_proba_by_label(model, featurize(ctx.config, [i.payload for i in items]), ctx.labels)
     predicted = np.asarray(ctx.labels)[proba.argmax(axis=1)]
     return proba.max(axis=1), predicted == np.asarray([labels[i.id] for i in items])
+
+
+def score_version(
+    ctx: Context, uow: UnitOfWork, version: ModelVersion, labels: dict[int, str]
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Like :func:`score` for a model version. One that lives elsewhere cannot be re-run: its
+    evidence is the predictions it sent with the audited items (and any it uploaded); audited
+    items it never scored are left out."""
+    if version.kind != EXTERNAL:
+        return score(ctx, uow, ctx.model(uow, version), labels)
+    found = scores_of(ctx, uow, version, uow.items.get_many(list(labels)))
+    ids = [i for i in labels if i in found]
+    if not ids:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    proba = np.asarray([[found[i][label] for label in ctx.labels] for i in ids], dtype=np.float64)
+    predicted = np.asarray(ctx.labels)[proba.argmax(axis=1)]
+    return proba.max(axis=1), predicted == np.asarray([labels[i] for i in ids])

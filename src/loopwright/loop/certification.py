@@ -3,9 +3,10 @@
 The evidence is every audited item with a resolved label. Audited items are drawn uniformly at
 random whatever their confidence and never enter training (:mod:`loopwright.loop.snapshot` puts
 them in the evaluation split), so any model version can be scored on all of them: the champion's
-confidence on each, and whether its label matches the resolved one. A certificate is stored per
-(champion, evidence count) and recomputed when either changes: after a promotion and whenever
-new audit labels arrive, and from scratch after a detected drift.
+confidence on each, and whether its label matches the resolved one. A champion that lives
+elsewhere cannot be re-run: its evidence is the predictions it sent with the audited items.
+A certificate is stored per (champion, evidence count) and recomputed when either changes:
+after a promotion and whenever new audit labels arrive, and from scratch after a detected drift.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
     latest = uow.certifications.latest(ctx.project.id)
     if latest and latest.model_version_id == champion.id and latest.n_audited == len(audited):
         return latest
-    confidences, correct = audit.score(ctx, uow, ctx.model(uow, champion), audited)
+    confidences, correct = audit.score_version(ctx, uow, champion, audited)  # external: stored predictions
     cert = certify(confidences, correct, config.epsilon, config.delta, min_evidence=config.min_evidence)
     values = {k: v.item() if isinstance(v, np.generic) else v for k, v in asdict(cert).items()}
     stored = uow.certifications.add(ctx.project.id, champion.id, values)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -12,11 +12,14 @@ from loopwright.config import ProjectConfig
 from loopwright.domain import ModelVersion, Project
 from loopwright.errors import NotFitted
 from loopwright.learning import ProbabilisticModel, load_model
-from loopwright.loop.ports import Store, UnitOfWork
+from loopwright.loop.ports import ChatClient, Scorer, Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# Builds the scorer of a ``model.kind`` that lives at the edge (``http``: a served model); the
+# faces install them by kind, so the use cases never import the integrations.
+ScorerFactory = Callable[["Context", UnitOfWork], Scorer]
 
 
 def utc_now() -> datetime:
@@ -30,6 +33,8 @@ class Context:
     config: ProjectConfig
     clock: Clock = utc_now
     models: dict[int, ProbabilisticModel] = field(default_factory=dict)  # by model version id
+    scorers: Mapping[str, ScorerFactory] = field(default_factory=dict)  # by model.kind
+    chat: ChatClient | None = None  # model annotators of kind chat (installed by the faces)
 
     @property
     def labels(self) -> list[str]:
@@ -41,10 +46,11 @@ class Context:
             blob = uow.models.artifact(version.id)
             if not blob:
                 raise NotFitted(
-                    f"model version {version.version} was registered in another process without an "
-                    "artifact; register it again with Loop.use_model()"
+                    f"model version {version.version} has no stored artifact (use_model with "
+                    "persist=False in another process, or a model trained elsewhere); store one with "
+                    "Loop.use_model(), trusting your own types in model.trusted_types"
                 )
-            self.models[version.id] = load_model(blob)
+            self.models[version.id] = load_model(blob, self.config.model.trusted_types)
         return self.models[version.id]
 
     def event(self, uow: UnitOfWork, actor: str, action: str, subject: tuple[str, Any], **data: Any) -> None:

@@ -11,13 +11,14 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from loopwright.domain import Route, content_hash
-from loopwright.errors import Conflict, Invalid, NotFitted
-from loopwright.learning import featurize, predict_proba_by_label
+from loopwright.errors import Conflict, Invalid, ModelUnavailable, NotFitted
+from loopwright.learning import featurize
 from loopwright.learning.estimators import check_payload
-from loopwright.loop import certification, monitoring
+from loopwright.loop import certification, external, monitoring
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
-from loopwright.loop.queue import prioritise
+from loopwright.loop.queue import Carried, prioritise
+from loopwright.loop.scoring import champion_scorer
 from loopwright.privacy import scrub_payload
 from loopwright.routing import ThresholdRouter
 
@@ -66,12 +67,46 @@ class _Record:
     metadata: dict[str, Any]
     hash: str  # of the payload as given, so re-sending the same original stays idempotent
     scrubbed: Counter[str]  # personal data replaced before storing, by kind
+    prediction: tuple[str, str, dict[str, float]] | None = None  # carried: (name, tag, probabilities)
+    embedding: list[float] | None = None  # carried
+
+
+def _carried(
+    ctx: Context, i: int, rec: Mapping[str, Any], dims: dict[str, int]
+) -> tuple[Any, Any, list[tuple[str, str]]]:
+    """A record's own prediction and embedding, checked (``dims`` fixes the embedding length)."""
+    prediction = embedding = None
+    errors: list[tuple[str, str]] = []
+    if rec.get("prediction") is not None:
+        prediction, problem = external.check_prediction(ctx.labels, rec["prediction"])
+        if prediction is None:
+            errors.append((f"[{i}].prediction", problem))
+    if rec.get("embedding") is not None:
+        embedding, problem = external.check_embedding(rec["embedding"], dims.get("dim"))
+        if embedding is None:
+            errors.append((f"[{i}].embedding", problem))
+        else:
+            dims.setdefault("dim", len(embedding))
+    return prediction, embedding, errors
+
+
+def _embedding_dim(ctx: Context, records: list[Any]) -> dict[str, int]:
+    """The project's embedding length when fixed (config, or the first one stored)."""
+    if ctx.config.embedding.dim is not None:
+        return {"dim": ctx.config.embedding.dim}
+    if not any(isinstance(r, Mapping) and r.get("embedding") is not None for r in records):
+        return {}
+    with ctx.store.unit_of_work() as uow:
+        dim = uow.embeddings.dim(ctx.project.id)
+    return {} if dim is None else {"dim": dim}
 
 
 def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list[_Record]:
     """Check every record at the edge; raise one Invalid listing all problems."""
     out: dict[str, _Record] = {}
     errors: list[tuple[str, str]] = []
+    records = list(records)
+    dims = _embedding_dim(ctx, records)
     for i, rec in enumerate(records):
         if not isinstance(rec, Mapping):
             errors.append((f"[{i}]", f"item must be an object, not {type(rec).__name__}"))
@@ -88,12 +123,18 @@ def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list
         if not isinstance(metadata, Mapping):
             errors.append((f"[{i}].metadata", "must be an object"))
             continue
+        prediction, embedding, problems = _carried(ctx, i, rec, dims)
+        if problems:
+            errors += problems
+            continue
         try:
             payload, found = _scrubbed(ctx, rec["payload"])
         except Invalid as exc:
             errors += [(f"[{i}].payload.{field}", msg) for field, msg in exc.errors]
             continue
-        record = _Record(str(ext), payload, dict(metadata), content_hash(rec["payload"]), found)
+        record = _Record(
+            str(ext), payload, dict(metadata), content_hash(rec["payload"]), found, prediction, embedding
+        )
         if (seen := out.get(record.external_id)) and seen.hash != record.hash:
             errors.append(
                 (f"[{i}].external_id", f"{ext!r} appears twice in the batch with different payloads")
@@ -114,28 +155,120 @@ def _scrubbed(ctx: Context, payload: Mapping[str, Any]) -> tuple[dict[str, Any],
 
 
 class _Scored(NamedTuple):
-    model_version_id: int | None
-    proba: Any  # probability matrix, or None when there is no usable prediction
-    error: str | None  # why there is none
-    model: Any = None
-    X: Any = None
+    model_version_id: int | None  # the champion's, or the one version that sent every prediction
+    rows: list[dict[str, float] | None]  # per record: probabilities by label, None when unusable
+    versions: list[int | None]  # per record: the model version that produced (or failed) it
+    error: str | None  # why records without a carried prediction have none
+    model: Any = None  # an in-process estimator (active-learning strategies may query it)
+    X: Any = None  # the batch's features (embeddings when every record carries one)
+
+    @property
+    def any(self) -> bool:
+        return any(r is not None for r in self.rows)
 
 
-def _predict(ctx: Context, uow: UnitOfWork, records: list[_Record]) -> _Scored:
-    """The champion's probabilities for ``records``, or why there are none."""
+def _predict(ctx: Context, uow: UnitOfWork, records: list[_Record], actor: str = "system") -> _Scored:
+    """Probabilities for ``records`` through the scoring port: the ones they carry (the external
+    adapter), the champion's for the rest, or why there are none."""
+    rows: list[dict[str, float] | None] = [None] * len(records)
+    versions: list[int | None] = [None] * len(records)
+    producers: dict[tuple[str, str], int] = {}  # name@tag → model version id, looked up once a batch
+    for i, r in enumerate(records):
+        if r.prediction is not None:
+            name, tag, probabilities = r.prediction
+            if (name, tag) not in producers:
+                producers[name, tag] = external.version_for(ctx, uow, name, tag, actor).id
+            rows[i], versions[i] = probabilities, producers[name, tag]
+    rest = [i for i, r in enumerate(records) if r.prediction is None]
+    champion = uow.models.champion(ctx.project.id) if rest else None
+    served = ctx.config.model.kind in ctx.scorers or ctx.config.model.kind == "http"  # at the edge
+    error, model = None, None
+    if rest and champion is None and not served:
+        error = "no_model"
+    elif rest:
+        if champion is not None:
+            for i in rest:
+                versions[i] = champion.id
+        try:
+            scorer = champion_scorer(ctx, uow)
+            assert scorer is not None
+            scores = scorer.score([records[i].payload for i in rest])
+            for i, p, v in zip(rest, scores.probabilities, scores.model_version_ids, strict=True):
+                rows[i], versions[i] = p, v
+            model = getattr(scorer, "estimator", None)
+        except (NotFitted, ModelUnavailable) as exc:
+            log.warning("champion unavailable, routing to review: %s", exc)
+            error = f"model_unavailable: {exc}"  # the reason stays on the prediction
+        except Exception as exc:  # a model that raises must not lose items: they go to review
+            name = type(exc).__name__
+            who = ctx.config.model.kind if champion is None else f"v{champion.version}"
+            log.warning("model %s raised %s: %s; routing to review", who, name, exc)
+            error = f"model_error: {type(exc).__name__}: {exc}"
+    made = set(versions)
+    model_id = champion.id if champion is not None else (made.pop() if len(made) == 1 else None)
+    scored = _Scored(model_id, rows, versions, error, model)
+    return scored._replace(X=_features(ctx, records)) if scored.any else scored
+
+
+def _foreign(ctx: Context, uow: UnitOfWork, scored: _Scored) -> bool:
+    """True when some prediction of the batch came from a model version other than the champion."""
     champion = uow.models.champion(ctx.project.id)
-    if champion is None:
-        return _Scored(None, None, "no_model")
-    try:
-        model = ctx.model(uow, champion)
-        X = featurize(ctx.config, [r.payload for r in records])
-        return _Scored(champion.id, predict_proba_by_label(model, X, ctx.labels), None, model, X)
-    except NotFitted as exc:
-        log.warning("champion unavailable, routing to review: %s", exc)
-        return _Scored(champion.id, None, "model_unavailable")
-    except Exception as exc:  # a model that raises must not lose items: they go to review
-        log.warning("model v%s raised %s: %s; routing to review", champion.version, type(exc).__name__, exc)
-        return _Scored(champion.id, None, f"model_error: {type(exc).__name__}: {exc}")
+    made = {v for v, row in zip(scored.versions, scored.rows, strict=True) if row is not None}
+    return bool(made) and (champion is None or made != {champion.id})
+
+
+def _for_queue(ctx: Context, records: list[_Record], scored: _Scored) -> Carried | None:
+    """What the active-learning order reads instead of querying a model in this process: the
+    scored probabilities, when no such model exists or the records carry embeddings."""
+    embedded = bool(records) and all(r.embedding is not None for r in records)
+    if scored.model is not None and not embedded:
+        return None  # the built-in path: the strategy queries the estimator on the features
+    rows = [None if p is None else [p[label] for label in ctx.labels] for p in scored.rows]
+    return Carried(rows, scored.X, embedded)
+
+
+def _features(ctx: Context, records: list[_Record]) -> Any:
+    """The embeddings the records carry when all do, else the payloads featurised."""
+    if records and all(r.embedding is not None for r in records):
+        return np.asarray([r.embedding for r in records], dtype=np.float64)
+    return featurize(ctx.config, [r.payload for r in records])
+
+
+def _top(labels: list[str], rows: list[dict[str, float] | None]) -> tuple[list[Any], list[Any]]:
+    """Each row's top label (first in label order on ties) and its probability; None, None
+    where a row has no prediction."""
+    pred_labels: list[str | None] = [None] * len(rows)
+    confidences: list[float | None] = [None] * len(rows)
+    for i, row in enumerate(rows):
+        if row is not None:
+            p = np.asarray([row[label] for label in labels], dtype=np.float64)
+            j = int(p.argmax())
+            pred_labels[i], confidences[i] = labels[j], float(p[j])
+    return pred_labels, confidences
+
+
+def _near_duplicates(ctx: Context, uow: UnitOfWork, records: list[_Record]) -> dict[int, str]:
+    """Records whose embedding's cosine similarity to an earlier item's (or an earlier record's
+    in the batch) reaches ``embedding.duplicate_threshold``: index → that item's external id."""
+    threshold = ctx.config.embedding.duplicate_threshold
+    rows = [i for i, r in enumerate(records) if r.embedding is not None]
+    if threshold is None or not rows:
+        return {}
+    stored = uow.embeddings.of_project(ctx.project.id)
+    names = {i.id: i.external_id for i in uow.items.get_many(list(stored))}
+    keys = [names[i] for i in stored] + [records[i].external_id for i in rows]
+    vectors = np.asarray([*stored.values(), *(records[i].embedding for i in rows)], dtype=np.float64)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    found: dict[int, str] = {}
+    for k, i in enumerate(rows):
+        at = len(stored) + k
+        if at == 0:
+            continue
+        sims = unit[:at] @ unit[at]
+        j = int(sims.argmax())
+        if sims[j] >= threshold:
+            found[i] = keys[j]
+    return found
 
 
 def _audit_draws(ctx: Context, records: list[_Record]) -> list[float]:
@@ -156,26 +289,45 @@ def _threshold(ctx: Context, uow: UnitOfWork, actor: str) -> float | Literal["co
     return None if cert is None else cert.threshold
 
 
+CHUNK = 500  # items per transaction: a big batch never holds the write lock for long
+
+
 def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "system") -> IngestReport:
-    """Store new items, predict, route and open review tasks, all in one transaction."""
+    """Store new items, predict, route and open review tasks.
+
+    The whole batch is checked first (a bad record, or an external id already stored with other
+    content, rejects it with nothing written); then it is written in chunks of ``CHUNK`` items,
+    each one short transaction of its own. A crash mid-batch leaves a prefix of whole chunks;
+    ingest is idempotent by external id, so sending the same batch again completes it.
+    """
     batch = validate_records(ctx, records)
+    with ctx.store.unit_of_work() as uow:
+        _refuse_changed(uow.items.by_external_ids(ctx.project.id, [r.external_id for r in batch]), batch)
+    parts = [_ingest_chunk(ctx, batch[i : i + CHUNK], actor) for i in range(0, max(len(batch), 1), CHUNK)]
+    drift = next((p.drift for p in reversed(parts) if p.drift is not None), None)
+    return IngestReport(tuple(o for p in parts for o in p.outcomes), drift)
+
+
+def _refuse_changed(existing: Mapping[str, Any], batch: list[_Record]) -> None:
+    for r in batch:
+        if (old := existing.get(r.external_id)) and old.content_hash != r.hash:
+            raise Conflict(f"item {r.external_id!r} exists with different content; nothing was ingested")
+
+
+def _ingest_chunk(ctx: Context, batch: list[_Record], actor: str) -> IngestReport:
+    """One chunk of a checked batch, in one transaction."""
     labels = ctx.labels
     with ctx.store.unit_of_work() as uow:
         existing = uow.items.by_external_ids(ctx.project.id, [r.external_id for r in batch])
-        for r in batch:
-            if (old := existing.get(r.external_id)) and old.content_hash != r.hash:
-                raise Conflict(f"item {r.external_id!r} exists with different content; nothing was ingested")
+        _refuse_changed(existing, batch)  # changed since the check: this chunk and the rest are not written
         new = [r for r in batch if r.external_id not in existing]
-        scored = _predict(ctx, uow, new) if new else _Scored(None, None, None)
-        model_id, proba, error = scored.model_version_id, scored.proba, scored.error
-        if proba is not None:
-            top = proba.argmax(axis=1)
-            pred_labels: list[str | None] = [labels[j] for j in top]
-            confidences: list[float | None] = [float(c) for c in proba[np.arange(len(new)), top]]
-        else:
-            pred_labels, confidences = [None] * len(new), [None] * len(new)
-        reason = "model_error" if error and error.startswith("model_error") else (error or "no_model")
+        scored = _predict(ctx, uow, new, actor) if new else _Scored(None, [], [], None)
+        model_id, error = scored.model_version_id, scored.error
+        pred_labels, confidences = _top(labels, scored.rows)
+        reason = error.partition(":")[0] if error else "no_model"  # model_error, model_unavailable
         threshold = _threshold(ctx, uow, actor)
+        if threshold != "config" and _foreign(ctx, uow, scored):
+            threshold = None  # the certificate is the champion's: another model's output is not covered
         drift = monitoring.batch_drift(ctx, uow, scored.X) if ctx.config.drift.check_on_ingest else None
         if drift is not None and drift["drift"]:
             threshold = None  # a changed world voids the certificate: this batch goes to review
@@ -183,17 +335,26 @@ def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "sys
         choices = router.route(
             pred_labels, confidences, no_prediction_reason=reason, draws=_audit_draws(ctx, new)
         )
-        if proba is not None:
-            choices = prioritise(ctx, uow, scored.model, scored.X, choices)
+        if scored.any:
+            choices = prioritise(ctx, uow, scored.model, scored.X, choices, _for_queue(ctx, new, scored))
+        near = _near_duplicates(ctx, uow, new)
         outcomes = {
             ext: ItemOutcome(item.id, ext, True, None, None, None, None, None)
             for ext, item in existing.items()
         }
         for i, (r, choice) in enumerate(zip(new, choices, strict=True)):
-            item = uow.items.add(ctx.project.id, r.external_id, r.hash, r.payload, r.metadata)
-            probabilities = {} if proba is None else dict(zip(labels, map(float, proba[i]), strict=True))
+            metadata = r.metadata if i not in near else {**r.metadata, "duplicate_of": near[i]}
+            item = uow.items.add(ctx.project.id, r.external_id, r.hash, r.payload, metadata)
+            if r.embedding is not None:
+                uow.embeddings.add_many(ctx.project.id, {item.id: r.embedding})
+            row = scored.rows[i]
             pred = uow.predictions.add(
-                item.id, model_id, probabilities, pred_labels[i], confidences[i], error
+                item.id,
+                scored.versions[i],
+                row or {},
+                pred_labels[i],
+                confidences[i],
+                None if row is not None else error,
             )
             decision = uow.decisions.add(
                 item.id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from loopwright.domain import ModelVersion, Split, Task
+from loopwright.domain import MachineLabel, ModelVersion, Split, Task
 from loopwright.errors import NotFound
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
@@ -28,7 +28,7 @@ def model_lineage(ctx: Context, version: int) -> dict[str, Any]:
             "gate": model.gate,
         }
         if model.dataset_version_id is None:  # an external model: trained elsewhere
-            return out | {"train_items": 0, "eval_items": 0}
+            return out | {"train_items": 0, "eval_items": 0, "trained_on_erased_items": 0}
         dataset = uow.datasets.get(model.dataset_version_id)
         train = [e for e in dataset.entries if e.split is Split.TRAIN]
         by_annotator: Counter[str] = Counter()
@@ -46,6 +46,7 @@ def model_lineage(ctx: Context, version: int) -> dict[str, Any]:
             "labels_by_source": dict(sorted(Counter(e.source for e in train).items())),
             "annotations_by_annotator": dict(sorted(by_annotator.items())),
             "annotations_by_tier": {str(t): n for t, n in sorted(by_tier.items())},
+            "trained_on_erased_items": uow.erasures.trained_on_erased(ctx.project.id).get(model.version, 0),
         }
 
 
@@ -58,6 +59,7 @@ def item_lineage(ctx: Context, external_id: str) -> dict[str, Any]:
             raise NotFound(f"item {external_id!r} does not exist in project {ctx.project.name!r}")
         models = uow.models.list(ctx.project.id)
         versions = {m.id: m.version for m in models}
+        refs = {m.id: m.ref for m in models}  # name@version for a model that lives elsewhere
         splits = {d: _split_of(uow, d, item.id) for d in uow.datasets.containing_item(item.id)}
         return {
             "item": {"id": item.id, "external_id": item.external_id, "content_hash": item.content_hash},
@@ -65,6 +67,7 @@ def item_lineage(ctx: Context, external_id: str) -> dict[str, Any]:
                 {
                     "id": p.id,
                     "model_version": versions.get(p.model_version_id) if p.model_version_id else None,
+                    "model": refs.get(p.model_version_id) if p.model_version_id else None,
                     "label": p.label,
                     "confidence": p.confidence,
                     "error": p.error,
@@ -80,9 +83,16 @@ def item_lineage(ctx: Context, external_id: str) -> dict[str, Any]:
                 for t in uow.tasks.for_item(item.id)
             ],
             "annotations": [
-                {"task_id": a.task_id, "annotator": a.annotator, "label": a.label, "unsure": a.unsure}
+                {
+                    "task_id": a.task_id,
+                    "annotator": a.annotator,
+                    "label": a.label,
+                    "unsure": a.unsure,
+                    "machine": False,
+                }
                 for a in uow.annotations.for_item(item.id)
-            ],
+            ]
+            + [_machine(m) for m in uow.machine_labels.for_item(item.id)],
             "resolutions": [
                 {"id": r.id, "label": r.label, "method": r.method, "agreement": r.agreement}
                 for r in uow.resolutions.for_item(item.id)
@@ -95,6 +105,21 @@ def item_lineage(ctx: Context, external_id: str) -> dict[str, Any]:
             "trained_models": _models_by_split(models, splits, Split.TRAIN.value),
             "evaluated_models": _models_by_split(models, splits, Split.EVAL.value),
         }
+
+
+def _machine(m: MachineLabel) -> dict[str, Any]:
+    """A model annotator's answer, marked as a machine label (it never counted as a human one)."""
+    return {
+        "task_id": m.task_id,
+        "annotator": m.annotator,
+        "label": m.label,
+        "unsure": False,
+        "machine": True,
+        "kind": m.kind,
+        "model": m.model,
+        "status": m.status,
+        "detail": m.detail,
+    }
 
 
 def _split_of(uow: UnitOfWork, dataset_id: str, item_id: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,22 +26,42 @@ from loopwright.errors import Invalid, NotFitted
 from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.learning.estimators import check_payload
 from loopwright.learning.explain import Explanation
-from loopwright.loop import certification, gold, lineage, monitoring, review, snapshot, status, workspace_view
+from loopwright.loop import (
+    certification,
+    gold,
+    lineage,
+    model_annotators,
+    monitoring,
+    review,
+    snapshot,
+    status,
+    workspace_view,
+)
 from loopwright.loop import dashboard as _dashboard
 from loopwright.loop import datasets as _datasets
+from loopwright.loop import erasure as _erasure
+from loopwright.loop import external as _external
 from loopwright.loop import registry as _registry
 from loopwright.loop import retrain as _retrain
-from loopwright.loop.context import Clock, Context, utc_now
+from loopwright.loop.context import Clock, Context, ScorerFactory, utc_now
 from loopwright.loop.feedback import give_feedback
 from loopwright.loop.ingest import IngestReport, ingest
-from loopwright.loop.ports import Store
+from loopwright.loop.ports import ChatClient, Store
 
 
 class Loop:
     """The use cases of one project. Every method is one transaction (or a few, for training)."""
 
-    def __init__(self, store: Store, project: Project, clock: Clock = utc_now) -> None:
-        self._ctx = Context(store, project, ProjectConfig.from_dict(project.config), clock)
+    def __init__(
+        self,
+        store: Store,
+        project: Project,
+        clock: Clock = utc_now,
+        scorers: Mapping[str, ScorerFactory] | None = None,
+        chat: ChatClient | None = None,
+    ) -> None:
+        config = ProjectConfig.from_dict(project.config)
+        self._ctx = Context(store, project, config, clock, scorers=dict(scorers or {}), chat=chat)
 
     @property
     def config(self) -> ProjectConfig:
@@ -52,7 +73,9 @@ class Loop:
 
     def ingest(self, records: Iterable[Mapping[str, Any]], actor: str = "system") -> IngestReport:
         """Items in: ``{"external_id", "payload", "metadata"?}`` each; predicted, routed, queued."""
-        return ingest(self._ctx, records, actor)
+        report = ingest(self._ctx, records, actor)
+        model_annotators.annotate(self._ctx, report, actor)  # after the items are stored
+        return report
 
     def predict(self, payloads: Sequence[dict[str, Any]]) -> np.ndarray:
         """Champion probabilities, columns in ``config.labels`` order. Nothing is stored."""
@@ -63,6 +86,8 @@ class Loop:
             champion = uow.models.champion(ctx.project.id)
             if champion is None:
                 raise NotFitted(f"project {ctx.project.name!r} has no champion model yet")
+            if champion.kind == "external":
+                raise NotFitted(f"champion {champion.ref} lives elsewhere: loopwright cannot run it")
             model = ctx.model(uow, champion)
         return predict_proba_by_label(model, featurize(ctx.config, payloads), ctx.labels)
 
@@ -121,15 +146,69 @@ class Loop:
         return _retrain.retrain(self._ctx, actor, dataset_id, trainer)
 
     def maybe_retrain(self, actor: str = "system") -> _retrain.RetrainOutcome | None:
-        """Retrain when the policy says enough new labels arrived; ``None`` otherwise."""
+        """Retrain when the policy says enough new labels arrived; ``None`` otherwise. A project
+        whose model lives elsewhere (``model.kind: external``) is never trained: a due retrain
+        emits one ``model.retrain_due`` event per trigger for its pipeline, and None is returned."""
+        if self.config.model.lives_elsewhere:  # external, or http (a served model)
+            _retrain.signal_due(self._ctx, actor)
+            return None
         return self.retrain(actor) if self.retrain_due() else None
+
+    # -- models that live elsewhere -----------------------------------------------------------
+
+    def register_model(
+        self,
+        name: str,
+        version: str,
+        artifact_uri: str | None = None,
+        dataset_version: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
+        actor: str = "system",
+    ) -> ModelVersion:
+        """Register ``name@version``, trained by your pipeline on ``dataset_version``, as a
+        candidate: upload its eval predictions, then :meth:`gate` it."""
+        return _external.register(
+            self._ctx, name, version, artifact_uri, dataset_version, metadata, endpoint, actor
+        )
+
+    def upload_predictions(
+        self, version: int | str, predictions: Mapping[str, Mapping[str, float]], actor: str = "system"
+    ) -> dict[str, Any]:
+        """A registered version's probabilities ``{external_id: {label: p}}`` on the evaluation
+        split of the dataset it was trained on (all of it, or nothing is stored)."""
+        return _external.upload_predictions(self._ctx, version, predictions, actor)
+
+    def gate(
+        self,
+        version: int | str,
+        actor: str = "system",
+        deploy_dir: Path | None = None,
+        envs: Sequence[str] = (),
+    ) -> _external.GateOutcome:
+        """The paired gate of a registered version against the champion on the eval split of the
+        dataset it was trained on; promoted if it passes, and then, with ``deploy_dir``, its
+        manifests (naming its artifact URI) written for ``dev`` and ``envs``."""
+        outcome = _external.gate_version(self._ctx, version, actor)
+        if outcome.promoted and deploy_dir is not None:
+            done = _registry.deploy(self._ctx, Path(deploy_dir), envs, None, actor)
+            outcome = dataclasses.replace(outcome, manifests=done.manifests)
+        return outcome
+
+    def eval_split(self, ref: str = "latest", with_labels: bool = False) -> dict[str, Any]:
+        """The frozen evaluation split of a dataset version for your pipeline (ids, payloads)."""
+        return _external.eval_split(self._ctx, ref, with_labels)
 
     def promote(self, version: int, actor: str = "system") -> ModelVersion:
         return _retrain.promote(self._ctx, version, actor)
 
-    def use_model(self, model: Any, actor: str = "system") -> ModelVersion:
-        """Serve your own estimator (``predict_proba`` + ``classes_``) or callable as champion."""
-        return _retrain.use_model(self._ctx, model, actor)
+    def use_model(
+        self, model: Any, actor: str = "system", *, force: bool = False, persist: bool = True
+    ) -> ModelVersion:
+        """Serve your own estimator (``predict_proba`` + ``classes_``) or callable as champion,
+        if it passes the gate (``force=True``: without it). Types of your own must be trusted in
+        ``model.trusted_types``; ``persist=False`` serves it in this process only."""
+        return _retrain.use_model(self._ctx, model, actor, force=force, persist=persist)
 
     def feedback(
         self,
@@ -143,6 +222,21 @@ class Loop:
         """End-user feedback (``thumbs_up``, ``thumbs_down``, ``report``, ``correction``); all but
         a thumbs-up open a priority review task. Idempotent on ``idempotency_key``."""
         return give_feedback(self._ctx, prediction_id, kind, idempotency_key, correction, comment, actor)
+
+    def erase(self, external_id: str, actor: str = "system", reason: str | None = None) -> _erasure.Tombstone:
+        """Erase an item (GDPR Art. 17): its content and history go, a tombstone and an
+        ``item.erased`` event stay; dataset versions and models that held it are marked."""
+        return _erasure.erase(self._ctx, external_id, actor, reason)
+
+    def erasure_marks(self) -> _erasure.ErasureMarks:
+        """Erased entries per dataset version; erased training items per model version."""
+        return _erasure.marks(self._ctx)
+
+    def erasures(self) -> list[_erasure.Tombstone]:
+        return _erasure.tombstones(self._ctx)
+
+    def was_erased(self, external_id: str) -> bool:
+        return _erasure.was_erased(self._ctx, external_id)
 
     def lineage_of_model(self, version: int) -> dict[str, Any]:
         """Dataset version, label counts by annotator, tier and source of a model version."""
@@ -243,9 +337,20 @@ class Loop:
 class Workspace:
     """All projects in one store."""
 
-    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock = utc_now,
+        scorers: Mapping[str, ScorerFactory] | None = None,
+        chat: ChatClient | None = None,
+    ) -> None:
+        """``scorers``: how to score a project whose ``model.kind`` lives at the edge, by kind
+        (``loopwright.connect`` installs ``http``: a served model). ``chat``: the client model
+        annotators of kind chat call (``loopwright.connect`` installs one)."""
         self.store = store
         self.clock = clock
+        self.scorers = dict(scorers or {})
+        self.chat = chat
 
     def create_project(self, config: ProjectConfig | Mapping[str, Any] | str | Path) -> Loop:
         """Create a project from a config object, a mapping, or a YAML/TOML file path."""
@@ -256,15 +361,18 @@ class Workspace:
         with self.store.unit_of_work() as uow:
             project = uow.projects.add(config.name, config.model_dump(mode="json"))
             uow.events.add(project.id, "system", "project.created", "project", project.name, {})
-        return Loop(self.store, project, self.clock)
+        return Loop(self.store, project, self.clock, self.scorers, self.chat)
 
     def project(self, name: str) -> Loop:
         with self.store.unit_of_work() as uow:
-            return Loop(self.store, uow.projects.get(name), self.clock)
+            return Loop(self.store, uow.projects.get(name), self.clock, self.scorers, self.chat)
 
     def projects(self) -> list[Project]:
         with self.store.unit_of_work() as uow:
             return uow.projects.list()
 
     def close(self) -> None:
+        for factory in self.scorers.values():
+            if callable(close := getattr(factory, "close", None)):
+                close()  # pooled connections of served-model clients
         self.store.close()

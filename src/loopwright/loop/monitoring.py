@@ -34,6 +34,7 @@ from loopwright.loop import audit
 from loopwright.loop.audit import DRIFT_DETECTED
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
+from loopwright.loop.scoring import EXTERNAL
 
 DRIFT_PRIORITY = 1.5  # before routed work, after end-user feedback
 
@@ -60,15 +61,20 @@ def check_drift(ctx: Context, actor: str = "system") -> DriftCheck:
                 "(lower drift.window or ingest more)"
             )
         reference, current = items[: cfg.window], items[cfg.window :]
-        X_ref = featurize(ctx.config, [i.payload for i in reference])
-        X_cur = featurize(ctx.config, [i.payload for i in current])
-        data = None if ctx.config.modality is Modality.TEXT else _data_drift(ctx, X_ref, X_cur)
+        (X_ref, X_cur), embedded = _features(ctx, uow, reference, current)
+        text = ctx.config.modality is Modality.TEXT and not embedded
+        data = None if text else _data_drift(ctx, X_ref, X_cur, embedded)
         prediction = performance = None
         changes: list[int] = []
-        if (champion := uow.models.champion(pid)) is not None:
+        if (champion := uow.models.champion(pid)) is not None and champion.kind == EXTERNAL:
+            prediction, performance, changes = _stored_outputs(ctx, uow, champion, reference, current)
+        elif champion is not None:
             model = ctx.model(uow, champion)
-            proba_cur = predict_proba_by_label(model, X_cur, ctx.labels)
-            prediction = _prediction_drift(ctx, uow, champion, model, X_ref, reference, proba_cur, current)
+            M_ref, M_cur = X_ref, X_cur
+            if embedded:  # the model reads payloads, not embeddings
+                M_ref, M_cur = (featurize(ctx.config, [i.payload for i in w]) for w in (reference, current))
+            proba_cur = predict_proba_by_label(model, M_cur, ctx.labels)
+            prediction = _prediction_drift(ctx, uow, champion, model, M_ref, reference, proba_cur, current)
             performance = _performance(ctx, uow, proba_cur, current)
             changes = _concept_changes(ctx, uow, model)
         window = (current[0].id, current[-1].id)
@@ -80,14 +86,58 @@ def check_drift(ctx: Context, actor: str = "system") -> DriftCheck:
 
 
 def batch_drift(ctx: Context, uow: UnitOfWork, X_new: Any) -> dict[str, Any] | None:
-    """A new batch's features against the ``drift.window`` items before it, before routing;
-    None for text, or when either side has fewer than 30 rows."""
-    if X_new is None or ctx.config.modality is Modality.TEXT or len(X_new) < 30:
+    """A new batch's features (or embeddings) against the ``drift.window`` items before it,
+    before routing; None for text without embeddings, or when either side has fewer than 30 rows."""
+    if X_new is None or len(X_new) < 30:
         return None
     before = uow.items.recent(ctx.project.id, ctx.config.drift.window)
     if len(before) < 30:
         return None
-    return _data_drift(ctx, featurize(ctx.config, [i.payload for i in before]), X_new)
+    vectors = uow.embeddings.get_many([i.id for i in before])
+    embedded = isinstance(X_new, np.ndarray) and len(vectors) == len(before)
+    if embedded and len(next(iter(vectors.values()))) == X_new.shape[1]:
+        return _data_drift(ctx, np.asarray([vectors[i.id] for i in before], dtype=np.float64), X_new, True)
+    if ctx.config.modality is Modality.TEXT:
+        return None
+    X_ref = featurize(ctx.config, [i.payload for i in before])
+    if not isinstance(X_new, np.ndarray) or X_ref.shape[1] != X_new.shape[1]:
+        return None  # the batch came as embeddings, the window before did not
+    return _data_drift(ctx, X_ref, X_new)
+
+
+def _features(ctx: Context, uow: UnitOfWork, *windows: list[Item]) -> tuple[list[Any], bool]:
+    """Each window as embeddings when every item carried one, else as featurised payloads."""
+    ids = [i.id for w in windows for i in w]
+    vectors = uow.embeddings.get_many(ids)
+    if ids and len(vectors) == len(ids):
+        return [np.asarray([vectors[i.id] for i in w], dtype=np.float64) for w in windows], True
+    return [featurize(ctx.config, [i.payload for i in w]) for w in windows], False
+
+
+def _stored_outputs(
+    ctx: Context, uow: UnitOfWork, champion: ModelVersion, reference: list[Item], current: list[Item]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[int]]:
+    """Output drift, label-free accuracy and concept changes of a champion that lives elsewhere,
+    from the predictions it sent with the items (it cannot be re-run here)."""
+    ref = uow.predictions.by_model(champion.id, [i.id for i in reference])
+    cur = uow.predictions.by_model(champion.id, [i.id for i in current])
+
+    def matrix(found: dict[int, dict[str, float]]) -> NDArray[np.float64]:
+        return np.asarray([[p[label] for label in ctx.labels] for p in found.values()], dtype=np.float64)
+
+    prediction = performance = None
+    if min(len(ref), len(cur)) >= 30:
+        prediction = prediction_drift(matrix(ref), matrix(cur), alpha=ctx.config.drift.alpha).to_dict()
+    if cur:
+        performance = _performance(ctx, uow, matrix(cur), [i for i in current if i.id in cur])
+    labels = audit.audited_labels(uow, ctx.project.id)
+    changes: list[int] = []
+    if len(labels) >= 30:
+        _, correct = audit.score_version(ctx, uow, champion, labels)
+        ids = [i for i in labels if i in set(uow.predictions.by_model(champion.id, list(labels)))]
+        if len(ids) == len(correct) and len(ids) >= 30:
+            changes = [ids[k] for k in detect_changes((~correct).astype(float), "adwin")]
+    return prediction, performance, changes
 
 
 def record(
@@ -120,10 +170,12 @@ def _fired(data: dict[str, Any] | None, prediction: dict[str, Any] | None, conce
     return bool((data and data["drift"]) or (prediction and prediction["drift"]) or concept)
 
 
-def _data_drift(ctx: Context, X_ref: Any, X_cur: Any) -> dict[str, Any]:
+def _data_drift(ctx: Context, X_ref: Any, X_cur: Any, embedded: bool = False) -> dict[str, Any]:
     cfg = ctx.config.drift
+    n = X_ref.shape[1]
+    columns = [f"embedding[{j}]" for j in range(n)] if embedded else _columns(ctx, n)
     return data_drift(
-        X_ref, X_cur, _columns(ctx, X_ref.shape[1]), alpha=cfg.alpha,
+        X_ref, X_cur, columns, alpha=cfg.alpha,
         auc_threshold=cfg.auc_threshold, seed=ctx.config.retrain.seed,
     ).to_dict()  # fmt: skip
 

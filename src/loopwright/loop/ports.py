@@ -1,4 +1,5 @@
-"""Ports: what the use cases need from a store. ``store/sql`` implements them.
+"""Ports: what the use cases need from the outside world. ``store/sql`` implements the store;
+``loop/scoring.py`` (and ``integrations/serving.py``) implement :class:`Scorer`.
 
 A :class:`UnitOfWork` is one transaction: everything done through its repositories commits
 together when the ``with`` block ends cleanly, and rolls back when it raises.
@@ -6,10 +7,11 @@ together when the ``with`` block ends cleanly, and rolls back when it raises.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loopwright.domain import (
     Annotation,
@@ -22,6 +24,7 @@ from loopwright.domain import (
     Item,
     Lease,
     LeaseStatus,
+    MachineLabel,
     ModelStatus,
     ModelVersion,
     Prediction,
@@ -31,6 +34,43 @@ from loopwright.domain import (
     Task,
     TaskStatus,
 )
+
+if TYPE_CHECKING:
+    from loopwright.loop.erasure import Tombstone
+
+
+# -- scoring ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """One row per payload: probabilities keyed by label, and the id of the model version that
+    produced it (rows of one batch may come from different versions: external predictions)."""
+
+    probabilities: tuple[dict[str, float], ...]
+    model_version_ids: tuple[int | None, ...]
+
+    @classmethod
+    def uniform(cls, model_version_id: int | None, probabilities: Sequence[Mapping[str, float]]) -> Scores:
+        """Every row from one model version."""
+        rows = tuple(dict(p) for p in probabilities)
+        return cls(rows, (model_version_id,) * len(rows))
+
+
+class Scorer(Protocol):
+    """Payloads in, probabilities keyed by label out, with the model version that produced them.
+
+    Adapters: the in-process estimator and "external" (the prediction came with the record) in
+    :mod:`loopwright.loop.scoring`; a served model over HTTP in ``integrations/serving.py``.
+    Raise :class:`~loopwright.errors.ModelUnavailable` when the model cannot answer now (items
+    go to review with reason ``model_unavailable``); any other exception is a ``model_error``.
+    Routing, certification, the gate and lineage see only this port.
+    """
+
+    def score(self, payloads: Sequence[Mapping[str, Any]]) -> Scores: ...
+
+
+# -- the store -------------------------------------------------------------------------------
 
 
 class ProjectRepo(Protocol):
@@ -69,6 +109,9 @@ class PredictionRepo(Protocol):
     def get(self, prediction_id: int) -> Prediction: ...  # NotFound
     def for_item(self, item_id: int) -> list[Prediction]: ...  # oldest first
     def latest_labels(self, project_id: int) -> dict[int, str]: ...  # item id → newest predicted label
+    def by_model(self, model_version_id: int, item_ids: Sequence[int]) -> dict[int, dict[str, float]]:
+        """The newest probabilities ``model_version_id`` gave each of ``item_ids`` at ingest."""
+        ...
 
 
 class DecisionRepo(Protocol):
@@ -213,6 +256,17 @@ class GoldAnswerRepo(Protocol):
     def for_project(self, project_id: int, annotator: str | None = None) -> list[GoldAnswer]: ...
 
 
+class MachineLabelRepo(Protocol):
+    """Model annotators' answers (0011): kept apart from human annotations, so they never count
+    toward a task's required annotations."""
+
+    def add(self, values: Mapping[str, Any]) -> MachineLabel: ...  # the MachineLabel fields but id
+    def for_item(self, item_id: int) -> list[MachineLabel]: ...  # oldest first
+    def votes(self, project_id: int) -> list[tuple[int, str, str]]:
+        """``(item, annotator, label)``: each annotator's newest label per item, by item."""
+        ...
+
+
 class ResolutionRepo(Protocol):
     def add(
         self,
@@ -266,6 +320,33 @@ class ModelRepo(Protocol):
         ...
 
     def list(self, project_id: int) -> list[ModelVersion]: ...  # by version
+    def register(
+        self,
+        project_id: int,
+        name: str,
+        tag: str,
+        dataset_version_id: str | None,
+        artifact_uri: str | None,
+        endpoint: str | None,
+        metrics: dict[str, Any],
+    ) -> ModelVersion: ...  # a candidate of kind external; Conflict if name@tag exists
+    def by_ref(self, project_id: int, name: str, tag: str) -> ModelVersion | None: ...
+
+
+class ModelPredictionRepo(Protocol):
+    """A registered version's uploaded predictions (on the evaluation split), by item id."""
+
+    def replace(self, model_version_id: int, rows: Mapping[int, Mapping[str, float]]) -> int: ...
+    def for_model(self, model_version_id: int) -> dict[int, dict[str, float]]: ...
+
+
+class EmbeddingRepo(Protocol):
+    """The embedding a record carried, by item id."""
+
+    def add_many(self, project_id: int, vectors: Mapping[int, Sequence[float]]) -> None: ...
+    def get_many(self, item_ids: Sequence[int]) -> dict[int, list[float]]: ...  # those that have one
+    def dim(self, project_id: int) -> int | None: ...  # fixed by the first embedding stored
+    def of_project(self, project_id: int) -> dict[int, list[float]]: ...
 
 
 class EventRepo(Protocol):
@@ -283,6 +364,46 @@ class EventRepo(Protocol):
         self, project_id: int | None = None, after_id: int = 0, limit: int = 100
     ) -> list[Event]: ...  # oldest first
     def latest(self, project_id: int, action: str) -> Event | None: ...
+
+
+class ErasureRepo(Protocol):
+    """Erasure (:mod:`loopwright.loop.erasure`): purge an item, redact events, keep tombstones."""
+
+    def salt(self, project_id: int) -> str: ...  # the project's salt, made on first use
+    def lock(self, item_id: int) -> None: ...  # the item and its tasks, until commit
+    def redact_events(
+        self,
+        project_id: int,
+        subjects: Sequence[tuple[str, str]],
+        hints: Collection[str],
+        matches: Callable[[dict[str, Any]], bool],
+        actors: Collection[str],
+        replacement: dict[str, Any],
+        erased_actor: str,
+    ) -> int:
+        """Replace the data of the project's events about one of ``subjects`` (type, id) or whose
+        data ``matches`` (only data holding one of ``hints`` can); their actor too when it is in
+        ``actors``. How many were redacted."""
+        ...
+
+    def versions_holding(self, item_id: int) -> dict[str, str]: ...  # dataset version id → split
+    def purge_item(self, item_id: int) -> dict[str, int]:
+        """Delete the item and every row that references it; rows deleted per table."""
+        ...
+
+    def add(
+        self,
+        project_id: int,
+        subject_hash: str,
+        actor: str,
+        reason: str | None,
+        counts: dict[str, int],
+    ) -> Tombstone: ...  # stamped with the store's clock, like model versions
+    def mark(self, erasure_id: int, versions: Mapping[str, str]) -> None: ...  # version id → split
+    def erased_by_dataset(self, project_id: int) -> dict[str, int]: ...
+    def trained_on_erased(self, project_id: int) -> dict[int, int]: ...  # model version → items
+    def list(self, project_id: int) -> list[Tombstone]: ...  # oldest first
+    def has(self, project_id: int, subject_hash: str) -> bool: ...
 
 
 class UnitOfWork(Protocol):
@@ -330,7 +451,43 @@ class UnitOfWork(Protocol):
     @property
     def feedback(self) -> FeedbackRepo: ...
 
+    @property
+    def erasures(self) -> ErasureRepo: ...
+
+    @property
+    def model_predictions(self) -> ModelPredictionRepo: ...
+
+    @property
+    def embeddings(self) -> EmbeddingRepo: ...
+
+    @property
+    def machine_labels(self) -> MachineLabelRepo: ...
+
+
+# -- model annotators ------------------------------------------------------------------------
+
+
+class ChatClient(Protocol):
+    """An OpenAI-compatible chat-completions endpoint: ``POST {url}/chat/completions`` with
+    ``messages``, the answer's ``choices[0].message.content`` back. The API key comes from the
+    environment variable ``api_key_env`` (read at the edge, never stored). Raise
+    :class:`~loopwright.errors.ModelUnavailable` when there is no usable answer within
+    ``timeout_s``. Adapter: ``loopwright.integrations.chat``."""
+
+    def complete(
+        self,
+        url: str,
+        model: str,
+        messages: Sequence[Mapping[str, str]],
+        api_key_env: str | None,
+        timeout_s: float,
+    ) -> str: ...
+
 
 class Store(Protocol):
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...
     def close(self) -> None: ...
+    def reclaim(self, tables: Sequence[str]) -> None:
+        """After deletes commit: make the deleted bytes unrecoverable from the database's files,
+        as far as the backend allows (best effort; never raises for a busy database)."""
+        ...

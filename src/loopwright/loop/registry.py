@@ -86,7 +86,16 @@ def aliases(ctx: Context) -> Aliases:
 
 
 def resolve(uow: UnitOfWork, project_id: int, ref: int | str) -> ModelVersion:
-    """A model version by number (``3``, ``v3``) or alias (``champion``, ``previous``)."""
+    """A model version by number (``3``, ``v3``), alias (``champion``, ``previous``) or, for one
+    that lives elsewhere, ``name@version``."""
+    if isinstance(ref, str) and "@" in ref:
+        name, _, tag = ref.strip().rpartition("@")
+        found = uow.models.by_ref(project_id, name, tag) if name and tag else None
+        if found is None:
+            raise NotFound(
+                f"model {ref.strip()} is not registered in this project (see `loopwright models list`)"
+            )
+        return found
     text = str(ref).strip().lower()
     if text in ("champion", "previous"):
         found = getattr(_aliases(uow, project_id), text)
@@ -119,7 +128,7 @@ def _envs(envs: Iterable[str]) -> list[str]:
 def manifest(ctx: Context, uow: UnitOfWork, model: ModelVersion, env: str) -> dict[str, Any]:
     """What ``<deploy_dir>/<env>/<project>.json`` says about the deployed champion."""
     artifact = uow.models.artifact(model.id)
-    return {
+    body: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "project": ctx.project.name,
         "environment": env,
@@ -131,6 +140,9 @@ def manifest(ctx: Context, uow: UnitOfWork, model: ModelVersion, env: str) -> di
         "artifact_sha256": hashlib.sha256(artifact).hexdigest() if artifact else None,
         "promoted_at": None if model.promoted_at is None else model.promoted_at.astimezone(UTC).isoformat(),
     }
+    if model.kind == "external":  # where a model that lives elsewhere keeps its artifact
+        body |= {"kind": model.kind, "model": model.ref, "artifact_uri": model.artifact_uri}
+    return body
 
 
 def _write(ctx: Context, deploy_dir: Path, manifests: dict[str, dict[str, Any]]) -> tuple[Path, ...]:

@@ -11,6 +11,7 @@ from loopwright.consensus import DawidSkene, OneCoinDawidSkene, majority
 from loopwright.domain import Annotation, Resolution, Task, TaskStatus
 from loopwright.loop.context import Context
 from loopwright.loop.feedback import END_USERS
+from loopwright.loop.model_annotators import worker
 from loopwright.loop.ports import UnitOfWork
 
 
@@ -22,7 +23,8 @@ def resolve_task(
     ``majority``: a tie or agreement below ``consensus.min_agreement`` is a dispute.
     ``dawid_skene`` / ``one_coin_dawid_skene``: the label is the item's posterior mode given every
     annotator's estimated confusion matrix (or single accuracy) over the whole project (gold
-    answers clamped, end-user corrections as one more weak annotator, the model optionally too);
+    answers clamped, end-user corrections as one more weak annotator, model annotators as
+    ``machine:<name>``, the model optionally too);
     a posterior below ``consensus.min_posterior`` is a dispute. A dispute or an "unsure" flag
     escalates one tier — except at the top tier, where the label is final and the method says
     so. A high-stakes label goes straight to the high-stakes tier.
@@ -80,6 +82,8 @@ def fit_dawid_skene(ctx: Context, uow: UnitOfWork) -> DawidSkene:
     annotated = {r[0] for r in rows}
     corrected = dict(uow.feedback.corrections(pid))  # an item's latest correction counts once
     rows += [(str(i), END_USERS, label) for i, label in corrected.items() if str(i) in annotated]
+    machine = uow.machine_labels.votes(pid)  # model annotators: weak annotators with their own skill
+    rows += [(str(i), worker(name), label) for i, name, label in machine if str(i) in annotated]
     if ctx.config.consensus.model_as_annotator:
         rows += [
             (str(i), "model", label)

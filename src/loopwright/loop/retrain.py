@@ -22,9 +22,10 @@ from loopwright.learning import (
     gate,
     predict_proba_by_label,
 )
-from loopwright.loop import audit
+from loopwright.loop import audit, custom_model
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
+from loopwright.loop.scoring import champion_model as champion_model_for
 from loopwright.loop.snapshot import snapshot
 from loopwright.routing import expected_calibration_error
 
@@ -48,25 +49,60 @@ def _ece(confidences: list[float], predicted: list[str], truth: list[str]) -> fl
     return round(expected_calibration_error(confidences, correct), 6)
 
 
+RETRAIN_DUE = "model.retrain_due"  # kind external: a pipeline should train a new version
+
+
 def retrain_due(ctx: Context) -> bool:
     """True when enough labels were resolved since the last training run, or when some label
     arrived since and drift was detected after it or the schedule (``retrain.every_hours``) says
     it is time."""
+    return _due(ctx)[0] is not None
+
+
+def _due(ctx: Context) -> tuple[str | None, int]:
+    """Why retraining is due (``labels``, ``drift``, ``schedule``; None: not due) and the
+    resolved-label count. A ``model.retrain_due`` event counts as a training run, so a project
+    whose model lives elsewhere is told once per trigger."""
     policy = ctx.config.retrain
     with ctx.store.unit_of_work() as uow:
         resolved = uow.resolutions.count(ctx.project.id)
         versions = uow.models.list(ctx.project.id)
         drift = uow.events.latest(ctx.project.id, audit.DRIFT_DETECTED)
-    seen = max((int(v.metrics.get("resolutions_seen", 0)) for v in versions), default=0)
+        told = uow.events.latest(ctx.project.id, RETRAIN_DUE)
+    runs = [(int(v.metrics.get("resolutions_seen", 0)), v.created_at) for v in versions]
+    if told is not None:
+        runs.append((int(told.data.get("resolutions_seen", 0)), told.at))
+    seen = max((n for n, _ in runs), default=0)
     if resolved < policy.min_labels or resolved == seen:
-        return False
+        return None, resolved
     if resolved - seen >= policy.every_n_labels:
-        return True
-    last = max((v.created_at for v in versions), default=None)
+        return "labels", resolved
+    last = max((at for _, at in runs), default=None)
     if last is not None and drift is not None and drift.at > last:
-        return True  # drift was detected after the last training run
+        return "drift", resolved  # drift was detected after the last training run
     hours = policy.every_hours
-    return hours is not None and (last is None or ctx.clock() - last >= timedelta(hours=hours))
+    if hours is not None and (last is None or ctx.clock() - last >= timedelta(hours=hours)):
+        return "schedule", resolved
+    return None, resolved
+
+
+def signal_due(ctx: Context, actor: str = "system") -> dict[str, Any] | None:
+    """For a model that lives elsewhere: when retraining is due, emit ``model.retrain_due``
+    (once per trigger) with what a pipeline needs; None when it is not due."""
+    reason, resolved = _due(ctx)
+    if reason is None:
+        return None
+    dataset = snapshot(ctx, actor)  # what to train on: its train split, gated on its eval split
+    with ctx.store.unit_of_work() as uow:
+        champion = uow.models.champion(ctx.project.id)
+        data = {
+            "trigger": reason,
+            "resolutions_seen": resolved,
+            "champion": None if champion is None else champion.ref,
+            "dataset_version": dataset.id,
+        }
+        ctx.event(uow, actor, RETRAIN_DUE, ("project", ctx.project.name), **data)
+    return data
 
 
 Trainer = Callable[[ProjectConfig, int], Any]  # (config, seed) → an unfitted scikit-learn estimator
@@ -81,6 +117,12 @@ def retrain(
     have ``fit``, ``predict_proba`` and ``classes_``, and be serialisable by skops.
     """
     cfg = ctx.config
+    if cfg.model.lives_elsewhere:
+        raise Conflict(
+            f"this project's model lives elsewhere (model.kind {cfg.model.kind}): loopwright never "
+            "trains it; "
+            "register a version your pipeline trained and gate it (loopwright models register)"
+        )
     dataset = snapshot(ctx, actor) if dataset_id is None else _dataset(ctx, dataset_id)
     train = [e for e in dataset.entries if e.split is Split.TRAIN]
     evals = [e for e in dataset.entries if e.split is Split.EVAL]
@@ -95,7 +137,8 @@ def retrain(
         payloads = {i.id: i.payload for i in uow.items.get_many([e.item_id for e in dataset.entries])}
         resolved = uow.resolutions.count(ctx.project.id)
         champion = uow.models.champion(ctx.project.id)
-        champion_model = ctx.model(uow, champion) if champion else None
+        eval_ids = [e.item_id for e in evals]
+        champion_model = champion_model_for(ctx, uow, champion, eval_ids) if champion else None
     X_train = featurize(cfg, [payloads[e.item_id] for e in train])
     X_eval = featurize(cfg, [payloads[e.item_id] for e in evals]) if evals else None
     y_eval = [e.label for e in evals]
@@ -148,7 +191,7 @@ def retrain(
         )
         ctx.event(uow, actor, "model.gated", ("model_version", version.version), **result.as_dict())
         if result.passed:
-            version = _promote(ctx, uow, version, actor)
+            version = _promote(ctx, uow, version, actor, gated=True, gate=result.reason)
         else:
             version = uow.models.set_status(version.id, ModelStatus.REJECTED)
     ctx.models[version.id] = estimator
@@ -180,7 +223,7 @@ def _dataset(ctx: Context, dataset_id: str) -> DatasetVersion:
         return uow.datasets.get(dataset_id)
 
 
-def _promote(ctx: Context, uow: UnitOfWork, version: ModelVersion, actor: str) -> ModelVersion:
+def _promote(ctx: Context, uow: UnitOfWork, version: ModelVersion, actor: str, **extra: Any) -> ModelVersion:
     current = uow.models.champion(ctx.project.id)
     if current is not None and current.id != version.id:
         uow.models.set_status(current.id, ModelStatus.RETIRED)
@@ -193,6 +236,7 @@ def _promote(ctx: Context, uow: UnitOfWork, version: ModelVersion, actor: str) -
         previous=_v(current),
         before_id=current.id if current else None,
         after_id=version.id,
+        **extra,
     )
     return promoted
 
@@ -213,16 +257,23 @@ def promote_in(ctx: Context, uow: UnitOfWork, model: ModelVersion, actor: str) -
     return _promote(ctx, uow, model, actor)
 
 
-def use_model(ctx: Context, model: Any, actor: str = "system") -> ModelVersion:
-    """Register a model of your own (estimator or callable) as the champion."""
+def use_model(
+    ctx: Context, model: Any, actor: str = "system", *, force: bool = False, persist: bool = True
+) -> ModelVersion:
+    """Register a model of your own (estimator or callable) and promote it if the gate passes.
+
+    The model is stored so that every process opening the project loads it: types of your own
+    must be named in ``model.trusted_types`` (:class:`Invalid` at once otherwise, naming them).
+    ``persist=False`` keeps it in this process only (other processes cannot serve it).
+    ``force=True`` promotes without the gate; ``model.promoted`` records ``gated`` either way.
+    A failed gate is a result: the version comes back ``rejected``.
+    """
     wrapped = as_model(model, ctx.labels)
-    try:
-        artifact = dump_model(wrapped)
-    except Exception:  # callables and custom classes live only in this process
-        artifact = b""
     classes = [str(c) for c in np.asarray(wrapped.classes_).tolist()]
     if unknown := sorted(set(classes) - set(ctx.labels)):
         raise Invalid(f"the model's classes_ include labels outside the project: {unknown}")
+    artifact = custom_model.artifact(ctx, wrapped, persist)
+    judged = None if force else custom_model.judge(ctx, wrapped, actor)
     with ctx.store.unit_of_work() as uow:
         version = uow.models.add(
             ctx.project.id,
@@ -234,4 +285,11 @@ def use_model(ctx: Context, model: Any, actor: str = "system") -> ModelVersion:
             artifact,
         )
         ctx.models[version.id] = wrapped
-        return _promote(ctx, uow, version, actor)
+        if judged is None:
+            return _promote(ctx, uow, version, actor, gated=False, persisted=bool(artifact))
+        result, champion = judged
+        version = uow.models.set_gate(version.id, {**result.as_dict(), "champion_version": _v(champion)})
+        ctx.event(uow, actor, "model.gated", ("model_version", version.version), **result.as_dict())
+        if not result.passed:
+            return uow.models.set_status(version.id, ModelStatus.REJECTED)
+        return _promote(ctx, uow, version, actor, gated=True, gate=result.reason, persisted=bool(artifact))

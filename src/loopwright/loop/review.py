@@ -19,6 +19,7 @@ from loopwright.domain import (
     Item,
     Lease,
     LeaseStatus,
+    MachineLabel,
     Prediction,
     Resolution,
     Task,
@@ -43,6 +44,7 @@ class Assignment:
     item: Item
     suggestion: Prediction | None
     why: str  # why this task was chosen, e.g. "tier 2 queue · priority 1.30 · disputed"
+    prelabels: tuple[MachineLabel, ...] = ()  # model annotators' labels for the item (machine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,17 @@ def next_task(
         ctx.event(
             uow, annotator, "task.claimed", ("task", task.id), lease_id=lease.id, tier=task.tier, why=why
         )
-        return Assignment(task, lease, item, suggestion, why)
+        prelabels = _prelabels(ctx, uow, task.item_id)
+        return Assignment(task, lease, item, suggestion, why, prelabels)
+
+
+def _prelabels(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[MachineLabel, ...]:
+    """The labels of the model annotators that pre-label (``prelabel: true``), newest each."""
+    shown = {a.name for a in ctx.config.model_annotators if a.prelabel}
+    if not shown:
+        return ()
+    newest = {m.annotator: m for m in uow.machine_labels.for_item(item_id) if m.annotator in shown}
+    return tuple(m for m in newest.values() if m.status == "labelled")
 
 
 def _for_annotators(ctx: Context, item: Item) -> Item:

@@ -8,7 +8,7 @@ when it was opened here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +18,9 @@ from loopwright.api import connect
 from loopwright.loop import Workspace
 from loopwright.service import errors, metrics, ui
 from loopwright.service.auth import Authenticator, SqlAuthenticator
+from loopwright.service.egress import EgressPolicy
+from loopwright.service.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, NoNul
+from loopwright.service.reads import ReadsNeverWait
 from loopwright.service.routes import ROUTERS
 from loopwright.service.webhooks import Dispatcher
 from loopwright.settings import Settings
@@ -31,6 +34,9 @@ def create_app(
     open_access: bool = False,
     public_metrics: bool = False,
     webhooks: bool = True,
+    webhook_allow: Sequence[str] = (),
+    webhook_timeout: float = 10.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     title: str = "loopwright",
 ) -> FastAPI:
     """The REST app on a workspace (or a database URL, opened and migrated here).
@@ -39,8 +45,13 @@ def create_app(
     (default: the users and token hashes in the same SQL store). ``open_access=True`` turns
     authentication off: every caller is the admin ``local`` — for a laptop only.
     ``webhooks=True`` runs a webhook :class:`~loopwright.service.webhooks.Dispatcher` in a
-    background thread from startup to shutdown (on a SQL store).
+    background thread from startup to shutdown (on a SQL store). Webhooks go to public addresses
+    only, plus the host names and CIDR ranges in ``webhook_allow``; each attempt ends after
+    ``webhook_timeout`` seconds. A request body over ``max_body_bytes`` gets 413, and GET/HEAD
+    requests read without waiting for writers (:mod:`.reads`).
     """
+    EgressPolicy.parse(webhook_allow)  # a bad entry fails here, not at the first subscription
+    webhook_allow = tuple(webhook_allow)
     owned = isinstance(workspace_or_db_url, str)
     ws = connect(workspace_or_db_url) if isinstance(workspace_or_db_url, str) else workspace_or_db_url
     if open_access:
@@ -52,7 +63,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        dispatcher = Dispatcher(ws.store, ws.clock) if webhooks and isinstance(ws.store, SqlStore) else None
+        dispatcher = (
+            Dispatcher(ws.store, ws.clock, allow=webhook_allow, timeout=webhook_timeout)
+            if webhooks and isinstance(ws.store, SqlStore)
+            else None
+        )
         app.state.dispatcher = dispatcher
         if dispatcher is not None:
             dispatcher.start()
@@ -65,8 +80,12 @@ def create_app(
     app = FastAPI(title=title, version="1", lifespan=lifespan)
     app.state.workspace = ws
     app.state.authenticator = authenticator
+    app.state.webhook_allow = webhook_allow
     errors.install(app)
     metrics.install(app, public=public_metrics)  # GET /metrics; public: no token needed
+    app.add_middleware(ReadsNeverWait)
+    app.add_middleware(NoNul)  # 422: PostgreSQL cannot store U+0000
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: counts before anything reads
 
     for router in ROUTERS:
         app.include_router(router)
@@ -77,10 +96,16 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """The app each ``loopwright serve --workers N`` worker builds (uvicorn ``factory=True``):
-    the database ``LOOPWRIGHT_DB_URL``, flags ``LOOPWRIGHT_SERVE_OPEN``/``_PUBLIC_METRICS``."""
+    the database ``LOOPWRIGHT_DB_URL``, flags ``LOOPWRIGHT_SERVE_OPEN``/``_PUBLIC_METRICS``,
+    webhook targets ``LOOPWRIGHT_WEBHOOK_ALLOW`` and ``LOOPWRIGHT_WEBHOOK_TIMEOUT``."""
     settings = Settings.from_env()
     return create_app(
-        settings.db_url, open_access=settings.serve_open, public_metrics=settings.public_metrics
+        settings.db_url,
+        open_access=settings.serve_open,
+        public_metrics=settings.public_metrics,
+        webhook_allow=settings.webhook_allow,
+        webhook_timeout=settings.webhook_timeout,
+        max_body_bytes=settings.max_body_bytes,
     )
 
 

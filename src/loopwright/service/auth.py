@@ -5,7 +5,9 @@ A caller is a :class:`Principal`: a name, a global admin flag, and per-project m
 :class:`Authenticator` turns the bearer token of ``Authorization: Bearer <token>`` into a
 principal (or ``None``: 401). :class:`SqlAuthenticator` keeps users, memberships and token
 hashes in the store (:mod:`loopwright.store.sql.users`); :class:`TokenAuthenticator` keeps them
-in memory (tests, embedding). Both store only the SHA-256 of each token.
+in memory (tests, embedding). Both store only the SHA-256 of each token. The web UI logs in
+once with a token and then holds a session (``open_session``): an httpOnly cookie with a
+random id whose hash is stored, ended by logout, expiry or revoking the token.
 
 Permissions, per project (admins may do everything; non-members get 404, never 403):
 
@@ -14,11 +16,22 @@ action                                       admin  lead  service  annotator  ex
 ===========================================  =====  ====  =======  =========  ======  ======
 read: status, list, models, datasets         yes    yes   yes      yes        yes     yes
 ingest, predict, feedback                    yes    no    yes      no         no      no
-events                                       yes    yes   yes      no         yes     yes
+events                                       yes    yes   yes      no         no      yes
 review: next task, leases                    yes    yes   no       own tiers  yes     no
-monitor: dashboard, drift, lineage, skills   yes    yes   yes      no         yes     yes
+monitor: dashboard, drift, lineage, skills   yes    yes   yes      no         no      yes
 manage: promote, rollback, webhooks, gold    yes    yes   no       no         no      no
+erase: an item and its history (Art. 17)     yes    yes   no       no         no      no
+see gold: which tasks are gold, records      yes    yes   no       no         no      no
+see votes: earlier labels, posterior         yes    yes   no       no         tier≥2  no
 ===========================================  =====  ====  =======  =========  ======  ======
+
+Review is blind and gold is hidden from those it measures (:mod:`loopwright.service.blind`):
+without ``see gold`` a gold task looks like any other task; without ``see votes`` on a task's
+tier a reviewer sees no earlier annotation, posterior or skill of others on it. Experts see
+votes on escalation tiers (2 and up) only, where judging a dispute is the work. Experts answer
+gold checks too, so they get neither the event log (``gold.answered`` carries correctness,
+``annotation.submitted`` every label) nor the monitoring views (every annotation, every
+annotator's gold record, updated at once): either would tell them which of their tasks was gold.
 """
 
 from __future__ import annotations
@@ -33,7 +46,7 @@ from typing import Protocol
 from loopwright.errors import NotFound
 from loopwright.service.errors import Forbidden
 from loopwright.store.sql import SqlStore
-from loopwright.store.sql.users import SqlUserRepo, hash_token
+from loopwright.store.sql.users import Account, SqlUserRepo, hash_token
 
 
 class Role(StrEnum):
@@ -52,17 +65,28 @@ class Action(StrEnum):
     REVIEW = "review"
     MONITOR = "monitor"
     MANAGE = "manage"
+    PUBLISH_MODEL = "publish_model"  # register, upload predictions for and gate a model trained elsewhere
+    ERASE = "erase"
+    SEE_GOLD = "see_gold"
+    SEE_VOTES = "see_votes"
 
 
 ALLOWED: dict[Action, frozenset[Role]] = {
     Action.READ: frozenset(Role),
     Action.INGEST: frozenset({Role.SERVICE}),
     Action.FEEDBACK: frozenset({Role.SERVICE}),
-    Action.EVENTS: frozenset({Role.LEAD, Role.SERVICE, Role.EXPERT, Role.VIEWER}),
+    Action.EVENTS: frozenset({Role.LEAD, Role.SERVICE, Role.VIEWER}),  # not experts: see below
     Action.REVIEW: frozenset({Role.LEAD, Role.ANNOTATOR, Role.EXPERT}),
-    Action.MONITOR: frozenset({Role.LEAD, Role.SERVICE, Role.EXPERT, Role.VIEWER}),
+    Action.MONITOR: frozenset({Role.LEAD, Role.SERVICE, Role.VIEWER}),
     Action.MANAGE: frozenset({Role.LEAD}),
+    Action.PUBLISH_MODEL: frozenset({Role.LEAD, Role.SERVICE}),  # the pipeline's service account
+    Action.ERASE: frozenset({Role.LEAD}),  # its own action: who may destroy data can change alone
+    Action.SEE_GOLD: frozenset({Role.LEAD}),
+    Action.SEE_VOTES: frozenset({Role.LEAD, Role.EXPERT}),  # experts: tiers >= MIN_VOTES_TIER only
 }
+
+
+MIN_VOTES_TIER = 2  # experts see earlier votes from this tier up: disputes and escalations
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +117,17 @@ class Principal:
             raise Forbidden(f"role {membership.role.value!r} may not {action.value} in project {project!r}")
         return membership
 
+    def may(self, project: str, action: Action, tier: int | None = None) -> bool:
+        """Whether ``action`` is allowed (never raises); ``see_votes`` also looks at ``tier``."""
+        if self.admin:
+            return True
+        membership = self.memberships.get(project)
+        if membership is None or membership.role not in ALLOWED[action]:
+            return False
+        if action is Action.SEE_VOTES and membership.role is Role.EXPERT:
+            return tier is not None and tier >= MIN_VOTES_TIER
+        return True
+
     def review_tiers(self, project: str, requested: Sequence[int] | None) -> list[int] | None:
         """The tiers to draw tasks from: the requested ones, limited to the member's tiers."""
         membership = self.require(project, Action.REVIEW)
@@ -110,8 +145,17 @@ class Principal:
 OPEN_PRINCIPAL = Principal("local", admin=True)
 
 
+SESSION_SECONDS = 12 * 3600  # a UI session lasts one working day
+
+
 class Authenticator(Protocol):
     def resolve(self, token: str) -> Principal | None: ...
+
+    def open_session(self, token: str) -> str | None: ...
+
+    def resolve_session(self, session: str) -> Principal | None: ...
+
+    def end_session(self, session: str) -> None: ...
 
 
 class TokenAuthenticator:
@@ -121,6 +165,7 @@ class TokenAuthenticator:
         self._lock = threading.Lock()
         self._users: dict[str, Principal] = {}
         self._tokens: dict[str, str] = {}  # sha256 hex -> user name
+        self._sessions: dict[str, str] = {}  # sha256 hex of a session id -> token hash
 
     def add_user(self, name: str, admin: bool = False) -> Principal:
         with self._lock:
@@ -149,6 +194,23 @@ class TokenAuthenticator:
         with self._lock:
             user = self._tokens.get(hash_token(token))
             return None if user is None else self._users.get(user)
+
+    def open_session(self, token: str) -> str | None:
+        if self.resolve(token) is None:
+            return None
+        session = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[hash_token(session)] = hash_token(token)
+        return session
+
+    def resolve_session(self, session: str) -> Principal | None:
+        with self._lock:
+            user = self._tokens.get(self._sessions.get(hash_token(session), ""))
+            return None if user is None else self._users.get(user)
+
+    def end_session(self, session: str) -> None:
+        with self._lock:
+            self._sessions.pop(hash_token(session), None)
 
 
 class SqlAuthenticator:
@@ -180,8 +242,23 @@ class SqlAuthenticator:
 
     def resolve(self, token: str) -> Principal | None:
         with self._engine.begin() as conn:
-            account = SqlUserRepo(conn).resolve(token)
-        if account is None:
-            return None
-        found = {p: Membership(Role(m.role), m.tiers) for p, m in account.memberships.items()}
-        return Principal(account.user.name, account.user.admin, found)
+            return _principal(SqlUserRepo(conn).resolve(token))
+
+    def open_session(self, token: str) -> str | None:
+        with self._engine.begin() as conn:
+            return SqlUserRepo(conn).open_session(token, SESSION_SECONDS)
+
+    def resolve_session(self, session: str) -> Principal | None:
+        with self._engine.begin() as conn:
+            return _principal(SqlUserRepo(conn).resolve_session(session))
+
+    def end_session(self, session: str) -> None:
+        with self._engine.begin() as conn:
+            SqlUserRepo(conn).end_session(session)
+
+
+def _principal(account: Account | None) -> Principal | None:
+    if account is None:
+        return None
+    found = {p: Membership(Role(m.role), m.tiers) for p, m in account.memberships.items()}
+    return Principal(account.user.name, account.user.admin, found)

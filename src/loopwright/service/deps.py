@@ -12,7 +12,11 @@ from pydantic import BaseModel, ConfigDict
 from loopwright.errors import NotFound
 from loopwright.loop import Loop, Workspace
 from loopwright.service.auth import OPEN_PRINCIPAL, Action, Authenticator, Principal
-from loopwright.service.errors import Unauthenticated
+from loopwright.service.errors import Forbidden, Unauthenticated
+
+SESSION_COOKIE = "loopwright_session"  # the web UI's session (loopwright.service.ui)
+CSRF_HEADER = "X-Requested-With"  # what a cookie-authenticated change must send (any value)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Body(BaseModel):
@@ -40,12 +44,27 @@ def _bearer(request: Request) -> str | None:
 
 
 def principal(request: Request) -> Principal:
-    """The caller, from the bearer token (open mode: the admin ``local``)."""
+    """The caller, from the bearer token or else the UI's session cookie (open mode: the admin
+    ``local``).
+
+    A cookie is sent by the browser on its own, so a cookie-authenticated request that changes
+    state must also carry ``X-Requested-With``: a custom header that another site's form or
+    script cannot add to a request here without a CORS preflight, which this app never grants
+    (defence in depth beside the cookie's ``SameSite=Strict``)."""
     authenticator: Authenticator | None = request.app.state.authenticator
     if authenticator is None:
         return OPEN_PRINCIPAL
     token = _bearer(request)
-    found = None if token is None else authenticator.resolve(token)
+    session = request.cookies.get(SESSION_COOKIE)
+    found = None
+    if token is not None:
+        found = authenticator.resolve(token)
+    elif session:
+        if request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
+            raise Forbidden(
+                f"a request with the session cookie that changes state needs a {CSRF_HEADER} header"
+            )
+        found = authenticator.resolve_session(session)
     if found is None:
         raise Unauthenticated("send 'Authorization: Bearer <token>' with a valid API token")
     return found

@@ -16,9 +16,11 @@ Invalid                422     ``errors`` lists the fields; same code as body va
 UnknownLabel           422     an Invalid with its own code
 NotFitted              409     the project has no champion yet: a state, not a bad request
 StoreUnavailable       503     the database could not be reached after retrying
+ModelUnavailable       503     a served model is down, too slow or answered garbage
 LoopwrightError        400     any other deliberate error
 (auth)                 401     ``unauthenticated``: missing or unknown bearer token
 (auth)                 403     ``forbidden``: a member whose role may not do this
+(body limit)           413     ``too_large``: the request body passed the server's cap
 anything else          500     ``{"code": "internal", "message": "internal error"}``, no trace
 =====================  ======  ==========================================================
 """
@@ -39,6 +41,7 @@ from loopwright.errors import (
     Invalid,
     LeaseExpired,
     LoopwrightError,
+    ModelUnavailable,
     NotFitted,
     NotFound,
     Paused,
@@ -58,6 +61,7 @@ STATUS_BY_ERROR: dict[type[LoopwrightError], int] = {
     UnknownLabel: 422,
     NotFitted: 409,
     StoreUnavailable: 503,
+    ModelUnavailable: 503,
     LoopwrightError: 400,
 }
 
@@ -76,7 +80,7 @@ class Forbidden(LoopwrightError):
 
 STATUS_BY_ERROR[Unauthenticated] = 401
 STATUS_BY_ERROR[Forbidden] = 403
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}  # framework errors
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 def status_for(exc: LoopwrightError) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopwright.consensus import encode, krippendorff_alpha, percent_agreement, rating_counts
@@ -36,6 +36,7 @@ from loopwright.service.openapi import ERRORS
 CLAIM_ROUTE = "/v1/projects/{name}/tasks/next"
 SUBMIT_ROUTE = "/v1/leases/{lease_id}/submit"
 DRIFT_CHECKED = "drift.checked"
+MODEL_UNAVAILABLE = "model.unavailable"  # a served model could not score a batch (integrations.serving)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -114,6 +115,11 @@ class ProjectCollector:
         g = {
             name: GaugeMetricFamily(f"loopwright_{name}", doc, labels=labels) for name, doc, labels in _GAUGES
         }
+        unavailable = CounterMetricFamily(
+            "loopwright_model_unavailable",
+            "Items a served model could not score (down, too slow, garbage): routed to review.",
+            labels=["project"],
+        )
         for proj in self.ws.projects():
             if self.visible is not None and not self.visible.is_member(proj.name):
                 continue
@@ -139,7 +145,9 @@ class ProjectCollector:
             if agreement.percent is not None:
                 g["agreement_percent"].add_metric([p], agreement.percent)
             self._drift(proj.id, p, g)
+            unavailable.add_metric([p], self._unavailable(proj.id))
         yield from g.values()
+        yield unavailable
 
     def _agreement(self, project_id: int, name: str, annotations: int) -> _Agreement:
         cached = self.cache.get(name)
@@ -156,6 +164,12 @@ class ProjectCollector:
         found = _Agreement(annotations, alpha, percent)
         self.cache[name] = found
         return found
+
+    def _unavailable(self, project_id: int) -> int:
+        """Items of ``model.unavailable`` events (from the database, so every worker agrees)."""
+        with self.ws.store.unit_of_work() as uow:
+            found = uow.events.of_actions(project_id, [MODEL_UNAVAILABLE])
+        return sum(int(e.data.get("items") or 0) for e in found)
 
     def _drift(self, project_id: int, name: str, g: dict[str, GaugeMetricFamily]) -> None:
         with self.ws.store.unit_of_work() as uow:

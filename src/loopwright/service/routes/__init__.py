@@ -5,6 +5,7 @@ from __future__ import annotations
 from loopwright.service.routes import (
     dashboard,
     datasets,
+    erasure,
     gold,
     labels,
     me,
@@ -23,6 +24,7 @@ ROUTERS = [
     labels.router,
     gold.router,
     datasets.router,
+    erasure.router,
     models.router,
     monitoring.router,
     dashboard.router,

@@ -44,7 +44,23 @@ def snapshot(name: str, ws: Ws, who: Caller) -> Any:
 
 @router.get("/{ref}", response_model=wire.DatasetDetail)
 def get_dataset(name: str, ref: Ref, ws: Ws, who: Caller) -> Any:
-    return to_json(project(ws, name, who, Action.READ).dataset(ref))
+    loop = project(ws, name, who, Action.READ)
+    version = loop.dataset(ref)
+    return to_json(version, erased_items=loop.erasure_marks().datasets.get(version.id, 0))
+
+
+@router.get("/{ref}/eval", response_model=wire.EvalSplit)
+def eval_split(
+    name: str,
+    ref: Ref,
+    ws: Ws,
+    who: Caller,
+    labels: Annotated[bool, Query(description="add the eval items' own labels")] = False,
+) -> Any:
+    """The frozen evaluation split for a pipeline that trains elsewhere: external ids and
+    payloads (embeddings where records carried them); its labels only when asked. Train on the
+    train split of the export, score these, upload the scores (``POST …/models/{v}/predictions``)."""
+    return project(ws, name, who, Action.READ).eval_split(ref, labels)
 
 
 @router.get("/{a}/diff/{b}", response_model=wire.DatasetDiff)

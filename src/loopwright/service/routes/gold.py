@@ -10,21 +10,23 @@ from pydantic import Field
 from loopwright import wire
 from loopwright.service.auth import Action
 from loopwright.service.deps import Body, Caller, Ws, project, to_json
-from loopwright.service.openapi import ERRORS
+from loopwright.service.openapi import ERRORS, MAX_TIERS, ExternalId, Key, Metadata, Tier
 
 router = APIRouter(prefix="/v1/projects/{name}", tags=["gold"], responses=ERRORS)
 
 
 class GoldItemIn(Body):
-    external_id: str = Field(min_length=1)
+    external_id: ExternalId
     payload: dict[str, Any]
-    label: str
-    metadata: dict[str, Any] | None = None
+    label: Key
+    metadata: Metadata | None = None
 
 
 class GoldIn(Body):
     items: list[GoldItemIn] = Field(min_length=1, max_length=10_000)
-    tiers: list[int] | None = Field(default=None, description="tiers to add them to (default: every tier)")
+    tiers: list[Tier] | None = Field(
+        default=None, max_length=MAX_TIERS, description="tiers to add them to (default: every tier)"
+    )
 
 
 @router.post("/gold", response_model=wire.GoldAdded, status_code=201)

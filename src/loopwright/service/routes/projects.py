@@ -6,25 +6,50 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 from fastapi import Body as JsonBody
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from loopwright import wire
 from loopwright.service.auth import Action
 from loopwright.service.deps import Body, Caller, Ws, project, to_json
 from loopwright.service.errors import Forbidden
-from loopwright.service.openapi import ERRORS, MAX_ID, After, Limit
+from loopwright.service.openapi import (
+    ERRORS,
+    After,
+    BodyId,
+    ExternalId,
+    Key,
+    Limit,
+    Metadata,
+    Text,
+    check_config_text,
+)
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=ERRORS)
 
 
+class PredictionIn(Body):
+    """The producing model's output, sent with the record: stored and routed as is."""
+
+    model: str = Field(max_length=401, description="<name>@<version> of the model that produced it")
+    probabilities: dict[str, Any] = Field(
+        description="{label: p} for every project label, finite, ≥ 0, summing to 1 (± 1e-6 · labels)"
+    )
+
+
 class ItemIn(Body):
-    external_id: str = Field(min_length=1)
+    external_id: ExternalId
     payload: dict[str, Any]
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
+    prediction: PredictionIn | None = None
+    embedding: list[Any] | None = Field(None, max_length=65_536, description="a fixed-length float vector")
 
 
 class IngestIn(Body):
     items: list[ItemIn] = Field(min_length=1, max_length=10_000)
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [{"external_id": "doc-1", "payload": {"x": 1.5}}]}]}
+    )
 
 
 class PredictIn(Body):
@@ -32,11 +57,11 @@ class PredictIn(Body):
 
 
 class FeedbackIn(Body):
-    prediction_id: int = Field(ge=1, le=MAX_ID)
-    kind: str
-    idempotency_key: str
-    correction: str | None = None
-    comment: str | None = None
+    prediction_id: BodyId
+    kind: Key
+    idempotency_key: Key
+    correction: Key | None = None
+    comment: Text | None = None
 
 
 @router.get("", response_model=wire.ProjectList)
@@ -50,6 +75,7 @@ def create_project(ws: Ws, who: Caller, config: Annotated[dict[str, Any], JsonBo
     """Create a project from its configuration (the JSON form of the YAML file); admins only."""
     if not who.admin:
         raise Forbidden("only admins may create projects")
+    check_config_text(config)
     return to_json(ws.create_project(config).project)
 
 

@@ -9,30 +9,32 @@ from pydantic import Field
 
 from loopwright import wire
 from loopwright.errors import Invalid
+from loopwright.service.blind import View
 from loopwright.service.deps import Body, Caller, Ws, lease_project, to_json
-from loopwright.service.openapi import ERRORS, Id
+from loopwright.service.openapi import ERRORS, MAX_TEXT, MAX_TIERS, Id, Key, Tier
 
 router = APIRouter(tags=["review"], responses=ERRORS)
 
 
 class NextTaskIn(Body):
-    tiers: list[int] | None = None
-    session_id: str | None = None
+    tiers: list[Tier] | None = Field(default=None, max_length=MAX_TIERS)
+    session_id: Key | None = None
 
 
 class SubmitIn(Body):
-    label: str
+    label: Key = Field(examples=["spam"])
     unsure: bool = False
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: str | None = Field(default=None, max_length=MAX_TEXT)
 
 
 class ExtendIn(Body):
-    seconds: int | None = Field(default=None, gt=0, le=86_400)
+    seconds: int | None = Field(default=None, gt=0, le=86_400, strict=True, examples=[60])
 
 
 @router.post(
     "/v1/projects/{name}/tasks/next",
     response_model=wire.Assignment,
+    response_model_exclude_unset=True,  # the blind view leaves keys out (loopwright.service.blind)
     responses={204: {"description": "no task for the caller right now"}},
 )
 def next_task(name: str, ws: Ws, who: Caller, body: NextTaskIn | None = None) -> Any:
@@ -46,13 +48,16 @@ def next_task(name: str, ws: Ws, who: Caller, body: NextTaskIn | None = None) ->
     assignment = loop.next_task(who.name, tiers, body.session_id)
     if assignment is None:
         return Response(status_code=204)
-    return to_json(assignment)
+    return View(who, name).assignment(loop, assignment)
 
 
-@router.post("/v1/leases/{lease_id}/submit", response_model=wire.SubmitResult)
+@router.post(
+    "/v1/leases/{lease_id}/submit", response_model=wire.SubmitResult, response_model_exclude_unset=True
+)
 def submit(lease_id: Id, body: SubmitIn, ws: Ws, who: Caller) -> Any:
     loop = lease_project(ws, lease_id, who)
-    return to_json(loop.submit(lease_id, who.name, body.label, body.unsure, body.comment))
+    result = loop.submit(lease_id, who.name, body.label, body.unsure, body.comment)
+    return View(who, loop.project.name).submit(ws, result)
 
 
 @router.post("/v1/leases/{lease_id}/extend", response_model=wire.Lease)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,19 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 5
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x6C77_6D69  # pg advisory lock key: concurrent migrate() calls take turns
+_READING: ContextVar[bool] = ContextVar("loopwright_reading", default=False)
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Work in this block only reads: SQLite transactions begin DEFERRED, on a WAL snapshot,
+    so they never queue behind a writer (PostgreSQL readers never do). Do not write in it: a
+    deferred transaction cannot wait for the write lock once it has read."""
+    token = _READING.set(True)
+    try:
+        yield
+    finally:
+        _READING.reset(token)
 
 
 def make_engine(url: str, pool_size: int | None = None) -> Engine:
@@ -39,6 +55,7 @@ def _sqlite_engine(url: URL, pool: dict[str, Any]) -> Engine:
 
     Taking the write lock up front makes concurrent writers queue on ``busy_timeout``
     instead of failing with "database is locked" when a reader upgrades to a writer.
+    Inside :func:`reading` a transaction begins DEFERRED instead and never waits for writers.
     """
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
@@ -53,11 +70,12 @@ def _sqlite_engine(url: URL, pool: dict[str, Any]) -> Engine:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA secure_delete = ON")  # deleted content is zeroed, not left in free space
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if _READING.get() else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -218,6 +218,33 @@ class SqlModelRepo(Repo):
         )
         return [_model(r._mapping) for r in self._conn.execute(stmt)]
 
+    def register(
+        self,
+        project_id: int,
+        name: str,
+        tag: str,
+        dataset_version_id: str | None,
+        artifact_uri: str | None,
+        endpoint: str | None,
+        metrics: dict[str, Any],
+    ) -> ModelVersion:
+        """A candidate version of a model that lives elsewhere, named ``name@tag``; Conflict if
+        the project has that name already."""
+        if self.by_ref(project_id, name, tag) is not None:
+            raise Conflict(f"model {name}@{tag} is registered already")
+        version = self.add(project_id, ModelStatus.CANDIDATE, dataset_version_id, "external", 0, metrics, b"")
+        values = {"kind": "external", "name": name, "tag": tag, "artifact_uri": artifact_uri}
+        return self._update(version.id, {**values, "endpoint": endpoint})
+
+    def by_ref(self, project_id: int, name: str, tag: str) -> ModelVersion | None:
+        stmt = select(*_MODEL_COLUMNS).where(
+            model_versions.c.project_id == project_id,
+            model_versions.c.name == name,
+            model_versions.c.tag == tag,
+        )
+        row = self._conn.execute(stmt).first()
+        return None if row is None else _model(row._mapping)
+
     def champion_log(self, project_id: int) -> builtins.list[tuple[str, int]]:
         """``(action, version)`` of the project's promotion and rollback events, oldest first."""
         stmt = (

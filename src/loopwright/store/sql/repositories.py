@@ -209,6 +209,18 @@ class SqlPredictionRepo(Repo):
         stmt = select(predictions).where(predictions.c.item_id == item_id).order_by(predictions.c.id)
         return [Prediction(**r._mapping) for r in self._conn.execute(stmt)]
 
+    def by_model(self, model_version_id: int, item_ids: Sequence[int]) -> dict[int, dict[str, float]]:
+        """The newest probabilities ``model_version_id`` gave each of ``item_ids`` at ingest."""
+        found: dict[int, dict[str, float]] = {}
+        for part in chunks(list(item_ids)):
+            stmt = (
+                select(predictions.c.item_id, predictions.c.probabilities)
+                .where(predictions.c.model_version_id == model_version_id, predictions.c.item_id.in_(part))
+                .order_by(predictions.c.id)
+            )
+            found.update((i, dict(p)) for i, p in self._conn.execute(stmt) if p)
+        return found
+
     def latest_labels(self, project_id: int) -> dict[int, str]:
         """Each item's newest predicted label (items whose model failed are left out)."""
         stmt = (

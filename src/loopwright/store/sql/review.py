@@ -19,9 +19,17 @@ from sqlalchemy import (
     update,
 )
 
-from loopwright.domain import Annotation, GoldAnswer, Lease, LeaseStatus, Task, TaskStatus
+from loopwright.domain import Annotation, GoldAnswer, Lease, LeaseStatus, MachineLabel, Task, TaskStatus
 from loopwright.store.sql.repositories import Repo, chunks, utcnow
-from loopwright.store.sql.tables import annotations, gold_answers, items, leases, predictions, tasks
+from loopwright.store.sql.tables import (
+    annotations,
+    gold_answers,
+    items,
+    leases,
+    machine_labels,
+    predictions,
+    tasks,
+)
 
 ACTIVE = LeaseStatus.ACTIVE.value
 
@@ -484,3 +492,26 @@ class SqlGoldAnswerRepo(Repo):
         if annotator is not None:
             stmt = stmt.where(gold_answers.c.annotator == annotator)
         return [GoldAnswer(**r._mapping) for r in self._conn.execute(stmt)]
+
+
+class SqlMachineLabelRepo(Repo):
+    """Model annotators' answers (0011), apart from human annotations."""
+
+    def add(self, values: Mapping[str, Any]) -> MachineLabel:
+        fields = {"created_at": utcnow(), **values}
+        item = fields.get("item_id")
+        return MachineLabel(**self._insert(machine_labels, fields, missing=f"item id {item}")._mapping)
+
+    def for_item(self, item_id: int) -> list[MachineLabel]:
+        stmt = select(machine_labels).where(machine_labels.c.item_id == item_id).order_by(machine_labels.c.id)
+        return [MachineLabel(**r._mapping) for r in self._conn.execute(stmt)]
+
+    def votes(self, project_id: int) -> list[tuple[int, str, str]]:
+        """``(item, annotator, label)``: each annotator's newest label per item, by item."""
+        stmt = (
+            select(machine_labels.c.item_id, machine_labels.c.annotator, machine_labels.c.label)
+            .where(machine_labels.c.project_id == project_id, machine_labels.c.status == "labelled")
+            .order_by(machine_labels.c.id)
+        )
+        newest = {(i, a): label for i, a, label in self._conn.execute(stmt)}
+        return sorted((i, a, label) for (i, a), label in newest.items())

@@ -106,7 +106,31 @@ model_versions = Table(
     Column("artifact", LargeBinary, nullable=False),
     _created(),
     Column("promoted_at", UtcDateTime, nullable=True),
+    Column("kind", String(16), nullable=False, server_default="builtin"),  # 0009
+    Column("name", String(200), nullable=True),  # 0009: external <name>@<tag>
+    Column("tag", String(200), nullable=True),  # 0009
+    Column("artifact_uri", String(2000), nullable=True),  # 0009
+    Column("endpoint", String(2000), nullable=True),  # 0009
     UniqueConstraint("project_id", "version"),
+    UniqueConstraint("project_id", "name", "tag"),  # 0009
+)
+
+model_predictions = Table(  # 0009: a registered version's uploaded predictions (eval split)
+    "model_predictions",
+    metadata,
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id"), primary_key=True),
+    Column("probabilities", JSON, nullable=False),
+    _created(),
+)
+
+item_embeddings = Table(  # 0009: the embedding a record carried, one per item
+    "item_embeddings",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id"), primary_key=True),
+    _fk("project_id", "projects.id"),
+    Column("vector", JSON, nullable=False),
+    Index(None, "project_id"),
 )
 
 predictions = Table(
@@ -336,7 +360,21 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 hex of the token
     _created(),
     Column("revoked_at", UtcDateTime, nullable=True),
+    Column("last_used_at", UtcDateTime, nullable=True),  # 0010; updated at most once a minute
     Index(None, "user_id"),
+)
+
+# 0010: web UI sessions, opened with a token; the cookie holds a random id, only its hash is here
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    _id(),
+    _fk("token_id", "api_tokens.id"),
+    Column("session_hash", String(64), nullable=False, unique=True),
+    _created(),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),  # logout
+    Index(None, "token_id"),
 )
 
 # --- webhooks (0006): subscriptions read the event log after a cursor; one delivery per event --
@@ -372,4 +410,55 @@ webhook_deliveries = Table(
     _created(),
     UniqueConstraint("subscription_id", "event_id"),
     Index(None, "status", "subscription_id", "event_id"),  # the oldest pending one of each
+)
+
+# --- erasure (0008): tombstones of erased items, and the dataset versions that held them -------
+
+erasure_salts = Table(
+    "erasure_salts",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("salt", String(64), nullable=False),  # hex; salts the subject hashes of the tombstones
+)
+
+erasures = Table(
+    "erasures",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    Column("subject_hash", String(64), nullable=False),  # sha256(salt + external id) hex
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("erased_at", UtcDateTime, nullable=False),
+    Column("counts", JSON, nullable=False),  # rows deleted per table, events redacted
+    Index(None, "project_id", "subject_hash"),
+)
+
+erased_entries = Table(
+    "erased_entries",
+    metadata,
+    Column("erasure_id", Integer, ForeignKey("erasures.id"), primary_key=True),
+    Column("dataset_version_id", String(64), ForeignKey("dataset_versions.id"), primary_key=True),
+    Column("split", String(8), nullable=False),  # where the erased entry sat: train or eval
+    Index(None, "dataset_version_id"),
+)
+
+# --- model annotators (0011): LLM judges and model versions answering as weak annotators -------
+
+machine_labels = Table(
+    "machine_labels",
+    metadata,
+    _id(),
+    _fk("project_id", "projects.id"),
+    _fk("item_id", "items.id"),
+    _fk("task_id", "tasks.id", nullable=True),
+    Column("annotator", String(200), nullable=False),  # the configured name
+    Column("kind", String(32), nullable=False),  # chat | model_version
+    Column("model", String(200), nullable=False),  # the chat model, or v<version>
+    Column("label", String(200), nullable=True),  # set when status is labelled
+    Column("status", String(16), nullable=False),  # labelled | unparseable | failed
+    Column("detail", Text, nullable=True),  # the raw answer or the error, cut short
+    _created(),
+    Index(None, "item_id"),
+    Index(None, "project_id", "status"),
 )

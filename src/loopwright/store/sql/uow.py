@@ -13,6 +13,8 @@ from sqlalchemy.exc import OperationalError
 
 from loopwright.errors import StoreUnavailable
 from loopwright.store.sql.engine import make_engine, migrate
+from loopwright.store.sql.erasure import SqlErasureRepo, reclaim
+from loopwright.store.sql.external import SqlEmbeddingRepo, SqlModelPredictionRepo
 from loopwright.store.sql.learning import SqlDatasetRepo, SqlModelRepo
 from loopwright.store.sql.repositories import (
     SqlCertificationRepo,
@@ -24,7 +26,13 @@ from loopwright.store.sql.repositories import (
     SqlProjectRepo,
     SqlResolutionRepo,
 )
-from loopwright.store.sql.review import SqlAnnotationRepo, SqlGoldAnswerRepo, SqlLeaseRepo, SqlTaskRepo
+from loopwright.store.sql.review import (
+    SqlAnnotationRepo,
+    SqlGoldAnswerRepo,
+    SqlLeaseRepo,
+    SqlMachineLabelRepo,
+    SqlTaskRepo,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,12 +51,16 @@ class SqlUnitOfWork:
         self.leases = SqlLeaseRepo(conn)
         self.annotations = SqlAnnotationRepo(conn)
         self.gold_answers = SqlGoldAnswerRepo(conn)
+        self.machine_labels = SqlMachineLabelRepo(conn)
         self.resolutions = SqlResolutionRepo(conn)
         self.datasets = SqlDatasetRepo(conn)
         self.models = SqlModelRepo(conn)
         self.events = SqlEventRepo(conn)
         self.certifications = SqlCertificationRepo(conn)
         self.feedback = SqlFeedbackRepo(conn)
+        self.erasures = SqlErasureRepo(conn)
+        self.model_predictions = SqlModelPredictionRepo(conn)
+        self.embeddings = SqlEmbeddingRepo(conn)
 
 
 class SqlStore:
@@ -87,6 +99,10 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def reclaim(self, tables: Sequence[str]) -> None:
+        """After an erasure commits: checkpoint the SQLite WAL, or VACUUM ``tables`` on PostgreSQL."""
+        reclaim(self.engine, tables)
 
     def _begin(self) -> tuple[Connection, RootTransaction]:
         conn = self.engine.connect()
