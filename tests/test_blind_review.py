@@ -87,7 +87,8 @@ def _shape(value: Any) -> Any:
 
 def _everything(client: TestClient, h: dict[str, str], label: str) -> dict[str, Any]:
     """Every body an annotator sees around one task: claim, context, explanation, guidelines,
-    submit, session."""
+    submit, session, and the project's status before the claim and after the submit."""
+    before = client.get("/v1/projects/toy", headers=h).json()
     r = client.post("/v1/projects/toy/tasks/next", json={"session_id": "s"}, headers=h)
     assert r.status_code == 200, r.text
     task = r.json()
@@ -104,6 +105,8 @@ def _everything(client: TestClient, h: dict[str, str], label: str) -> dict[str, 
     assert r.status_code == 200, r.text
     bodies["submit"] = r.json()
     bodies["session"] = client.get("/v1/projects/toy/session?session_id=s", headers=h).json()
+    bodies["status"] = client.get("/v1/projects/toy", headers=h).json()
+    assert bodies["status"] == before  # no count moves on a submit the annotator could compare
     return bodies
 
 

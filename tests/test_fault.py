@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 @dataclass
 class Seen:
-    acknowledged: dict[int, int] = field(default_factory=dict)  # annotation id -> task id (HTTP 200)
+    acknowledged: dict[int, int] = field(default_factory=dict)  # lease id -> task id (submit: HTTP 200)
     held: dict[int, int] = field(default_factory=dict)  # lease id -> task id, claimed by a holder
     failures: list[str] = field(default_factory=list)
 
@@ -86,9 +86,10 @@ async def annotate(base: str, token: str, seen: Seen, stop: asyncio.Event) -> No
                     continue
                 assert r.status_code == 200, r.text
                 body = r.json()
-                r = await client.post(f"/v1/leases/{body['lease']['id']}/submit", json={"label": "pos"})
-                if r.status_code == 200:
-                    seen.acknowledged[r.json()["annotation"]["id"]] = body["task"]["id"]
+                lease = body["lease"]["id"]
+                r = await client.post(f"/v1/leases/{lease}/submit", json={"label": "pos"})
+                if r.status_code == 200:  # annotators see no ids in the reply (blind review)
+                    seen.acknowledged[lease] = body["task"]["id"]
                 else:  # a lease that ran out under load: 409, the task goes back to the queue
                     assert r.status_code == 409, r.text
                     seen.failures.append(r.text)
@@ -107,7 +108,7 @@ async def hold(base: str, token: str, seen: Seen) -> None:
 
 
 async def load_then_kill(base: str, tokens: list[str], proc: subprocess.Popen[bytes], seen: Seen) -> None:
-    await asyncio.gather(*(hold(base, t, seen) for t in tokens[N_CLIENTS:]))
+    await asyncio.gather(*(hold(base, t, seen) for t in tokens[N_CLIENTS : N_CLIENTS + N_HOLDERS]))
     stop = asyncio.Event()
     clients = [asyncio.create_task(annotate(base, t, seen, stop)) for t in tokens[:N_CLIENTS]]
     deadline = time.monotonic() + 30
@@ -121,8 +122,8 @@ async def load_then_kill(base: str, tokens: list[str], proc: subprocess.Popen[by
 
 async def finish(base: str, tokens: list[str], seen: Seen) -> None:
     stop = asyncio.Event()
-    clients = [asyncio.create_task(annotate(base, t, seen, stop)) for t in tokens]
-    headers = {"Authorization": f"Bearer {tokens[0]}"}
+    clients = [asyncio.create_task(annotate(base, t, seen, stop)) for t in tokens[:-1]]
+    headers = {"Authorization": f"Bearer {tokens[-1]}"}
     deadline = time.monotonic() + 40
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
         while time.monotonic() < deadline:
@@ -144,7 +145,9 @@ def seed(url: str) -> list[str]:
             auth.add_user(f"ann{i}")
             auth.add_membership(f"ann{i}", PROJECT, Role.ANNOTATOR)
             tokens.append(auth.issue_token(f"ann{i}"))
-        return tokens
+        auth.add_user("lead")
+        auth.add_membership("lead", PROJECT, Role.LEAD)
+        return [*tokens, auth.issue_token("lead")]  # the lead's token last: it watches, never claims
     finally:
         store.close()
 
@@ -172,9 +175,9 @@ def test_sigkill_mid_load_loses_no_acknowledged_annotation(store_url: str) -> No
     acked_at_kill = dict(seen.acknowledged)
     assert len(acked_at_kill) >= N_ITEMS // 3
     assert len(seen.held) == N_HOLDERS
-    annotation_ids = {i for (i,) in rows(store_url, "SELECT id FROM annotations")}
-    assert set(acked_at_kill) <= annotation_ids  # 0 acknowledged annotations lost
-    assert len(annotation_ids - set(acked_at_kill)) <= N_CLIENTS  # committed, reply cut by the kill
+    annotated_leases = {i for (i,) in rows(store_url, "SELECT lease_id FROM annotations")}
+    assert set(acked_at_kill) <= annotated_leases  # 0 acknowledged annotations lost
+    assert len(annotated_leases - set(acked_at_kill)) <= N_CLIENTS  # committed, reply cut by the kill
     active = dict(rows(store_url, "SELECT id, task_id FROM leases WHERE status = 'active'"))
     assert set(seen.held) <= set(active)
 
@@ -186,9 +189,9 @@ def test_sigkill_mid_load_loses_no_acknowledged_annotation(store_url: str) -> No
         proc.wait(15)
 
     annotations = rows(store_url, "SELECT id, task_id, item_id, lease_id FROM annotations")
-    by_id = {a[0]: a for a in annotations}
-    assert set(seen.acknowledged) <= set(by_id)
-    assert all(by_id[a][1] == task for a, task in seen.acknowledged.items())
+    by_lease = {a[3]: a for a in annotations}
+    assert set(seen.acknowledged) <= set(by_lease)
+    assert all(by_lease[lease][1] == task for lease, task in seen.acknowledged.items())
     assert len(annotations) == N_ITEMS  # every task annotated exactly once (overlap 1)
     assert len({a[1] for a in annotations}) == N_ITEMS
     assert len({a[2] for a in annotations}) == N_ITEMS

@@ -1,6 +1,7 @@
 """What a reviewer may see of review work: gold hidden from those it measures, votes blind.
 
-The one place where the review face (``tasks/next``, ``submit``, ``context``, ``session``)
+The one place where the review face (``tasks/next``, ``submit``, ``context``, ``session``, and
+the counts in a project's status)
 redacts its answers, by two rows of the permission table (:mod:`loopwright.service.auth`):
 
 - without ``see_gold`` (annotators, experts: the people gold measures) a gold task looks like
@@ -47,6 +48,13 @@ class View:
 
     def sees_votes(self, tier: int) -> bool:
         return self.who.may(self.project, Action.SEE_VOTES, tier)
+
+    def status(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Project counts that move on a submit (open tasks, annotations, resolutions) but not on
+        a gold answer would tell a measured reviewer which task was gold: null for them."""
+        if self.sees_gold or not self.who.may(self.project, Action.REVIEW):
+            return data  # viewers and services claim nothing: nothing of theirs to compare
+        return {**data, "open_tasks_by_tier": None, "annotations": None, "resolutions": None}
 
     def task(self, task: Task) -> Any:
         data = to_json(task)

@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field
 
 from loopwright import wire
 from loopwright.service.auth import Action
+from loopwright.service.blind import View
 from loopwright.service.deps import Body, Caller, Ws, project, to_json
 from loopwright.service.errors import Forbidden
 from loopwright.service.openapi import (
@@ -82,7 +83,7 @@ def create_project(ws: Ws, who: Caller, config: Annotated[dict[str, Any], JsonBo
 @router.get("/{name}", response_model=wire.ProjectStatus)
 def get_project(name: str, ws: Ws, who: Caller) -> Any:
     status = project(ws, name, who, Action.READ).status()
-    return to_json(status, automation_rate=status.automation_rate)
+    return View(who, name).status(to_json(status, automation_rate=status.automation_rate))
 
 
 @router.get("/{name}/config", response_model=dict[str, Any])
