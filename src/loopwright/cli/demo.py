@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
@@ -20,6 +21,7 @@ from loopwright.api import connect
 from loopwright.cli.options import certificate_json
 from loopwright.config import ProjectConfig
 from loopwright.domain import Route
+from loopwright.learning.augment import apply_transform, draw_transform
 from loopwright.simulate import SimulatedAnnotator, team, work
 
 GOLD_ITEMS = 40  # pool digits set aside as gold: known answers that score the annotators
@@ -30,6 +32,39 @@ def shifted(pixels: np.ndarray) -> np.ndarray:
     image = np.roll(np.asarray(pixels, dtype=np.float64).reshape(8, 8), 1, axis=1)
     image[:, 0] = 0.0
     return image.ravel()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamItem:
+    """One item of the demo stream: its source digit, and the recorded transform if synthetic."""
+
+    external_id: str
+    source: int
+    transform: dict[str, float | int] | None
+
+    def pixels(self, X: np.ndarray) -> np.ndarray:
+        return X[self.source] if self.transform is None else apply_transform(X[self.source], self.transform)
+
+    def metadata(self) -> dict[str, Any]:
+        if self.transform is None:
+            return {}
+        return {"synthetic": True, "source": f"digit-{self.source}", "transform": self.transform}
+
+
+AUGMENT_STRENGTH = 1.0  # rotation ±10°, scale ±10 %, shift ±0.6 px, noise sd ≤ 0.8 (of 16)
+
+
+def demo_stream(originals: np.ndarray, size: int, seed: int) -> list[StreamItem]:
+    """Every original once plus seeded augmented copies of random originals up to ``size``,
+    shuffled. Only ``originals`` (never the held-out digits) are sources. At full strength
+    (±10°, ±10 %, ±0.6 px) an SVM trained on clean originals scored 0.936 on augmented held-out
+    digits against 0.987 on originals; at half strength 0.976 (a candidate, not yet measured in
+    the loop)."""
+    rng = np.random.default_rng([seed, 14])
+    items = [StreamItem(f"digit-{i}", int(i), None) for i in originals]
+    for k, i in enumerate(rng.choice(originals, size=max(0, size - len(items)))):
+        items.append(StreamItem(f"digit-{i}-aug{k}", int(i), draw_transform(rng, AUGMENT_STRENGTH)))
+    return [items[j] for j in rng.permutation(len(items))]
 
 
 def _accuracy(loop: Any, payloads: list[dict[str, Any]], truth: np.ndarray) -> float | None:
@@ -77,14 +112,28 @@ class RoundProgress:
     champion_accuracy: float | None
 
 
+ROUND_SIZE = 260
+QUICK_ROUNDS, FULL_ROUNDS = 20, 80  # 5,200 and 20,800 items
+
+
 def run_demo(
     out: Path, seed: int = 0, quick: bool = False, on_round: Callable[[RoundProgress], None] | None = None
 ) -> dict[str, Any]:
     """Run the loop round by round; write the SQLite DB to ``out`` and return the summary.
 
-    Tier 1 has four careful annotators and one sloppy one (accuracy 0.5), whom the gold checks
-    should pause; tier 2 three, tier 3 one expert.
+    The stream is every pool digit once plus seeded augmented copies (small affine transforms
+    and noise, marked ``synthetic`` with source and transform in their metadata) up to 5,200
+    items (``quick``) or 20,800. Tier 1 has four careful annotators and one sloppy one (accuracy
+    0.5), whom the gold checks should pause; tier 2 three, tier 3 one expert.
     """
+    with warnings.catch_warnings():  # SVC(probability=True) is deprecated in scikit-learn 1.9
+        warnings.filterwarnings("ignore", "The `probability` parameter", FutureWarning)
+        return _run(out, seed, quick, on_round)
+
+
+def _run(
+    out: Path, seed: int, quick: bool, on_round: Callable[[RoundProgress], None] | None
+) -> dict[str, Any]:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     db = out / "loopwright.db"
@@ -94,10 +143,11 @@ def run_demo(
     X, y = digits.data, digits.target.astype(str)
     pool, held_out = train_test_split(np.arange(len(y)), test_size=0.25, stratify=y, random_state=seed)
     shuffled = np.random.default_rng(seed).permutation(pool)
-    gold_ids, stream = shuffled[:GOLD_ITEMS], shuffled[GOLD_ITEMS:]
-    round_size = 225 if quick else 100  # the whole pool either way: 6 or 14 rounds
-    rounds = int(np.ceil(len(stream) / round_size))
-    truth = {f"digit-{i}": y[i] for i in range(len(y))}
+    gold_ids, originals = shuffled[:GOLD_ITEMS], shuffled[GOLD_ITEMS:]
+    rounds = QUICK_ROUNDS if quick else FULL_ROUNDS
+    stream = demo_stream(originals, rounds * ROUND_SIZE, seed)
+    truth = {item.external_id: y[item.source] for item in stream}
+    truth.update({f"digit-{i}": y[i] for i in gold_ids})
 
     ws = connect(f"sqlite:///{db}")
     loop = ws.create_project(demo_config())
@@ -113,10 +163,17 @@ def run_demo(
     drift_round = rounds // 2  # from here on the camera is off by a pixel: every image shifts right
     detected: list[int] = []
     for r in range(rounds):
-        batch = stream[r * round_size : (r + 1) * round_size]
+        batch = stream[r * ROUND_SIZE : (r + 1) * ROUND_SIZE]
         world = shifted if r >= drift_round else (lambda pixels: pixels)
         report = loop.ingest(
-            [{"external_id": f"digit-{i}", "payload": {"pixels": world(X[i]).tolist()}} for i in batch]
+            [
+                {
+                    "external_id": item.external_id,
+                    "payload": {"pixels": world(item.pixels(X)).tolist()},
+                    "metadata": item.metadata(),
+                }
+                for item in batch
+            ]
         )
         drift = bool(report.drift and report.drift["drift"])
         if drift:
@@ -124,8 +181,10 @@ def run_demo(
         held = [{"pixels": world(X[i]).tolist()} for i in held_out]
         accuracy_at_ingest = _accuracy(loop, held, y[held_out])
         auto = [o for o in report.outcomes if o.route is Route.AUTO_ACCEPT]
+        wrong = sum(o.label != truth[o.external_id] for o in auto)
         auto_total += len(auto)
-        auto_wrong += sum(o.label != truth[o.external_id] for o in auto)
+        auto_wrong += wrong
+        audited = sum(o.reason == "audit" for o in report.outcomes)
         after_ingest = loop.status()
         queues, cert = after_ingest.open_tasks_by_tier, after_ingest.certification
         labelled = work(loop, annotators, truth.__getitem__)
@@ -138,11 +197,15 @@ def run_demo(
             {
                 "round": r,
                 "items": len(batch),
+                "synthetic_items": sum(item.transform is not None for item in batch),
                 "auto_accepted": len(auto),
+                "auto_accept_errors": wrong,
                 "automation_rate": len(auto) / len(batch),
+                "audited": audited,
                 "queues": {str(t): n for t, n in sorted(queues.items())},
                 "certified_threshold": None if cert is None else cert.threshold,
                 "human_labels": labelled.annotations,
+                "gold_answers": labelled.gold_answers,
                 "human_labels_total": human,
                 "retrained": outcome is not None,
                 "promoted": bool(outcome and outcome.promoted),
@@ -152,20 +215,25 @@ def run_demo(
             }
         )
         if on_round:
-            on_round(
-                RoundProgress(r + 1, rounds, int(min(len(stream), (r + 1) * round_size)), human, accuracy)
-            )
+            on_round(RoundProgress(r + 1, rounds, (r + 1) * ROUND_SIZE, human, accuracy))
     # A challenger from a badly underfitting trainer (C = 1e-4): the gate must reject it.
     weak = loop.retrain(actor="demo:underfit-trainer", trainer=underfit)
     models = loop.models()
     final = loop.status()
+    items_seen = int(sum(h["items"] for h in history))
+    certify = loop.config.routing.certify
     summary = {
         "rounds": rounds,
         "seed": seed,
-        "items_seen": int(sum(h["items"] for h in history)),
+        "items_seen": items_seen,
+        "synthetic_items": int(sum(h["synthetic_items"] for h in history)),
         "human_labels": human,
+        "human_labels_per_item": (human + gold_answers) / items_seen,
         "auto_accepted": auto_total,
         "auto_accept_error": auto_wrong / auto_total if auto_total else None,
+        "epsilon": None if certify is None else certify.epsilon,
+        "delta": None if certify is None else certify.delta,
+        "automation_by_round": [round(h["automation_rate"], 4) for h in history],
         "champion_accuracy_by_round": [h["champion_accuracy"] for h in history],
         "routing": final.routing,
         "certification": certificate_json(final.certification),

@@ -11,9 +11,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 
 def _png(fig: Any) -> str:
+    for ax in fig.axes:  # rounds are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -23,38 +26,74 @@ def _png(fig: Any) -> str:
 def _plots(summary: dict[str, Any]) -> list[tuple[str, str]]:
     h = summary["history"]
     rounds = [r["round"] + 1 for r in h]
+    drift = summary.get("drift") or {}
+    shift = drift.get("starts_round")
     figs = []
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    pts = [(r["human_labels_total"], r["champion_accuracy"]) for r in h if r["champion_accuracy"] is not None]
-    if pts:
-        ax.plot(*zip(*pts, strict=True), marker="o")
-    if (drift := summary.get("drift")) and drift["starts_round"] > 0:
-        at = h[drift["starts_round"] - 1]["human_labels_total"]
-        ax.axvline(at, color="#c0392b", linestyle="--", label="images shift one pixel")
-        ax.legend(loc="lower right")
-    ax.set(
-        xlabel="human labels (cumulative)",
-        ylabel="held-out accuracy",
-        title="Champion accuracy vs human labels",
+    fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    ax.plot(rounds, [r["champion_accuracy"] for r in h], marker="o", label="after the round's retrain")
+    ax.plot(
+        rounds,
+        [r["accuracy_at_ingest"] for r in h],
+        marker="x",
+        linestyle=":",
+        color="#c0392b",
+        label="as the round arrived",
     )
+    if shift:
+        ax.axvline(shift + 0.5, color="#c0392b", linestyle="--", alpha=0.6)
+        ax.annotate(
+            "images shift\none pixel",
+            (shift + 0.6, 0.05),
+            xycoords=("data", "axes fraction"),
+            color="#c0392b",
+            fontsize=8,
+        )
+    ax.set(
+        xlabel="round",
+        ylabel="held-out accuracy",
+        ylim=(0, 1.02),
+        title="Champion accuracy: the drift and recovery",
+    )
+    ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
-    figs.append(("Champion accuracy vs human labels", _png(fig)))
+    figs.append(("Champion accuracy per round (held-out originals)", _png(fig)))
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    ax.bar(rounds, [r["automation_rate"] for r in h], color="#4c9f70")
-    ax.set(xlabel="round", ylabel="auto-accepted share", ylim=(0, 1), title="Automation rate per round")
-    figs.append(("Automation rate per round", _png(fig)))
+    fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    ax.bar(rounds, [r["automation_rate"] for r in h], color="#4c9f70", label="auto-accepted share")
+    per_item = [(r["human_labels"] + r.get("gold_answers", 0)) / r["items"] for r in h]
+    ax.plot(rounds, per_item, color="#34495e", marker="o", label="human labels per item")
+    err = [r.get("auto_accept_errors", 0) / r["auto_accepted"] if r["auto_accepted"] else None for r in h]
+    ax.plot(
+        rounds,
+        [e if e is not None else float("nan") for e in err],
+        color="#c0392b",
+        marker="x",
+        linestyle="",
+        label="realised auto-accept error",
+    )
+    if (eps := summary.get("epsilon")) is not None:
+        ax.axhline(eps, color="#c0392b", linestyle=":", label=f"certified ε = {eps:g}")
+    if shift:
+        ax.axvline(shift + 0.5, color="#c0392b", linestyle="--", alpha=0.6)
+    ax.set(
+        xlabel="round", ylim=(0, max([1.02, *per_item]) + 0.05), title="Automation and human work per round"
+    )
+    ax.legend(loc="upper left", fontsize=7)
+    figs.append(("Automation, human labels and realised error per round", _png(fig)))
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    fig, ax = plt.subplots(figsize=(6.2, 3.6))
     tiers = sorted({t for r in h for t in r["queues"]}, key=int)
     bottom = [0] * len(h)
     for t in tiers:
         sizes = [r["queues"].get(t, 0) for r in h]
         ax.bar(rounds, sizes, bottom=bottom, label=f"tier {t}")
         bottom = [b + s for b, s in zip(bottom, sizes, strict=True)]
-    ax.set(xlabel="round", ylabel="open tasks after ingest", title="Review queue per tier")
-    ax.legend()
+    ax.plot(rounds, [r.get("audited", 0) for r in h], color="k", marker=".", label="audited (adaptive rate)")
+    ax.set(
+        xlabel="round", ylabel="open tasks after ingest", title="Review queue per tier (audits: scored items)"
+    )
+    ax.legend(fontsize=8)
     figs.append(("Review queue per tier", _png(fig)))
     return figs
 
@@ -63,17 +102,42 @@ def render_report(summary: dict[str, Any]) -> str:
     def fmt(v: Any) -> str:
         return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
+    items = summary["items_seen"]
+    eps = summary.get("epsilon")
     headline = [
         ("rounds", summary["rounds"]),
-        ("items seen", summary["items_seen"]),
-        ("human labels", summary["human_labels"]),
-        ("auto-accepted", summary["auto_accepted"]),
-        ("auto-accept error", summary["auto_accept_error"]),
+        ("items seen (synthetic)", f"{items} ({summary.get('synthetic_items', 0)})"),
+        ("human labels (+ gold answers)", f"{summary['human_labels']} (+{summary['gold_answers']})"),
+        ("human labels per item", summary.get("human_labels_per_item")),
+        ("auto-accepted", f"{summary['auto_accepted']} ({summary['auto_accepted'] / items:.0%})"),
+        ("realised auto-accept error", summary["auto_accept_error"]),
+        ("certified bound", "n/a" if eps is None else f"ε = {eps:g} at δ = {summary.get('delta'):g}"),
         ("final held-out accuracy", summary["champion_accuracy_by_round"][-1]),
         ("promotions", summary["promotions"]),
         ("seconds", summary["seconds"]),
     ]
     rows = "".join(f"<tr><th>{k}</th><td>{fmt(v)}</td></tr>" for k, v in headline)
+    drift = summary.get("drift") or {}
+    story = (
+        f"<p>Drift: the images shift one pixel from round {fmt((drift.get('starts_round') or 0) + 1)}; "
+        f"detected in round {fmt(None if (d := drift.get('detected_round')) is None else d + 1)} "
+        f"(false alarms before: {len(drift.get('false_alarm_rounds') or [])}). Accuracy "
+        f"{fmt(drift.get('accuracy_before'))} before, {fmt(drift.get('accuracy_at_shift'))} as the shift "
+        f"arrived, {fmt(drift.get('accuracy_after'))} at the end; back within 2 points after "
+        f"{fmt(drift.get('labels_to_recover'))} human labels.</p>"
+        if drift
+        else ""
+    )
+    paused = summary.get("paused_annotators") or {}
+    quality = (
+        f"<p>Gold checks: {summary['gold_items']} gold digits, {summary['gold_answers']} gold answers. "
+        + (
+            "Paused: " + "; ".join(f"<b>{html.escape(k)}</b> ({html.escape(v)})" for k, v in paused.items())
+            if paused
+            else "No annotator was paused."
+        )
+        + "</p>"
+    )
     models = "".join(
         "<tr>"
         + "".join(
@@ -109,8 +173,10 @@ figure{{display:inline-block;margin:.5rem}} figcaption{{text-align:center;color:
 <h1>loopwright demo: digits</h1>
 <p>Seed {summary["seed"]}. Accuracy is measured on {summary["held_out_size"]} held-out digits that the loop
 never labels, trains or gates on. Auto-accept error is measured against the true labels, which the loop
-never sees.</p>
+never sees. Synthetic items are seeded augmentations of pool digits (recorded in their metadata), never of
+the held-out ones.</p>
 <table>{rows}</table>
+{story}{quality}
 <p>Routing: {html.escape(summary["routing"])}.</p>
 {plots}
 <h2>Model versions and gate evidence</h2>

@@ -1,0 +1,117 @@
+"""The demo's economics: seeded augmentation, the adaptive audit rate, synthetic items never in eval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from loopwright import Workspace
+from loopwright.cli.demo import demo_stream
+from loopwright.config import ProjectConfig
+from loopwright.domain import Split
+from loopwright.learning import default_estimator
+from loopwright.learning.augment import apply_transform, augment, draw_transform
+from loopwright.loop import audit
+from loopwright.store.sql import SqlStore
+
+IDENTITY = {
+    "rotate_deg": 0.0,
+    "scale": 1.0,
+    "shift_x": 0.0,
+    "shift_y": 0.0,
+    "noise_sigma": 0.0,
+    "noise_seed": 1,
+}
+CONFIG: dict[str, Any] = {
+    "name": "economics",
+    "labels": ["a", "b"],
+    "features": ["x"],
+    "routing": {
+        "audit_rate": 0.5,
+        "audit_target": 20,
+        "audit_floor": 0.1,
+        "certify": {"epsilon": 0.1, "delta": 0.1},
+        "bands": [{"min_confidence": 0.0, "tier": 1}],
+    },
+    "tiers": [{"tier": 1, "name": "bulk", "required_annotations": 1}],
+    "retrain": {"eval_fraction": 0.5},
+}
+
+
+def model(X: NDArray[np.float64]) -> NDArray[np.float64]:
+    p_b = np.clip(0.5 + X[:, 0] / 20.0, 0.0, 1.0)
+    return np.column_stack([1.0 - p_b, p_b])
+
+
+def items(start: int, n: int, **metadata: Any) -> list[dict[str, Any]]:
+    return [
+        {"external_id": f"x{i}", "payload": {"x": (i * 7919 % 2001 - 1000) / 100}, "metadata": metadata}
+        for i in range(start, start + n)
+    ]
+
+
+def test_augmentation_is_recorded_and_reproducible() -> None:
+    image = np.arange(64, dtype=np.float64) % 17
+    assert apply_transform(image, IDENTITY).tolist() == image.tolist()
+    right = apply_transform(image, {**IDENTITY, "shift_x": 1.0}).reshape(8, 8)
+    assert right[:, 1:].tolist() == image.reshape(8, 8)[:, :-1].tolist() and not right[:, 0].any()
+    a, ta = augment(image, np.random.default_rng(3))
+    b, tb = augment(image, np.random.default_rng(3))
+    assert ta == tb and a.tolist() == b.tolist() == apply_transform(image, ta).tolist()
+    assert a.min() >= 0.0 and a.max() <= 16.0 and a.tolist() != image.tolist()
+    t = draw_transform(np.random.default_rng(0))
+    assert abs(t["rotate_deg"]) <= 10 and 0.9 <= t["scale"] <= 1.1 and 0 <= t["noise_sigma"] <= 0.8
+
+
+def test_demo_stream_marks_synthetic_items_and_never_uses_held_out_sources() -> None:
+    originals = np.arange(100, 200)
+    stream = demo_stream(originals, 1000, seed=0)
+    assert len(stream) == 1000 and len({s.external_id for s in stream}) == 1000
+    real = [s for s in stream if s.transform is None]
+    assert sorted(s.source for s in real) == originals.tolist() and all(s.metadata() == {} for s in real)
+    synthetic = [s for s in stream if s.transform is not None]
+    assert len(synthetic) == 900 and {s.source for s in synthetic} <= set(originals.tolist())
+    meta = synthetic[0].metadata()
+    assert meta["synthetic"] is True and meta["source"] == f"digit-{synthetic[0].source}"
+    assert meta["transform"] == synthetic[0].transform
+    again = demo_stream(originals, 1000, seed=0)
+    assert [(s.external_id, s.transform) for s in again] == [(s.external_id, s.transform) for s in stream]
+
+
+def test_the_image_default_is_a_calibrated_svm() -> None:
+    config = ProjectConfig.from_dict({"name": "i", "labels": ["0", "1"], "modality": "image"})
+    estimator = default_estimator(config, seed=0)
+    assert type(estimator).__name__ == "SVC" and estimator.get_params()["probability"] is True
+
+
+def test_the_audit_rate_falls_as_evidence_accumulates(store: SqlStore) -> None:
+    loop = Workspace(store).create_project(CONFIG)
+    loop.use_model(model, force=True, persist=False)
+    first = loop.ingest(items(0, 40))
+    n_first = sum(o.reason == "audit" for o in first.outcomes)
+    with store.unit_of_work() as uow:
+        rate = audit.rate(loop._ctx, uow)
+    assert 0 < n_first < 40 and rate == pytest.approx(max(0.1, 0.5 - min(1.0, n_first / 20) * 0.4))
+    second = loop.ingest(items(40, 400))
+    n_second = sum(o.reason == "audit" for o in second.outcomes)
+    assert n_second / 400 == pytest.approx(rate, abs=0.05)  # the draws are uniform
+    with store.unit_of_work() as uow:
+        assert audit.rate(loop._ctx, uow) == pytest.approx(0.1)  # the target is reached: the floor
+
+
+def test_synthetic_items_never_join_the_eval_split(store: SqlStore) -> None:
+    config = {**CONFIG, "routing": {"audit_rate": 0.0, "bands": [{"min_confidence": 0.0, "tier": 1}]}}
+    loop = Workspace(store).create_project(config)
+    loop.ingest(items(0, 30, synthetic=True, source="x0"))
+    loop.ingest(items(30, 30))
+    while (a := loop.next_task("ann")) is not None:
+        loop.submit(a.lease.id, "ann", "a" if a.item.payload["x"] < 0 else "b")
+    version = loop.snapshot()
+    with store.unit_of_work() as uow:
+        synthetic = {i.id for i in uow.items.get_many([e.item_id for e in version.entries]) if i.metadata}
+    assert len(synthetic) == 30 and len(version.entries) == 60
+    assert all(e.split is Split.TRAIN for e in version.entries if e.item_id in synthetic)
+    assert any(e.split is Split.EVAL for e in version.entries if e.item_id not in synthetic)
