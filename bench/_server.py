@@ -130,7 +130,8 @@ class DbCheck:
 
 
 def check_db(url: str, project: str, acknowledged: Sequence[int]) -> DbCheck:
-    """What the database holds after a run, against the annotation ids clients saw acknowledged."""
+    """What the database holds after a run, against the lease ids whose submit clients saw
+    acknowledged (annotators get no annotation ids back: blind review)."""
     from loopwright.store.sql import make_engine
 
     engine = make_engine(url)
@@ -140,7 +141,7 @@ def check_db(url: str, project: str, acknowledged: Sequence[int]) -> DbCheck:
             ids = set(
                 conn.execute(
                     text(
-                        "SELECT a.id FROM annotations a JOIN tasks t ON t.id = a.task_id"
+                        "SELECT a.lease_id FROM annotations a JOIN tasks t ON t.id = a.task_id"
                         " WHERE t.project_id = :p"
                     ),
                     {"p": pid},
@@ -301,7 +302,7 @@ class Record:
 
     next_s: list[float] = field(default_factory=list)
     submit_s: list[float] = field(default_factory=list)
-    acknowledged: list[int] = field(default_factory=list)  # annotation ids of HTTP-200 submits
+    acknowledged: list[int] = field(default_factory=list)  # lease ids of HTTP-200 submits
     tasks: list[int] = field(default_factory=list)  # task ids of HTTP-200 submits
     empty: int = 0  # 204s
     errors: dict[str, int] = field(default_factory=dict)
@@ -348,7 +349,7 @@ async def annotate_loopwright(
                     continue
                 del rec.held[lease_id]
                 rec.submit_s.append(dt)
-                rec.acknowledged.append(r.json()["annotation"]["id"])
+                rec.acknowledged.append(lease_id)  # annotators see no ids in the reply (blind review)
                 rec.tasks.append(task_id)
             except httpx.HTTPError as exc:
                 rec.error(type(exc).__name__)

@@ -19,12 +19,15 @@ import argparse
 import asyncio
 import json
 import platform
+import random
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -58,6 +61,58 @@ async def drive(base: str, tokens: list[str], duration: float) -> tuple[list[Rec
     return records, time.perf_counter() - start
 
 
+async def drive_open(
+    base: str, tokens: list[str], duration: float, rate: float
+) -> tuple[list[Record], float]:
+    """Open-loop load: cycles (next → submit) start at Poisson arrivals of ``rate`` per second,
+    whatever the server's pace, each by an idle annotator (annotators with think time); a late
+    server shows up as latency, not as fewer arrivals."""
+    rng = random.Random(0)
+    idle: asyncio.Queue[tuple[httpx.AsyncClient, Record]] = asyncio.Queue()
+    clients = [
+        httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {t}"}, timeout=30) for t in tokens
+    ]
+    records = [Record() for _ in tokens]
+    for pair in zip(clients, records, strict=True):
+        idle.put_nowait(pair)
+
+    async def one_cycle() -> None:
+        client, rec = await idle.get()
+        try:
+            t = time.perf_counter()
+            r = await client.post(f"/v1/projects/{PROJECT}/tasks/next", json={})
+            if r.status_code != 200:
+                rec.error(f"next {r.status_code}")
+                return
+            rec.next_s.append(time.perf_counter() - t)
+            lease_id = r.json()["lease"]["id"]
+            t = time.perf_counter()
+            r = await client.post(f"/v1/leases/{lease_id}/submit", json={"label": rng.choice(["pos", "neg"])})
+            if r.status_code != 200:
+                rec.error(f"submit {r.status_code}")
+                return
+            rec.submit_s.append(time.perf_counter() - t)
+            rec.acknowledged.append(lease_id)
+        except httpx.HTTPError as exc:
+            rec.error(type(exc).__name__)
+        finally:
+            idle.put_nowait((client, rec))
+
+    start = time.perf_counter()
+    tasks = []
+    next_at = start
+    while (now := time.perf_counter()) < start + duration:
+        if now < next_at:
+            await asyncio.sleep(next_at - now)
+        tasks.append(asyncio.create_task(one_cycle()))
+        next_at += rng.expovariate(rate)
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - start
+    for c in clients:
+        await c.aclose()
+    return records, wall
+
+
 def run_once(backend: str, pg_url: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
     with database(backend, pg_url) as url:
         tokens = seed(url, PROJECT, args.items, args.clients)
@@ -68,8 +123,12 @@ def run_once(backend: str, pg_url: str, workers: int, args: argparse.Namespace) 
                 cmd = ["py-spy", "record", "--format", "raw", "--subprocesses", "-r", "100"]
                 cmd += ["-d", str(int(args.duration)), "-o", out_file, "-p", str(server.proc.pid)]  # type: ignore[union-attr]
                 spy = subprocess.Popen([str(Path(sys.executable).parent / cmd[0]), *cmd[1:]])
+            asyncio.run(drive(server.base, tokens, args.warmup))  # lazy imports, pools: not timed
             cpu0, pg0, client0 = server.cpu_seconds(), postgres_cpu_seconds(), time.process_time()
-            records, wall = asyncio.run(drive(server.base, tokens, args.duration))
+            if args.rate:
+                records, wall = asyncio.run(drive_open(server.base, tokens, args.duration, args.rate))
+            else:
+                records, wall = asyncio.run(drive(server.base, tokens, args.duration))
             if spy is not None:
                 spy.wait()
             server_cpu = server.cpu_seconds() - cpu0
@@ -117,6 +176,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of untimed load first")
+    parser.add_argument("--rate", type=float, default=0.0, help="open loop: cycles started per second")
     parser.add_argument("--label", default="", help="suffix for the result rows (e.g. 'before')")
     parser.add_argument("--profile", help="py-spy the server into <PROFILE>-<backend>-w<N>.txt")
     parser.add_argument("--out", default="load", help="results/<out>.{json,md}; '-' writes nothing")

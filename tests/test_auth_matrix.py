@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from loopwright.domain import LeaseStatus
 from loopwright.service import create_app
 from loopwright.service.auth import ALLOWED, Action
+from loopwright.store.sql.jobs import SqlJobs
 from service_world import (
     DEAD_URL,
     PROJECTS,
@@ -38,9 +39,14 @@ from service_world import (
 )
 
 PUBLIC, AUTHENTICATED, ADMIN = "public", "any-authenticated", "admin-only"
-ALLOWED_STATUS = {200, 201, 204, 409}
+ALLOWED_STATUS = {200, 201, 202, 204, 409}  # 202: a job was queued
 Value = str | int | Callable[[World, Seeded], Any]
 _fresh = count(1)
+
+
+def _job(w: World, s: Seeded) -> int:
+    """A queued snapshot job of the seeded project (the one already queued, if any)."""
+    return SqlJobs(w.ws.store.engine).enqueue(s.name, "snapshot").id
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,12 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/projects/{name}/models/{version}/promote"): Row(Action.MANAGE, {"version": 1}),
     ("POST", "/v1/projects/{name}/models/rollback"): Row(Action.MANAGE),
     ("POST", "/v1/projects/{name}/retrain"): Row(Action.MANAGE),
+    ("POST", "/v1/projects/{name}/jobs"): Row(Action.MANAGE, body=lambda w, s: {"kind": "certify"}),
+    ("GET", "/v1/projects/{name}/jobs"): Row(Action.READ),
+    ("GET", "/v1/jobs/{job_id}"): Row(Action.READ, {"job_id": lambda w, s: _job(w, s)}),
+    ("POST", "/v1/jobs/{job_id}/cancel"): Row(Action.MANAGE, {"job_id": lambda w, s: _job(w, s)}),
+    ("GET", "/v1/projects/{name}/automation"): Row(Action.READ),
+    ("POST", "/v1/projects/{name}/automation"): Row(Action.MANAGE, body=lambda w, s: {"paused": False}),
     ("POST", "/v1/projects/{name}/models"): Row(
         Action.PUBLISH_MODEL, body=lambda w, s: {"name": "ext", "version": f"r{next(_fresh)}"}
     ),

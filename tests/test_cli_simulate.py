@@ -78,3 +78,12 @@ def test_bad_input_exits_2_without_traceback(
     stderr = capsys.readouterr().err
     assert message in " ".join(stderr.split())
     assert "Traceback" not in stderr
+
+
+def test_without_strategy_the_default_auto_runs(tmp_path: Path) -> None:
+    args = ("--dataset", "digits", "--budget", "40", "--batch", "10", "--json")
+    done = run(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["strategy"] == "auto"
+    assert [n for n, _ in out["seeds"][0]["curve"]] == [10, 20, 30, 40]

@@ -20,6 +20,7 @@ from loopwright import Client, Conflict, Invalid, NotFitted, NotFound, UnknownLa
 from loopwright.client import ApiError, ServiceUnreachable
 from loopwright.service import Role, TokenAuthenticator, create_app
 from loopwright.store.sql import SqlStore
+from loopwright.store.sql.jobs import JobWorker, SqlJobs
 
 CONFIG: dict[str, Any] = {
     **test_loop.CONFIG,
@@ -49,7 +50,10 @@ def server(store: SqlStore) -> Iterator[Server]:
         if name in ROLES:
             auth.add_membership(name, "toy", ROLES[name])
         tokens[name] = auth.issue_token(name)
-    app = create_app(ws, authenticator=auth)
+    jobs = SqlJobs(store.engine)
+    app = create_app(ws, authenticator=auth, jobs=jobs)
+    worker = JobWorker(ws, jobs, poll_s=0.05)  # the lifespan is off: background jobs run here
+    worker.start()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -63,6 +67,7 @@ def server(store: SqlStore) -> Iterator[Server]:
     finally:
         uv.should_exit = True
         thread.join(10)
+        worker.stop()
 
 
 def truth_of(i: int) -> str:
@@ -124,10 +129,15 @@ def test_full_cycle(server: Server) -> None:
         assert len(view.dataset("toy", v2.id[:10]).entries) == 36
         lines = view.export("toy", "latest").decode().splitlines()
         assert sorted(json.loads(line)["external_id"] for line in lines) == sorted(truth)
-        first_model = lead.retrain("toy")
-        assert first_model.promoted and first_model.model.version == 1 and first_model.dataset.id == v2.id
-        second = lead.retrain("toy")
-        assert (second.promoted, second.model.version, second.model.dataset_version_id) == (True, 2, v2.id)
+        queued = lead.retrain("toy")
+        assert (queued.kind, queued.status in ("queued", "running", "succeeded")) == ("retrain", True)
+        first = lead.wait_job(queued.id, 60).result or {}
+        assert (first["promoted"], first["model_version"], first["dataset_version"]) == (True, 1, v2.id)
+        second = lead.retrain("toy", wait=60)
+        assert second.result is not None
+        assert (second.result["promoted"], second.result["model_version"]) == (True, 2)
+        assert lead.job(second.id) == second and [j.id for j in lead.jobs("toy")] == [second.id, queued.id]
+        assert view.models("toy")[1].dataset_version_id == v2.id
         assert [(m.version, m.status, m.aliases) for m in view.models("toy")] == [
             (1, "retired", ["previous"]),
             (2, "champion", ["champion"]),

@@ -19,6 +19,7 @@ from loopwright.config import ProjectConfig
 from loopwright.service import Role, TokenAuthenticator, create_app
 from loopwright.service.routes import datasets, gold, labels, models, monitoring, projects, review
 from loopwright.store.sql import SqlStore
+from loopwright.store.sql.jobs import JobWorker, SqlJobs
 
 CONFIG: dict[str, Any] = {
     **test_loop.CONFIG,
@@ -38,6 +39,19 @@ def label(ws: Workspace, n: int, start: int = 0) -> dict[str, str]:
     truth = {r["external_id"]: lab for r, lab in points}
     test_loop.label_all(loop, truth, annotators=("ann1", "ann2"))
     return truth
+
+
+def retrain(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
+    """POST retrain (202, a job), run the job on a worker, and the outcome: promoted, the model
+    version and its gate evidence, the dataset version."""
+    r = client.post(f"{P}/retrain", headers=headers)
+    assert r.status_code == 202, r.text
+    JobWorker(client.app.state.workspace, client.app.state.jobs).run_once()
+    job = client.get(f"/v1/jobs/{r.json()['id']}", headers=headers).json()
+    assert job["status"] == "succeeded", job
+    model = client.get(f"{P}/models/v{job['result']['model_version']}", headers=headers).json()
+    dataset = client.get(f"{P}/datasets/{job['result']['dataset_version']}", headers=headers).json()
+    return {"promoted": job["result"]["promoted"], "model": model, "gate": model["gate"], "dataset": dataset}
 
 
 @pytest.fixture
@@ -67,7 +81,8 @@ def auth() -> tuple[TokenAuthenticator, H]:
 
 @pytest.fixture
 def client(ws: Workspace, auth: tuple[TokenAuthenticator, H]) -> TestClient:
-    return TestClient(create_app(ws, authenticator=auth[0]), raise_server_exceptions=False)
+    app = create_app(ws, authenticator=auth[0], jobs=SqlJobs(ws.store.engine))  # jobs run by retrain()
+    return TestClient(app, raise_server_exceptions=False)
 
 
 @pytest.fixture
@@ -110,7 +125,7 @@ def test_predict_needs_a_champion(client: TestClient, h: H) -> None:
         409,
         {"code": "not_fitted", "message": "project 'toy' has no champion model yet"},
     )
-    assert client.post(f"{P}/retrain", headers=h["lead"]).json()["promoted"] is True
+    assert retrain(client, h["lead"])["promoted"] is True
     r = client.post(f"{P}/predict", json=body, headers=h["svc"])
     assert r.status_code == 200, r.text
     out = r.json()
@@ -214,7 +229,7 @@ def test_models_retrain_promote_rollback(client: TestClient, h: H) -> None:
     r = client.post(f"{P}/models/rollback", headers=h["lead"])
     assert (r.status_code, r.json()["code"]) == (409, "conflict")
     assert client.post(f"{P}/retrain", headers=h["svc"]).status_code == 403
-    first = client.post(f"{P}/retrain", headers=h["lead"]).json()
+    first = retrain(client, h["lead"])
     assert (first["promoted"], first["gate"]["test"], first["model"]["version"]) == (True, "baseline", 1)
     assert first["model"]["aliases"] == ["champion"] and first["dataset"]["n_items"] == 30
     assert first["model"]["metrics"] == {
@@ -223,7 +238,7 @@ def test_models_retrain_promote_rollback(client: TestClient, h: H) -> None:
         "eval_accuracy": 1.0,
         "resolutions_seen": 30,
     }
-    second = client.post(f"{P}/retrain", headers=h["lead"]).json()  # same data: not worse → promoted
+    second = retrain(client, h["lead"])  # same data: not worse → promoted
     assert (second["promoted"], second["gate"]["test"]) == (True, "not_significantly_worse")
     models = client.get(f"{P}/models", headers=h["view"]).json()["models"]
     assert [(m["version"], m["status"], m["aliases"]) for m in models] == [

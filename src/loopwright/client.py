@@ -13,6 +13,7 @@ server that cannot be reached raises :class:`ServiceUnreachable` naming the URL.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -244,8 +245,38 @@ class Client:
     def rollback(self, name: str) -> wire.Rollback:
         return self._post(wire.Rollback, f"{self._p(name)}/models/rollback")
 
-    def retrain(self, name: str) -> wire.RetrainResult:
-        return self._post(wire.RetrainResult, f"{self._p(name)}/retrain")
+    def retrain(self, name: str, wait: float | None = None) -> wire.Job:
+        """Queue a retrain job (the server answers 202 at once); with ``wait`` seconds, poll
+        until it is done (``TimeoutError`` after them). Its ``result`` holds ``model_version``,
+        ``promoted``, ``gate`` and ``dataset_version``."""
+        job = self._post(wire.Job, f"{self._p(name)}/retrain")
+        return job if wait is None else self.wait_job(job.id, wait)
+
+    # -- background jobs -----------------------------------------------------------------
+
+    def job(self, job_id: int) -> wire.Job:
+        return self._get(wire.Job, f"/v1/jobs/{int(job_id)}")
+
+    def jobs(self, name: str, status: str | None = None, limit: int = 100) -> list[wire.Job]:
+        return self._get(wire.JobList, f"{self._p(name)}/jobs", status=status, limit=limit).jobs
+
+    def start_job(self, name: str, kind: str) -> wire.Job:
+        return self._post(wire.Job, f"{self._p(name)}/jobs", {"kind": kind})
+
+    def cancel_job(self, job_id: int) -> wire.Job:
+        return self._post(wire.Job, f"/v1/jobs/{int(job_id)}/cancel")
+
+    def wait_job(self, job_id: int, timeout: float = 60.0, poll: float = 0.1) -> wire.Job:
+        """The job once it succeeded, failed or was cancelled; TimeoutError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while (job := self.job(job_id)).status not in ("succeeded", "failed", "cancelled"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+            time.sleep(poll)
+        return job
+
+    def set_automation(self, name: str, paused: bool) -> wire.Automation:
+        return self._post(wire.Automation, f"{self._p(name)}/automation", {"paused": paused})
 
     def register_model(
         self,

@@ -118,6 +118,13 @@ class RoutingConfig(_Strict):
     audit_rate: float = Field(
         0.05, ge=0.0, le=1.0, description="uniform share of items reviewed as an unbiased audit"
     )
+    audit_target: int | None = Field(
+        None,
+        ge=1,
+        description="adaptive audit: the rate falls from audit_rate toward audit_floor as the audited "
+        "items since the last drift approach this many (None: a fixed audit_rate)",
+    )
+    audit_floor: float = Field(0.0, ge=0.0, le=1.0, description="adaptive audit: the lowest rate")
     feedback_tier: int | None = Field(
         None, ge=1, description="tier for items an end user reported or corrected (default: fallback_tier)"
     )
@@ -233,9 +240,13 @@ class DriftConfig(_Strict):
     """Drift monitoring: recent items against what the champion was trained on."""
 
     window: int = Field(200, ge=30, description="the newest items compared with the training items")
-    alpha: float = Field(0.05, gt=0.0, lt=1.0, description="per-feature test level after correction")
+    alpha: float = Field(
+        0.05, gt=0.0, lt=1.0,
+        description="the verdict's false-alarm level: alpha / 2 for the corrected per-feature tests, "
+        "alpha / 2 for the domain classifier (Bonferroni)",
+    )  # fmt: skip
     auc_threshold: float = Field(
-        0.6, gt=0.5, le=1.0, description="domain-classifier AUC at which the windows differ"
+        0.6, gt=0.5, le=1.0, description="domain-classifier AUC that counts, when also significant"
     )
     review_sample: int = Field(50, ge=0, description="items of a drifted window pulled into review")
     check_on_ingest: bool = Field(
@@ -246,14 +257,15 @@ class DriftConfig(_Strict):
     )
 
 
-StrategyName = Literal["random", "least-confidence", "margin", "entropy", "qbc", "kcenter", "hybrid"]
+StrategyName = Literal["auto", "random", "least-confidence", "margin", "entropy", "qbc", "kcenter", "hybrid"]
 
 
 class ActiveConfig(_Strict):
     """How the review queue is ordered: the active-learning strategy ranks each batch's
-    uncertain items (least-confidence keeps the router's 1 - confidence priority)."""
+    uncertain items (least-confidence keeps the router's 1 - confidence priority; auto, the
+    default, orders by margin, the anchor of the bandit ``loopwright simulate`` runs)."""
 
-    strategy: StrategyName = "least-confidence"
+    strategy: StrategyName = "auto"
 
 
 PiiKind = Literal["URL_CREDENTIALS", "EMAIL", "IBAN", "CARD", "SSN", "IP", "PHONE"]
@@ -284,6 +296,66 @@ class EmbeddingConfig(_Strict):
         le=1.0,
         description="cosine similarity at which a new item is linked to an earlier one as a near "
         "duplicate (metadata duplicate_of); unset: no check",
+    )
+
+
+class NormalizeText(_Strict):
+    """Unicode normalisation, whitespace collapsed and trimmed, optionally lower case."""
+
+    step: Literal["normalize_text"]
+    fields: list[str] | None = Field(None, description="payload fields (default: the input field)")
+    form: Literal["NFC", "NFKC", "NFD", "NFKD"] = "NFKC"
+    collapse_whitespace: bool = True
+    lowercase: bool = False
+
+
+class DropEmpty(_Strict):
+    """Reject records whose payload fields are missing, blank or empty (reason ``empty``)."""
+
+    step: Literal["drop_empty"]
+    fields: list[str] | None = Field(None, description="payload fields (default: the input or features)")
+
+
+class ResizeImage(_Strict):
+    """Resize the pixel grid (Pillow, bilinear) to ``height`` x ``width``; a flat input is read
+    as a square unless ``source_shape`` says otherwise. Unreadable pixels reject the record."""
+
+    step: Literal["resize_image"]
+    height: int = Field(ge=1, le=4096)
+    width: int = Field(ge=1, le=4096)
+    source_shape: tuple[int, int] | None = Field(None, description="(height, width) of a flat input")
+    flatten: bool = Field(True, description="store the result as a flat list, as the model reads it")
+
+
+class NormalizeImage(_Strict):
+    """Scale pixel values into [0, 1]: divide by ``scale`` and clip."""
+
+    step: Literal["normalize_image"]
+    scale: float = Field(255.0, gt=0.0)
+
+
+PreprocessStep = Annotated[
+    NormalizeText | DropEmpty | ResizeImage | NormalizeImage, Field(discriminator="step")
+]
+
+
+class DuplicatesConfig(_Strict):
+    """Near-duplicate detection on ingest (text: MinHash LSH; images: perceptual hash;
+    embeddings: ``embedding.duplicate_threshold``). A near duplicate is linked to its original
+    (metadata ``duplicate_of``); ``action: check`` also sends it to a cheap review."""
+
+    text_threshold: float | None = Field(
+        None, gt=0.0, le=1.0, description="Jaccard similarity of word shingles; unset: no text check"
+    )
+    shingle: int = Field(3, ge=1, le=20, description="words per shingle")
+    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations")
+    image_max_distance: int | None = Field(
+        None, ge=0, le=32, description="perceptual-hash Hamming distance (of 64 bits); unset: no image check"
+    )
+    action: Literal["link", "check"] = Field(
+        "link",
+        description="link: record duplicate_of only; check: also route it to tier 1 with low "
+        "priority (reason near_duplicate)",
     )
 
 
@@ -372,6 +444,10 @@ class ProjectConfig(_Strict):
     active: ActiveConfig = Field(default_factory=ActiveConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    preprocess: list[PreprocessStep] = Field(
+        default_factory=list, description="steps applied to each payload on ingest, in order"
+    )
+    duplicates: DuplicatesConfig = Field(default_factory=DuplicatesConfig)
     model_annotators: list[ModelAnnotatorConfig] = Field(
         default_factory=list, description="weak annotators that are models (LLM judges, model versions)"
     )

@@ -17,6 +17,7 @@ class Settings:
     webhook_allow: tuple[str, ...] = ()
     webhook_timeout: float = 10.0  # LOOPWRIGHT_WEBHOOK_TIMEOUT: seconds per delivery attempt, in all
     max_body_bytes: int = 32 * 1024 * 1024  # LOOPWRIGHT_MAX_BODY_BYTES: larger request bodies get 413
+    broker_url: str | None = None  # LOOPWRIGHT_BROKER_URL=nats://host:4222: serve publishes events there
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,6 +48,7 @@ class Settings:
             webhook_allow=allow,
             webhook_timeout=webhook_timeout,
             max_body_bytes=int(raw_max),
+            broker_url=os.environ.get("LOOPWRIGHT_BROKER_URL") or None,
         )
 
 

@@ -84,9 +84,9 @@ class ProjectStatus(Wire):
     project: str
     items: int
     routes: dict[str, int]
-    open_tasks_by_tier: dict[int, int]
-    annotations: int
-    resolutions: int
+    open_tasks_by_tier: dict[int, int] | None = Field(description="null for callers gold measures")
+    annotations: int | None = Field(description="null for callers gold measures")
+    resolutions: int | None = Field(description="null for callers gold measures")
     dataset_versions: int
     latest_dataset: str | None
     model_versions: int
@@ -389,6 +389,44 @@ class RetrainResult(Wire):
     model: ModelVersion
     gate: dict[str, Any]
     promoted: bool
+
+
+# -- background jobs -----------------------------------------------------------------------
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class Job(Wire):
+    """A background job (retrain, snapshot, drift_check, certify, export); the same shape on
+    every job adapter."""
+
+    id: int
+    project: str
+    kind: str
+    params: dict[str, Any]
+    status: JobStatus
+    progress: float = Field(description="0..1")
+    logs: list[str]
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    max_attempts: int
+    actor: str
+    trigger: str | None = Field(None, description="what started it automatically, if anything")
+    worker: str | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobList(Wire):
+    jobs: list[Job]
+
+
+class Automation(Wire):
+    project: str
+    paused: bool
 
 
 # -- monitoring ----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Active learning: which items humans should label next.
 
 Pure scores over probability matrices, one top-k selector, query by committee, diversity
-(k-center greedy, k-means++), a hybrid of uncertainty and diversity, and a seeded pool-based
+(k-center greedy, k-means++), a hybrid of uncertainty and diversity, a bandit choosing among
+them from the labels as they arrive (``auto``, the default: ``active.bandit``), and a seeded pool-based
 simulation (``loopwright.active.experiment``) that measures the labels each strategy saves.
 """
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import clone
 
 from loopwright.active.scores import check_proba
 from loopwright.errors import Invalid
@@ -39,6 +38,8 @@ def fit_committee(estimator: Any, X: Any, y: ArrayLike, size: int, rng: np.rando
             ]
         )
         rows.sort()
+        from sklearn.base import clone  # on use: keeps start-up light
+
         members.append(clone(estimator).fit(_take(X, rows), labels[rows]))
     return members
 

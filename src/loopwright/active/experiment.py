@@ -56,11 +56,9 @@ class Simulation:
 
 
 def digits() -> tuple[NDArray[np.float64], NDArray[np.str_], ProjectConfig]:
-    """scikit-learn's 8x8 digits with the demo project's model (``C=0.3``)."""
+    """scikit-learn's 8x8 digits with the default image model."""
     data = load_digits()
-    config = ProjectConfig(
-        name="digits", labels=[str(d) for d in range(10)], modality="image", model={"params": {"C": 0.3}}
-    )
+    config = ProjectConfig(name="digits", labels=[str(d) for d in range(10)], modality="image")
     return data.data, data.target.astype(str), config
 
 
@@ -159,15 +157,18 @@ def simulate(
         raise Invalid(f"batch must be at least 1, got {batch}")
     X_pool, y_pool = _take(X, pool_rows), labels[pool_rows]
     X_held, y_held = _take(X, held_rows), labels[held_rows]
+    name = strategy if isinstance(strategy, str) else strategy.name
     if isinstance(strategy, str):
         embed = TextEmbedding().fit(X_pool) if isinstance(X_pool, list) else None
-        strategy = make_strategy(strategy, cold_start=cold_start, embed=embed)
+        make_strategy(strategy)  # an unknown name fails before any fit
     full = default_estimator(config, split_seed).fit(X_pool, y_pool)
     full_accuracy = float(np.mean(full.predict(X_held) == y_held))
 
     runs = []
     for k, seed in enumerate(seeds):
         rng = np.random.default_rng(seed)
+        # a named strategy is made afresh per seed: the bandit learns within one run
+        pick = make_strategy(strategy, cold_start, embed) if isinstance(strategy, str) else strategy
         given = (
             y_pool
             if annotators == "oracle"
@@ -188,7 +189,7 @@ def simulate(
             if len(labelled) >= budget or (stop_at is not None and accuracy >= stop_at * full_accuracy):
                 break
             rest = np.setdiff1d(np.arange(n_pool), labelled)
-            picks = strategy.select(
+            picks = pick.select(
                 model,
                 _take(X_pool, rest),
                 _take(X_pool, labelled),
@@ -201,7 +202,7 @@ def simulate(
         runs.append(Run(seed, curve, reached))
     return Simulation(
         dataset=dataset,
-        strategy=strategy.name,
+        strategy=name,
         full_accuracy=round(full_accuracy, 6),
         runs=runs,
         labels_to_target={str(t): median_labels([r.labels_to_target[str(t)] for r in runs]) for t in TARGETS},

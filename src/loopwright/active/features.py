@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 from loopwright.active.diversity import as_points
+
+if TYPE_CHECKING:
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 
 class TextEmbedding:
@@ -28,6 +29,9 @@ class TextEmbedding:
         self._svd: TruncatedSVD | None = None
 
     def fit(self, texts: Sequence[str]) -> TextEmbedding:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer  # on use: keeps start-up light
+
         self._tfidf = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2))
         counts = self._tfidf.fit_transform(list(texts))
         self._svd = TruncatedSVD(max(1, min(self.dimensions, counts.shape[1] - 1)), random_state=self.seed)
@@ -38,6 +42,8 @@ class TextEmbedding:
         if self._tfidf is None or self._svd is None:
             raise RuntimeError("call fit(texts) before embedding")
         vectors = self._svd.transform(self._tfidf.transform(list(texts)))
+        from sklearn.preprocessing import normalize  # on use: keeps start-up light
+
         return np.asarray(normalize(vectors), dtype=np.float32)
 
 

@@ -208,6 +208,16 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
 }
 
 
+def _auto(**kw: Any) -> Strategy:
+    from loopwright.active.bandit import Auto  # the bandit builds on the strategies above
+
+    return Auto(**kw)
+
+
+STRATEGIES["auto"] = _auto
+DEFAULT_STRATEGY = "auto"
+
+
 def make_strategy(name: str, cold_start: int | None = None, embed: Embed | None = None) -> Strategy:
     """The strategy registered as ``name``, with the shared cold-start threshold and embedding."""
     if name not in STRATEGIES:

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,15 +17,22 @@ from loopwright.api import connect
 from loopwright.cli.crowd import aggregate, agreement
 from loopwright.cli.drift import drift_command
 from loopwright.cli.erase import erase_command
-from loopwright.cli.lineage import events, lineage_app
+from loopwright.cli.events_cmd import events_app
+from loopwright.cli.ingest_cmd import ingest_command
+from loopwright.cli.jobs import automation_app, jobs_app
+from loopwright.cli.lineage import lineage_app
 from loopwright.cli.options import DbOption, certificate_json
 from loopwright.cli.registry import datasets_app, models_app
+from loopwright.cli.select_cmd import select_command
 from loopwright.cli.simulate_cmd import simulate_command
 from loopwright.cli.users import users_app
 from loopwright.cli.webhooks import webhooks_app
+from loopwright.cli.worker import worker_command
 from loopwright.errors import LoopwrightError
-from loopwright.loop import ProjectStatus
 from loopwright.settings import Settings
+
+if TYPE_CHECKING:  # the use cases load inside the commands that need them: start-up stays light
+    from loopwright.loop import ProjectStatus
 
 app = typer.Typer(
     help="loopwright: human-in-the-loop continuous learning.",
@@ -36,15 +43,21 @@ app.command()(aggregate)
 app.command()(agreement)
 app.command("drift")(drift_command)
 app.command("erase")(erase_command)
+app.command("ingest")(ingest_command)
 app.command("simulate")(simulate_command)
+app.command("select")(select_command)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
 app.add_typer(lineage_app, name="lineage")
 app.add_typer(users_app, name="users")
 app.add_typer(webhooks_app, name="webhooks")
-app.command()(events)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(automation_app, name="automation")
+app.command("worker")(worker_command)
+app.add_typer(events_app, name="events")
 err = Console(stderr=True)
 out = Console()
+WORKER_HEALTHCHECK_S = 30  # uvicorn's default is 5 s
 
 
 @app.command()
@@ -142,6 +155,12 @@ def serve(
     public_metrics: Annotated[
         bool, typer.Option("--public-metrics", help="Serve /metrics without a token (all projects).")
     ] = False,
+    automation_every: Annotated[
+        float, typer.Option(min=0.0, help="Evaluate every project's triggers this often (seconds; 0: never).")
+    ] = 30.0,
+    job_threads: Annotated[
+        int, typer.Option(min=0, max=64, help="Job threads in this process (0: `loopwright worker` only).")
+    ] = 1,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs); callers send Authorization: Bearer <token>."""
     import uvicorn
@@ -158,6 +177,9 @@ def serve(
             webhook_allow=settings.webhook_allow,
             webhook_timeout=settings.webhook_timeout,
             max_body_bytes=settings.max_body_bytes,
+            broker_url=settings.broker_url,
+            job_threads=job_threads,
+            automation_every=automation_every or None,
         )
         uvicorn.run(asgi, host=host, port=port, log_level="warning")
         return
@@ -166,7 +188,18 @@ def serve(
     os.environ["LOOPWRIGHT_SERVE_OPEN"] = "1" if open_access else "0"
     os.environ["LOOPWRIGHT_PUBLIC_METRICS"] = "1" if public_metrics else "0"
     target = "loopwright.service.app:app_from_env"
-    uvicorn.run(target, factory=True, workers=workers, host=host, port=port, log_level="warning")
+    # Workers import only what serving needs (no SciPy/scikit-learn: they warm in a thread after
+    # start-up), so each answers uvicorn's health check in about a second; the longer timeout
+    # keeps a saturated machine from killing and respawning workers that are merely slow.
+    uvicorn.run(
+        target,
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+    )
 
 
 def _status_dict(s: ProjectStatus) -> dict[str, object]:

@@ -12,13 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopwright.consensus import (
-    DawidSkene,
-    MajorityVote,
-    OneCoinDawidSkene,
-    WeightedMajorityVote,
-    agreement_report,
-)
 from loopwright.errors import Invalid
 
 out = Console()
@@ -31,7 +24,13 @@ class Method(StrEnum):
     ds1 = "ds1"
 
 
-_MODELS = {"mv": MajorityVote, "wmv": WeightedMajorityVote, "ds": DawidSkene, "ds1": OneCoinDawidSkene}
+# class names in loopwright.consensus (imported when the command runs)
+_MODELS = {
+    "mv": "MajorityVote",
+    "wmv": "WeightedMajorityVote",
+    "ds": "DawidSkene",
+    "ds1": "OneCoinDawidSkene",
+}
 
 AnswersArg = Annotated[Path, typer.Argument(help="CSV with one answer per row.", exists=True, dir_okay=False)]
 ItemCol = Annotated[str, typer.Option("--item-col", help="Column naming the item.")]
@@ -95,7 +94,9 @@ def aggregate(
             raise Invalid(f"{gold}: no such file")
         gold_items, gold_labels = read_columns(gold, [item_col, truth_col])
         known = dict(zip(gold_items, gold_labels, strict=True))
-    model = _MODELS[method.value]().fit(items, workers, labels, gold=known)
+    from loopwright import consensus  # NumPy and SciPy: only when a command runs
+
+    model = getattr(consensus, _MODELS[method.value])().fit(items, workers, labels, gold=known)
     confidence = model.probas_.max(axis=1)
     with out_path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
@@ -116,6 +117,8 @@ def agreement(
     label_col: LabelCol = "label",
 ) -> None:
     """Inter-annotator agreement: percent, Fleiss' κ, Krippendorff's alpha, per label and per pair."""
+    from loopwright.consensus import agreement_report
+
     report = agreement_report(*read_columns(answers, [item_col, worker_col, label_col]))
     if as_json:
         print(json.dumps(report))

@@ -11,15 +11,18 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopwright.drift import DataDriftReport, FeatureDrift, data_drift
 from loopwright.errors import Invalid
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from loopwright.drift import DataDriftReport, FeatureDrift
 
 out = Console()
 MISSING = {"", "na", "nan", "null", "none", "n/a", "-"}
@@ -72,6 +75,8 @@ def read_table(path: Path) -> Table2:
 
 
 def _as_float(values: list[str]) -> np.ndarray | None:
+    import numpy as np  # NumPy: only when the command runs
+
     out_ = np.empty(len(values))
     for i, v in enumerate(values):
         if v.lower() in MISSING:
@@ -88,6 +93,8 @@ def encode(
     ref: Table2, cur: Table2, categorical: set[str]
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str], set[str], dict[str, list[str]]]:
     """Numeric matrices for both tables; text columns (or ``categorical``) become shared codes."""
+    import numpy as np  # NumPy: only when the command runs
+
     cats: set[str] = set()
     labels: dict[str, list[str]] = {}
     shared = set(ref.header) & set(cur.header)
@@ -166,6 +173,8 @@ def drift_command(
             f"{reference} and {current} share no column: "
             f"{', '.join(ref_t.header)} vs {', '.join(cur_t.header)}"
         )
+    from loopwright.drift import data_drift
+
     ref, cur, ref_names, cur_names, cats, labels = encode(ref_t, cur_t, forced)
     report = data_drift(
         ref, cur, ref_names, current_columns=cur_names, categorical=sorted(cats), alpha=alpha,
@@ -224,6 +233,7 @@ def _order(f: FeatureDrift) -> tuple[int, float]:
 
 def _plot(f: FeatureDrift, a: np.ndarray, b: np.ndarray, labels: list[str] | None) -> str:
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -3,14 +3,15 @@ certificate as the JSON that `status` and the demo summary both print."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from loopwright.api import connect
-from loopwright.domain import Certification
 from loopwright.errors import Invalid, NotFound
-from loopwright.loop import Loop
+
+if TYPE_CHECKING:
+    from loopwright.domain import Certification
+    from loopwright.loop import Loop
 
 DbOption = Annotated[
     str | None,
@@ -24,6 +25,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def open_loop(db: str | None, project: str | None) -> Loop:
     """The named project, or the only one in the database."""
+    from loopwright.api import connect
+
     ws = connect(db)
     if project:
         return ws.project(project)

@@ -7,17 +7,24 @@ import json
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from loopwright.cli.options import DbOption, JsonOption, ProjectOption, open_loop
-from loopwright.domain import DatasetVersion, ModelVersion
 from loopwright.errors import Invalid
-from loopwright.loop.datasets import DatasetDiff, ExportFormat
-from loopwright.loop.registry import ENVIRONMENTS, Aliases, Deployment, evidence
+from loopwright.loop.datasets import ExportFormat
+
+if TYPE_CHECKING:
+    from loopwright.domain import DatasetVersion, ModelVersion
+    from loopwright.loop.datasets import DatasetDiff
+    from loopwright.loop.registry import Aliases, Deployment
+
+# loopwright.loop.registry.ENVIRONMENTS after "dev" (kept equal by tests/test_startup.py): the
+# help text is built at import, and importing the registry use case would import the learning half.
+DEPLOY_ENVIRONMENTS = ("staging", "prod")
 
 datasets_app = typer.Typer(help="Dataset versions: list, show, diff, export.", no_args_is_help=True)
 models_app = typer.Typer(
@@ -36,7 +43,7 @@ DeployDirOption = Annotated[
 EnvOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--env", help=f"Also deploy to this environment ({', '.join(ENVIRONMENTS[1:])}); repeatable."
+        "--env", help=f"Also deploy to this environment ({', '.join(DEPLOY_ENVIRONMENTS)}); repeatable."
     ),
 ]
 
@@ -186,6 +193,12 @@ def datasets_export(
 # -- models --------------------------------------------------------------------------------
 
 
+def _evidence(m: ModelVersion) -> dict[str, Any] | None:
+    from loopwright.loop.registry import evidence
+
+    return evidence(m)
+
+
 def _model_dict(m: ModelVersion, aliases: Aliases) -> dict[str, Any]:
     return {
         "version": m.version,
@@ -196,7 +209,7 @@ def _model_dict(m: ModelVersion, aliases: Aliases) -> dict[str, Any]:
         "config_hash": m.config_hash,
         "seed": m.seed,
         "metrics": m.metrics,
-        "gate": evidence(m),
+        "gate": _evidence(m),
         "created_at": _iso(m.created_at),
         "promoted_at": _iso(m.promoted_at),
         "model": m.ref,
@@ -324,6 +337,8 @@ def models_promote(
         before = loop.model_aliases().champion
         model = loop.promote(loop.model(version).version, actor)
         replaced = before if before is not None and before.id != model.id else None
+        from loopwright.loop.registry import Deployment
+
         result = Deployment(model, replaced, ())
     else:
         result = loop.deploy(deploy_dir, env or (), version, actor)

@@ -7,21 +7,22 @@ import itertools
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from loopwright.active.experiment import digits, simulate, text_config
-from loopwright.active.strategies import STRATEGIES
 from loopwright.cli.crowd import read_columns
-from loopwright.config import ProjectConfig
 from loopwright.errors import Invalid
+
+if TYPE_CHECKING:
+    from loopwright.config import ProjectConfig
 
 
 class Choice(StrEnum):
+    auto = "auto"  # the default: active.strategies.DEFAULT_STRATEGY
     random = "random"
     least_confidence = "least-confidence"
     margin = "margin"
@@ -31,9 +32,6 @@ class Choice(StrEnum):
     hybrid = "hybrid"
 
 
-assert {c.value for c in Choice} == set(STRATEGIES)
-
-
 class Annotators(StrEnum):
     oracle = "oracle"
     noisy = "noisy"
@@ -41,6 +39,8 @@ class Annotators(StrEnum):
 
 def load_dataset(spec: str, text_col: str, label_col: str) -> tuple[Any, list[str], ProjectConfig]:
     """``digits`` or ``csv:PATH`` (text in ``text_col``, label in ``label_col``)."""
+    from loopwright.active.experiment import digits, text_config  # scikit-learn: on use only
+
     if spec == "digits":
         X, y, config = digits()
         return X, y.tolist(), config
@@ -60,8 +60,10 @@ def simulate_command(
     dataset: Annotated[
         str, typer.Option(help="'digits' or 'csv:PATH' (a CSV with a text and a label column).")
     ],
-    strategy: Annotated[Choice, typer.Option(help="Selection strategy.")],
     budget: Annotated[int, typer.Option(min=1, help="Labels to spend per seed, seed set included.")],
+    strategy: Annotated[
+        Choice, typer.Option(help="Selection strategy (auto: a bandit over margin, hybrid and kcenter).")
+    ] = Choice.auto,
     batch: Annotated[int, typer.Option(min=1, help="Items labelled per round.")] = 10,
     seeds: Annotated[int, typer.Option(min=1, help="Runs with seeds 0 … K-1.")] = 1,
     annotators: Annotated[
@@ -80,6 +82,8 @@ def simulate_command(
 
     A budget larger than the pool (the data minus its 25 % held-out split) is an error.
     """
+    from loopwright.active.experiment import simulate
+
     X, y, config = load_dataset(dataset, text_col, label_col)
     err = Console(stderr=True)
     with Progress(

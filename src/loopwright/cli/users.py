@@ -11,17 +11,18 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopwright.api import connect
 from loopwright.cli.options import DbOption, JsonOption
 from loopwright.errors import Invalid, NotFound
-from loopwright.store.sql import SqlStore
-from loopwright.store.sql.users import Account, SqlUserRepo
+
+if TYPE_CHECKING:
+    from loopwright.store.sql import SqlStore
+    from loopwright.store.sql.users import Account, SqlUserRepo
 
 users_app = typer.Typer(
     help="Users of the REST service: add, token, revoke, list, tokens.", no_args_is_help=True
@@ -32,10 +33,19 @@ ROLES = "lead, service, annotator, expert, viewer"  # loopwright.service.auth.Ro
 
 
 def _store(db: str | None) -> SqlStore:
+    from loopwright.api import connect
+    from loopwright.store.sql import SqlStore
+
     store = connect(db).store
     if not isinstance(store, SqlStore):  # pragma: no cover - connect always opens SQL
         raise Invalid("users live in a SQL store")
     return store
+
+
+def _repo(conn: Any) -> SqlUserRepo:
+    from loopwright.store.sql.users import SqlUserRepo  # SQLAlchemy: only when a command runs
+
+    return SqlUserRepo(conn)
 
 
 def _tiers(text: str | None) -> list[int] | None:
@@ -72,7 +82,7 @@ def add(
         raise Invalid("--tiers needs --project and --role")
     tier_list = _tiers(tiers)
     with _store(db).engine.begin() as conn:
-        repo = SqlUserRepo(conn)
+        repo = _repo(conn)
         try:
             repo.get(name)
             exists = True
@@ -95,7 +105,7 @@ def add(
 def token(name: Annotated[str, typer.Argument(help="User name.")], db: DbOption = None) -> None:
     """Issue a new API token for a user and print it (once: only its hash is kept)."""
     with _store(db).engine.begin() as conn:
-        issued = SqlUserRepo(conn).issue_token(name)
+        issued = _repo(conn).issue_token(name)
     err.print(f"new token for {name} (shown once; send it as 'Authorization: Bearer <token>'):")
     print(issued)
 
@@ -127,7 +137,7 @@ def revoke(
     if len(chosen) != 1:
         raise Invalid("name one of: TOKEN, --token-stdin, --user NAME, --id N")
     with _store(db).engine.begin() as conn:
-        repo = SqlUserRepo(conn)
+        repo = _repo(conn)
         if user is not None:
             n = repo.revoke_user(user)
             out.print(f"revoked {n} token{'' if n == 1 else 's'} of {user}")
@@ -158,7 +168,7 @@ def tokens(
                 "last_used_at": _when(t.last_used_at),
                 "revoked_at": _when(t.revoked_at),
             }
-            for t in SqlUserRepo(conn).tokens(name)
+            for t in _repo(conn).tokens(name)
         ]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -190,7 +200,7 @@ def _account(account: Account, tokens: int) -> dict[str, Any]:
 def list_users(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Users, admin flags, memberships and how many live tokens each has (never the tokens)."""
     with _store(db).engine.begin() as conn:
-        rows = [_account(a, n) for a, n in SqlUserRepo(conn).list()]
+        rows = [_account(a, n) for a, n in _repo(conn).list()]
     if as_json:
         print(json.dumps(rows, indent=2))
         return

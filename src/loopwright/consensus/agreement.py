@@ -8,7 +8,6 @@ from typing import Any
 import krippendorff
 import numpy as np
 from numpy.typing import NDArray
-from scipy import sparse
 
 from loopwright.consensus.answers import Answers, encode
 
@@ -54,6 +53,8 @@ def cohen_kappas(ans: Answers, min_shared: int = 2) -> list[dict[str, Any]]:
     said = []  # said[a][i, w] = 1 if worker w answered class a on item i
     for a in range(k):
         rows = ans.label_idx == a
+        from scipy import sparse  # on use: keeps start-up light
+
         m = sparse.csr_matrix(
             (np.ones(int(rows.sum())), (ans.item_idx[rows], ans.worker_idx[rows])), shape=(n_items, n_workers)
         )

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import sparse
 
 from loopwright.consensus.answers import Answers, Fitted, clamp, encode, gold_rows
 from loopwright.errors import Invalid
@@ -23,7 +22,8 @@ class DawidSkene(Fitted):
 
     After :meth:`fit`: ``items_``, ``classes_``, ``workers_``, ``labels_``, ``probas_`` (posterior
     per item, columns keyed by ``classes_``), ``priors_``, ``confusions_`` (workers x true x
-    answered), ``skills_`` (worker → expected accuracy under the posterior), ``n_iter_``.
+    answered), ``skills_`` (worker → expected accuracy under the posterior), ``n_iter_``,
+    ``n_answers_``. :meth:`partial` then scores one more item with those skills held fixed.
     """
 
     def __init__(self, n_iter: int = 100, tol: float = 1e-5, smoothing: float = 0.01) -> None:
@@ -44,6 +44,8 @@ class DawidSkene(Fitted):
         gold_pos, gold_cls = gold_rows(ans, gold)
         n_items, n_workers, k = len(ans.items), len(ans.workers), len(ans.classes)
         # counts[i, w*k + l] = how often worker w answered l on item i
+        from scipy import sparse  # on use: keeps start-up light
+
         counts = sparse.csr_matrix(
             (np.ones(len(ans.item_idx)), (ans.item_idx, ans.worker_idx * k + ans.label_idx)),
             shape=(n_items, n_workers * k),
@@ -73,9 +75,34 @@ class DawidSkene(Fitted):
         self.labels_ = ans.classes[post.argmax(axis=1)]
         self.priors_ = np.exp(log_prior)
         self.confusions_ = np.exp(log_conf).transpose(0, 2, 1)
+        self.n_answers_ = len(ans.item_idx)
         cell = (seen @ post).reshape(n_workers, k, k)  # worker, answered, true
         self.skills_ = dict(zip(ans.workers.tolist(), _accuracy(cell).tolist(), strict=True))
         return self
+
+    def partial(self, workers: Sequence[str], labels: Sequence[str]) -> NDArray[np.float64]:
+        """One item's posterior over ``classes_`` from its answers, with the fitted skills.
+
+        The E-step of :meth:`fit` for one item, the priors and confusion matrices held fixed: the
+        incremental path, so consolidating an item costs its own answers, not the project's. A
+        worker the fit never saw gets the mean confusion matrix of the fitted workers. A label
+        outside ``classes_`` raises Invalid (refit instead).
+        """
+        if len(workers) != len(labels):
+            raise Invalid("workers and labels must have the same length")
+        known = {c: i for i, c in enumerate(self.classes_.tolist())}
+        missing = [label for label in labels if label not in known]
+        if missing:
+            raise Invalid(f"label {missing[0]!r} is not one of the fitted classes")
+        index = {w: i for i, w in enumerate(self.workers_.tolist())}
+        conf = self.confusions_  # workers x true x answered
+        pooled = conf.mean(axis=0)
+        log_post = np.log(self.priors_).copy()
+        for worker, label in zip(workers, labels, strict=True):
+            row = conf[index[worker]] if worker in index else pooled
+            log_post += np.log(row[:, known[label]])
+        post = np.exp(log_post - log_post.max())
+        return post / post.sum()
 
     def _m_step(
         self, cell: NDArray[np.float64], post: NDArray[np.float64], n_workers: int, k: int

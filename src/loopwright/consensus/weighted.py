@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import softmax
 
 from loopwright.consensus.answers import Answers, Fitted, clamp, encode, gold_rows
 from loopwright.errors import Invalid
@@ -67,6 +66,8 @@ def _weighted(
     weight = np.log(max(k - 1, 1) * p / (1 - p))
     scores = np.zeros((len(ans.items), k))
     np.add.at(scores, (ans.item_idx, ans.label_idx), weight[ans.worker_idx])
+    from scipy.special import softmax  # on use: keeps start-up light
+
     probas = softmax(scores, axis=1)
     clamp(probas, gold_pos, gold_cls)
     return np.asarray(probas, dtype=np.float64)

@@ -1,5 +1,9 @@
 """Data drift between a reference and a current window: per-feature tests chosen by type and size,
-distances, multiple-testing correction and a multivariate domain classifier, in one report."""
+distances, multiple-testing correction and a multivariate domain classifier, in one report.
+
+The verdict holds the stated ``alpha`` overall: the per-feature family (its Simes p-value, which
+is what Benjamini-Hochberg rejects on) and the domain classifier's test each get ``alpha / 2``
+(Bonferroni: valid whatever the dependence between the two, which share the same rows)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from loopwright.drift import univariate as uv
-from loopwright.drift.classifier import domain_classifier_auc
+from loopwright.drift.classifier import domain_classifier_test
 from loopwright.drift.correction import adjust_pvalues
 from loopwright.errors import Invalid
 
@@ -39,8 +43,11 @@ class FeatureDrift:
 
 @dataclass(frozen=True)
 class DataDriftReport:
-    """``drift`` is True when any feature drifts after correction or the domain classifier's AUC
-    reaches ``auc_threshold``."""
+    """``drift`` is True when any feature drifts after correction at ``alpha_features`` or the
+    domain classifier's p-value is ≤ ``alpha / 2`` with its AUC at least ``auc_threshold``.
+
+    ``p_value`` is the overall Bonferroni p-value ``min(1, 2 min(features, classifier))`` (the
+    features' alone when the classifier did not run)."""
 
     drift: bool
     features: list[FeatureDrift]
@@ -53,6 +60,11 @@ class DataDriftReport:
     auc_threshold: float
     domain_classifier_skipped: str | None = None
     notes: list[str] = field(default_factory=list)
+    alpha_features: float | None = None
+    features_p_value: float | None = None
+    domain_classifier_p_value: float | None = None
+    p_value: float | None = None
+    combination: str = "bonferroni"
 
     @property
     def drifted(self) -> list[str]:
@@ -80,6 +92,11 @@ class DataDriftReport:
             "domain_classifier_drift": self.domain_classifier_drift,
             "auc_threshold": self.auc_threshold,
             "domain_classifier_skipped": self.domain_classifier_skipped,
+            "alpha_features": self.alpha_features,
+            "features_p_value": self.features_p_value,
+            "domain_classifier_p_value": self.domain_classifier_p_value,
+            "p_value": self.p_value,
+            "combination": self.combination,
             "notes": list(self.notes),
             "features": [asdict(f) for f in self.features],
         }
@@ -113,6 +130,24 @@ def _distinct(x: np.ndarray) -> int:
     return 0 if x.size == 0 else int(np.count_nonzero(x[1:] != x[:-1])) + 1
 
 
+def _identifier(a: np.ndarray, b: np.ndarray, categorical: bool) -> str | None:
+    """Why a column looks like an identifier (sorted, non-missing values ``a``, ``b``), or None.
+
+    Every value distinct in both windows, and either categorical (one row per category) or the
+    windows' ranges do not overlap (a timestamp or a running id): a test would only say the
+    windows were taken at different times."""
+    if _distinct(a) < a.size or _distinct(b) < b.size:
+        return None
+    if categorical:
+        return "identifier-like: every value is its own category (one row per category), nothing to compare"
+    if a[-1] < b[0] or b[-1] < a[0]:
+        return (
+            "identifier-like: every value distinct and the windows' ranges do not overlap "
+            "(a timestamp or running id), so any test would flag it"
+        )
+    return None
+
+
 def data_drift(
     reference: Any,
     current: Any,
@@ -138,9 +173,10 @@ def data_drift(
     for both, Wasserstein (raw and divided by the reference standard deviation) for numbers,
     Jensen-Shannon for categories. p-values are corrected with ``correction`` (``bh``
     Benjamini-Hochberg, ``holm``, ``none``) over the tested features; a feature drifts when its
-    adjusted p-value is ≤ ``alpha``. Features that cannot be tested (only in one window, all
-    missing, fewer than ``min_rows`` values, constant in both) get a ``skipped`` reason and the
-    rest of the report is still produced.
+    adjusted p-value is ≤ ``alpha / 2`` (``alpha`` when the domain classifier does not run).
+    Features that cannot be tested (only in one window, all missing, fewer than ``min_rows``
+    values, constant in both, identifier-like) get a ``skipped`` reason and the rest of the
+    report is still produced.
     """
     if not 0 < alpha < 1:
         raise Invalid(f"alpha must lie strictly between 0 and 1, got {alpha}")
@@ -195,6 +231,10 @@ def data_drift(
                 name, kind, f"constant ({a[0]:g}) in both windows: nothing to compare", **counts
             )
             continue
+        identifier = _identifier(a, b, kind == "categorical")
+        if identifier is not None:
+            results[name] = _skip(name, kind, identifier, **counts)
+            continue
         if kind == "categorical" or max(_distinct(a), _distinct(b)) <= max_categories:
             _, count_a, count_b = uv.category_counts(a, b)
             stat, p = uv.chi2_test(count_a, count_b)
@@ -218,17 +258,15 @@ def data_drift(
 
     tested = [n for n in shared if results[n].skipped is None]
     adjusted = adjust_pvalues([results[n].p_value or 0.0 for n in tested], correction)
-    for n, p_adj in zip(tested, adjusted, strict=True):
-        results[n] = replace(results[n], p_adjusted=float(p_adj), drift=bool(p_adj <= alpha))
     only_ref = [_skip(c, "categorical" if c in cats else "numeric",
                       "only in the reference window: add it to the current data or drop it")
                 for c in ref_names if c not in cur_pos]  # fmt: skip
     only_cur = [_skip(c, "categorical" if c in cats else "numeric",
                       "only in the current window: add it to the reference data or drop it")
                 for c in cur_names if c not in ref_pos]  # fmt: skip
-    features = [results[n] for n in shared] + only_ref + only_cur
 
     auc: float | None = None
+    p_domain: float | None = None
     auc_skip: str | None = None
     if not domain_classifier:
         auc_skip = "not requested"
@@ -236,7 +274,7 @@ def data_drift(
         auc_skip = "no testable feature"
     else:
         try:
-            auc = domain_classifier_auc(
+            auc, p_domain = domain_classifier_test(
                 ref[:, [ref_pos[c] for c in tested]],
                 cur[:, [cur_pos[c] for c in tested]],
                 max_rows=max_rows,
@@ -244,7 +282,14 @@ def data_drift(
             )
         except Invalid as exc:
             auc_skip = exc.message
-    auc_drift = auc is not None and auc >= auc_threshold
+    split = alpha / 2 if p_domain is not None else alpha
+    for n, p_adj in zip(tested, adjusted, strict=True):
+        results[n] = replace(results[n], p_adjusted=float(p_adj), drift=bool(p_adj <= split))
+    features = [results[n] for n in shared] + only_ref + only_cur
+    auc_drift = auc is not None and p_domain is not None and p_domain <= split and auc >= auc_threshold
+    p_features = _family_p(adjusted, correction)
+    p_all = [p for p in (p_features, p_domain) if p is not None]
+    p_value = min(1.0, len(p_all) * min(p_all)) if p_all else None
     notes = []
     if auc_drift and not any(f.drift for f in features):
         notes.append("the domain classifier separates the windows but no single feature drifts: "
@@ -261,4 +306,17 @@ def data_drift(
         auc_threshold=auc_threshold,
         domain_classifier_skipped=auc_skip,
         notes=notes,
+        alpha_features=split,
+        features_p_value=p_features,
+        domain_classifier_p_value=p_domain,
+        p_value=p_value,
     )
+
+
+def _family_p(adjusted: np.ndarray, correction: str) -> float | None:
+    """The per-feature family's p-value for "no feature drifts": the smallest adjusted p-value
+    (Simes' test for ``bh``, Holm's Bonferroni for ``holm``; ``none`` gets Bonferroni)."""
+    if adjusted.size == 0:
+        return None
+    smallest = float(adjusted.min())
+    return min(1.0, smallest * adjusted.size) if correction == "none" else smallest

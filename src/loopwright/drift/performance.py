@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
-from sklearn.isotonic import IsotonicRegression
 
 from loopwright.errors import Invalid
 
@@ -71,11 +69,15 @@ def estimate_accuracy(
     if calibration is not None:
         ref_p = _max_proba(calibration[0])
         ref_c = _correct(calibration[1], ref_p.size)
+        from sklearn.isotonic import IsotonicRegression  # on use: keeps start-up light
+
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(ref_p, ref_c)
         p = np.asarray(iso.predict(p), dtype=float)
     n = p.size
     expected = float(p.mean())
     sd = float(np.sqrt(np.sum(p * (1 - p)))) / n
+    from scipy import stats  # on use: keeps start-up light
+
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     return AccuracyEstimate(expected, max(0.0, expected - z * sd), min(1.0, expected + z * sd), n, confidence)
 
@@ -99,6 +101,8 @@ def compare_with_audit(
     """
     if n_audited < 1 or not 0 <= n_correct <= n_audited:
         raise Invalid(f"need 0 ≤ n_correct ≤ n_audited and n_audited ≥ 1, got {n_correct} of {n_audited}")
+    from scipy import stats  # on use: keeps start-up light
+
     test = stats.binomtest(int(n_correct), int(n_audited), min(max(estimate.expected, 1e-12), 1 - 1e-12))
     ci = test.proportion_ci(confidence_level=1 - alpha, method="exact")
     audited = n_correct / n_audited

@@ -6,8 +6,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
 
 PSI_FLOOR = 1e-4  # an empty bin counts as this share, so PSI stays finite
 EXACT_KS_MAX_PAIRS = 1_000_000  # n·m up to this: scipy's exact KS p-value; above: the asymptotic one
@@ -33,6 +31,8 @@ def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
 
 def ks_pvalue(d: float, a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided p-value: exact (scipy) for small samples, else the asymptotic one scipy's ``asymp`` gives."""
+    from scipy import stats  # on use: keeps start-up light
+
     n, m = a.size, b.size
     if n * m <= EXACT_KS_MAX_PAIRS:
         return float(stats.ks_2samp(a, b, method="exact").pvalue)
@@ -80,10 +80,14 @@ def category_counts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def chi2_test(count_a: np.ndarray, count_b: np.ndarray) -> tuple[float, float]:
     """Pearson χ² test of homogeneity on the 2 x k table of category counts (no continuity correction)."""
+    from scipy import stats  # on use: keeps start-up light
+
     result = stats.chi2_contingency(np.vstack([count_a, count_b]), correction=False)
     return float(result.statistic), float(result.pvalue)
 
 
 def js_distance(count_a: np.ndarray, count_b: np.ndarray) -> float:
     """Jensen-Shannon distance (base 2, in [0, 1]) between the category shares."""
+    from scipy.spatial.distance import jensenshannon  # on use: keeps start-up light
+
     return float(jensenshannon(count_a / count_a.sum(), count_b / count_b.sum(), base=2))

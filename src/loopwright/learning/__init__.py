@@ -1,4 +1,9 @@
-"""The learning half: dataset versions, estimators, artifacts and the promotion gate."""
+"""The learning half: dataset versions, estimators, artifacts and the promotion gate.
+
+Importing it is light: scikit-learn, SciPy and skops load inside the functions that use them.
+(The names stay eager: ``gate`` is both a submodule and a function, and a lazy package
+attribute would return the submodule once anyone imported ``loopwright.learning.gate``.)
+"""
 
 from loopwright.learning.artifact import dump_model, load_model
 from loopwright.learning.dataset import build_version, split_for

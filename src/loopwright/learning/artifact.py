@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from skops import io as sio
-
 from loopwright.errors import Invalid
 
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
@@ -18,12 +16,16 @@ _TRUSTED_NAMES = ("loopwright.learning.estimators.CallableModel",)  # a wrapper;
 
 
 def dump_model(model: Any) -> bytes:
+    from skops import io as sio  # on use: keeps start-up light
+
     return bytes(sio.dumps(model))
 
 
 def untrusted_types(blob: bytes, trusted: Sequence[str] = ()) -> list[str]:
     """The types in ``blob`` that neither loopwright nor ``trusted`` trusts, sorted."""
     allowed = set(_TRUSTED_NAMES) | set(trusted)
+    from skops import io as sio  # on use: keeps start-up light
+
     found = sio.get_untrusted_types(data=blob)
     return sorted(t for t in found if not t.startswith(_TRUSTED_PREFIXES) and t not in allowed)
 
@@ -35,6 +37,8 @@ def load_model(blob: bytes, trusted: Sequence[str] = ()) -> Any:
             f"model artifact contains types loopwright will not load: {refused}; "
             "trust them by name in the project config under model.trusted_types"
         )
+    from skops import io as sio  # on use: keeps start-up light
+
     return sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
 
 

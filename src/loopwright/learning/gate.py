@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import binom
 
 from loopwright.domain import GateRule
 
@@ -39,6 +38,8 @@ def mcnemar_one_sided(wins: int, losses: int) -> tuple[float, float]:
     n = wins + losses
     if n == 0:
         return 1.0, 1.0
+    from scipy.stats import binom  # on use: keeps start-up light
+
     return float(binom.cdf(wins, n, 0.5)), float(binom.sf(wins - 1, n, 0.5))
 
 

@@ -31,6 +31,24 @@ def audited_labels(uow: UnitOfWork, project_id: int, since: int = 0) -> dict[int
     }
 
 
+def rate(ctx: Context, uow: UnitOfWork) -> float:
+    """The audit rate for the next batch: ``audit_rate`` while evidence is scarce, falling
+    linearly to ``audit_floor`` as the audited items since the last drift reach ``audit_target``.
+
+    The rate depends only on items already stored, never on the items it is applied to, so in
+    a stationary world each audited item is still a uniform draw of the stream: the evidence
+    stays an unbiased sample for certification, only its growth slows. Deterministic: the
+    draws themselves come from item hashes.
+    """
+    cfg = ctx.config.routing
+    if cfg.audit_target is None:
+        return cfg.audit_rate
+    since = drift_start(uow, ctx.project.id) or 0
+    have = sum(i >= since for i in uow.decisions.audited_items(ctx.project.id))
+    share = min(1.0, have / cfg.audit_target)
+    return max(cfg.audit_floor, cfg.audit_rate - share * (cfg.audit_rate - cfg.audit_floor))
+
+
 def score(
     ctx: Context, uow: UnitOfWork, model: Any, labels: dict[int, str]
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:

@@ -7,6 +7,8 @@ confidence on each, and whether its label matches the resolved one. A champion t
 elsewhere cannot be re-run: its evidence is the predictions it sent with the audited items.
 A certificate is stored per (champion, evidence count) and recomputed when either changes:
 after a promotion and whenever new audit labels arrive, and from scratch after a detected drift.
+Whether anything changed is read from what is newer than the certificate (indexed), so an
+ingest with no new evidence pays no scan of the project.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
     champion = uow.models.champion(ctx.project.id)
     if config is None or champion is None:
         return None
-    audited = audit.audited_labels(uow, ctx.project.id, audit.drift_start(uow, ctx.project.id) or 0)
     latest = uow.certifications.latest(ctx.project.id)
+    if latest and latest.model_version_id == champion.id and not _stale(uow, ctx.project.id, latest):
+        return latest
+    audited = audit.audited_labels(uow, ctx.project.id, audit.drift_start(uow, ctx.project.id) or 0)
     if latest and latest.model_version_id == champion.id and latest.n_audited == len(audited):
         return latest
     confidences, correct = audit.score_version(ctx, uow, champion, audited)  # external: stored predictions
@@ -54,3 +58,16 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
         reason=stored.reason,
     )
     return stored
+
+
+def _stale(uow: UnitOfWork, project_id: int, cert: Certification) -> bool:
+    """Whether evidence may have changed since ``cert``: an audited item resolved since, a drift
+    detected or an item erased since. Indexed look-ups of what is newer than the certificate,
+    never a scan of the project; when one says yes the evidence is counted as before."""
+    if uow.certifications.evidence_since(project_id, cert.created_at):
+        return True
+    for action in (audit.DRIFT_DETECTED, "item.erased"):
+        event = uow.events.latest(project_id, action)
+        if event is not None and event.at >= cert.created_at:
+            return True
+    return False

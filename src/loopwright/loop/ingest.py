@@ -14,7 +14,7 @@ from loopwright.domain import Route, content_hash
 from loopwright.errors import Conflict, Invalid, ModelUnavailable, NotFitted
 from loopwright.learning import featurize
 from loopwright.learning.estimators import check_payload
-from loopwright.loop import certification, external, monitoring
+from loopwright.loop import audit, certification, duplicates, external, monitoring, preprocess
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.queue import Carried, prioritise
@@ -115,6 +115,12 @@ def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list
         if isinstance(ext, bool) or not isinstance(ext, str | int) or str(ext) == "":
             errors.append((f"[{i}].external_id", "required: a non-empty string or integer"))
             continue
+        given = rec.get("payload")  # hashed as given: preprocessing may change with the config
+        try:
+            rec = preprocess.record(ctx.config, rec)
+        except preprocess.Dropped as exc:
+            errors.append((f"[{i}].payload", exc.reason))
+            continue
         problem = check_payload(ctx.config, rec.get("payload"))
         if problem:
             errors.append((f"[{i}].payload", problem))
@@ -133,7 +139,13 @@ def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list
             errors += [(f"[{i}].payload.{field}", msg) for field, msg in exc.errors]
             continue
         record = _Record(
-            str(ext), payload, dict(metadata), content_hash(rec["payload"]), found, prediction, embedding
+            str(ext),
+            payload,
+            dict(metadata) | preprocess.lineage(ctx.config),
+            content_hash(given),
+            found,
+            prediction,
+            embedding,
         )
         if (seen := out.get(record.external_id)) and seen.hash != record.hash:
             errors.append(
@@ -247,30 +259,6 @@ def _top(labels: list[str], rows: list[dict[str, float] | None]) -> tuple[list[A
     return pred_labels, confidences
 
 
-def _near_duplicates(ctx: Context, uow: UnitOfWork, records: list[_Record]) -> dict[int, str]:
-    """Records whose embedding's cosine similarity to an earlier item's (or an earlier record's
-    in the batch) reaches ``embedding.duplicate_threshold``: index → that item's external id."""
-    threshold = ctx.config.embedding.duplicate_threshold
-    rows = [i for i, r in enumerate(records) if r.embedding is not None]
-    if threshold is None or not rows:
-        return {}
-    stored = uow.embeddings.of_project(ctx.project.id)
-    names = {i.id: i.external_id for i in uow.items.get_many(list(stored))}
-    keys = [names[i] for i in stored] + [records[i].external_id for i in rows]
-    vectors = np.asarray([*stored.values(), *(records[i].embedding for i in rows)], dtype=np.float64)
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    found: dict[int, str] = {}
-    for k, i in enumerate(rows):
-        at = len(stored) + k
-        if at == 0:
-            continue
-        sims = unit[:at] @ unit[at]
-        j = int(sims.argmax())
-        if sims[j] >= threshold:
-            found[i] = keys[j]
-    return found
-
-
 def _audit_draws(ctx: Context, records: list[_Record]) -> list[float]:
     """Uniform draws from the item hash and the project seed: random, yet reproducible."""
     seed = ctx.config.retrain.seed
@@ -331,61 +319,23 @@ def _ingest_chunk(ctx: Context, batch: list[_Record], actor: str) -> IngestRepor
         drift = monitoring.batch_drift(ctx, uow, scored.X) if ctx.config.drift.check_on_ingest else None
         if drift is not None and drift["drift"]:
             threshold = None  # a changed world voids the certificate: this batch goes to review
-        router = ThresholdRouter(ctx.config.routing, threshold=threshold)
+        routing = ctx.config.routing
+        if routing.audit_target is not None:  # adaptive: fewer audits as evidence accumulates
+            routing = routing.model_copy(update={"audit_rate": audit.rate(ctx, uow)})
+        router = ThresholdRouter(routing, threshold=threshold)
         choices = router.route(
             pred_labels, confidences, no_prediction_reason=reason, draws=_audit_draws(ctx, new)
         )
         if scored.any:
             choices = prioritise(ctx, uow, scored.model, scored.X, choices, _for_queue(ctx, new, scored))
-        near = _near_duplicates(ctx, uow, new)
+        near = duplicates.check(ctx, uow, new)
+        choices = duplicates.route(ctx, near, choices)
         outcomes = {
             ext: ItemOutcome(item.id, ext, True, None, None, None, None, None)
             for ext, item in existing.items()
         }
-        for i, (r, choice) in enumerate(zip(new, choices, strict=True)):
-            metadata = r.metadata if i not in near else {**r.metadata, "duplicate_of": near[i]}
-            item = uow.items.add(ctx.project.id, r.external_id, r.hash, r.payload, metadata)
-            if r.embedding is not None:
-                uow.embeddings.add_many(ctx.project.id, {item.id: r.embedding})
-            row = scored.rows[i]
-            pred = uow.predictions.add(
-                item.id,
-                scored.versions[i],
-                row or {},
-                pred_labels[i],
-                confidences[i],
-                None if row is not None else error,
-            )
-            decision = uow.decisions.add(
-                item.id,
-                pred.id,
-                choice.route,
-                choice.tier,
-                choice.reason,
-                choice.audit,
-                router.threshold,
-            )
-            if choice.route is Route.REVIEW and choice.tier is not None:
-                required = ctx.config.tier(choice.tier).required_annotations
-                uow.tasks.add(
-                    ctx.project.id,
-                    item.id,
-                    decision.id,
-                    choice.tier,
-                    choice.priority,
-                    choice.reason,
-                    required,
-                )
-            outcomes[r.external_id] = ItemOutcome(
-                item.id,
-                r.external_id,
-                False,
-                pred_labels[i],
-                confidences[i],
-                choice.route,
-                choice.tier,
-                choice.reason,
-            )
+        _write(ctx, uow, new, choices, scored, near, router.threshold, error, outcomes)
+        duplicates.remember(ctx, uow, near, [outcomes[r.external_id].item_id for r in new])
         report = IngestReport(tuple(outcomes[r.external_id] for r in batch), drift)
         created = [o.item_id for o in report.outcomes if not o.duplicate]
         if drift is not None and created:
@@ -403,3 +353,67 @@ def _ingest_chunk(ctx: Context, batch: list[_Record], actor: str) -> IngestRepor
             pii_scrubbed=dict(sum((r.scrubbed for r in new), Counter[str]())),
         )
     return report
+
+
+def _write(
+    ctx: Context,
+    uow: UnitOfWork,
+    new: list[_Record],
+    choices: list[Any],
+    scored: _Scored,
+    near: Any,
+    threshold: float | None,
+    error: str | None,
+    outcomes: dict[str, ItemOutcome],
+) -> None:
+    """Store the new items with their predictions, decisions and tasks: a few multi-row
+    statements per table, not one statement per row; fills ``outcomes``."""
+    pred_labels, confidences = _top(ctx.labels, scored.rows)
+    item_ids = uow.items.add_many(
+        ctx.project.id,
+        [
+            (
+                r.external_id,
+                r.hash,
+                r.payload,
+                r.metadata if i not in near.matches else {**r.metadata, **near.link(i)},
+            )
+            for i, r in enumerate(new)
+        ],
+    )
+    vectors = {
+        item_id: r.embedding for item_id, r in zip(item_ids, new, strict=True) if r.embedding is not None
+    }
+    if vectors:
+        uow.embeddings.add_many(ctx.project.id, vectors)
+    pred_ids = uow.predictions.add_many(
+        [
+            (
+                item_id,
+                scored.versions[i],
+                row or {},
+                pred_labels[i],
+                confidences[i],
+                None if row is not None else error,
+            )
+            for i, (item_id, row) in enumerate(zip(item_ids, scored.rows, strict=True))
+        ]
+    )
+    decision_ids = uow.decisions.add_many(
+        [
+            (item_id, pred_id, c.route, c.tier, c.reason, c.audit, threshold)
+            for item_id, pred_id, c in zip(item_ids, pred_ids, choices, strict=True)
+        ]
+    )
+    uow.tasks.add_many(
+        ctx.project.id,
+        [
+            (item_id, decision_id, c.tier, c.priority, c.reason, ctx.config.tier(c.tier).required_annotations)
+            for item_id, decision_id, c in zip(item_ids, decision_ids, choices, strict=True)
+            if c.route is Route.REVIEW and c.tier is not None
+        ],
+    )
+    for i, (r, item_id, c) in enumerate(zip(new, item_ids, choices, strict=True)):
+        outcomes[r.external_id] = ItemOutcome(
+            item_id, r.external_id, False, pred_labels[i], confidences[i], c.route, c.tier, c.reason
+        )

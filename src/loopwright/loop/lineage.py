@@ -62,7 +62,8 @@ def item_lineage(ctx: Context, external_id: str) -> dict[str, Any]:
         refs = {m.id: m.ref for m in models}  # name@version for a model that lives elsewhere
         splits = {d: _split_of(uow, d, item.id) for d in uow.datasets.containing_item(item.id)}
         return {
-            "item": {"id": item.id, "external_id": item.external_id, "content_hash": item.content_hash},
+            "item": {"id": item.id, "external_id": item.external_id, "content_hash": item.content_hash}
+            | {k: v for k, v in item.metadata.items() if k in ("preprocess", "duplicate_of", "duplicate")},
             "predictions": [
                 {
                     "id": p.id,

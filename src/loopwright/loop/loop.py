@@ -43,7 +43,7 @@ from loopwright.loop import erasure as _erasure
 from loopwright.loop import external as _external
 from loopwright.loop import registry as _registry
 from loopwright.loop import retrain as _retrain
-from loopwright.loop.context import Clock, Context, ScorerFactory, utc_now
+from loopwright.loop.context import Clock, Context, ModelCache, ScorerFactory, utc_now
 from loopwright.loop.feedback import give_feedback
 from loopwright.loop.ingest import IngestReport, ingest
 from loopwright.loop.ports import ChatClient, Store
@@ -59,9 +59,12 @@ class Loop:
         clock: Clock = utc_now,
         scorers: Mapping[str, ScorerFactory] | None = None,
         chat: ChatClient | None = None,
+        models: ModelCache | None = None,
     ) -> None:
         config = ProjectConfig.from_dict(project.config)
-        self._ctx = Context(store, project, config, clock, scorers=dict(scorers or {}), chat=chat)
+        self._ctx = Context(
+            store, project, config, clock, cache=models, scorers=dict(scorers or {}), chat=chat
+        )
 
     @property
     def config(self) -> ProjectConfig:
@@ -76,6 +79,13 @@ class Loop:
         report = ingest(self._ctx, records, actor)
         model_annotators.annotate(self._ctx, report, actor)  # after the items are stored
         return report
+
+    def import_rows(self, batches: Any, on_reject: Any, on_batch: Any = None, actor: str = "system") -> Any:
+        """Rows read from a file (:mod:`loopwright.readers`) in: each bad row to ``on_reject``,
+        the rest ingested; see :func:`loopwright.loop.file_import.import_rows`."""
+        from loopwright.loop.file_import import import_rows
+
+        return import_rows(self._ctx, batches, on_reject, on_batch, actor, ingest_fn=self.ingest)
 
     def predict(self, payloads: Sequence[dict[str, Any]]) -> np.ndarray:
         """Champion probabilities, columns in ``config.labels`` order. Nothing is stored."""
@@ -351,6 +361,7 @@ class Workspace:
         self.clock = clock
         self.scorers = dict(scorers or {})
         self.chat = chat
+        self.models = ModelCache()  # loaded estimators, shared by this workspace's Loops (issue 15)
 
     def create_project(self, config: ProjectConfig | Mapping[str, Any] | str | Path) -> Loop:
         """Create a project from a config object, a mapping, or a YAML/TOML file path."""
@@ -361,11 +372,11 @@ class Workspace:
         with self.store.unit_of_work() as uow:
             project = uow.projects.add(config.name, config.model_dump(mode="json"))
             uow.events.add(project.id, "system", "project.created", "project", project.name, {})
-        return Loop(self.store, project, self.clock, self.scorers, self.chat)
+        return Loop(self.store, project, self.clock, self.scorers, self.chat, self.models)
 
     def project(self, name: str) -> Loop:
         with self.store.unit_of_work() as uow:
-            return Loop(self.store, uow.projects.get(name), self.clock, self.scorers, self.chat)
+            return Loop(self.store, uow.projects.get(name), self.clock, self.scorers, self.chat, self.models)
 
     def projects(self) -> list[Project]:
         with self.store.unit_of_work() as uow:

@@ -89,6 +89,9 @@ class ItemRepo(Protocol):
         payload: dict[str, Any],
         metadata: dict[str, Any],
     ) -> Item: ...
+    def add_many(
+        self, project_id: int, rows: Sequence[tuple[str, str, dict[str, Any], dict[str, Any]]]
+    ) -> list[int]: ...  # (external_id, content_hash, payload, metadata) each; ids in order; Conflict
     def get(self, item_id: int) -> Item: ...  # NotFound
     def get_many(self, item_ids: Sequence[int]) -> list[Item]: ...  # in the order asked
     def by_external_ids(self, project_id: int, external_ids: Sequence[str]) -> dict[str, Item]: ...
@@ -106,6 +109,9 @@ class PredictionRepo(Protocol):
         confidence: float | None,
         error: str | None,
     ) -> Prediction: ...
+    def add_many(
+        self, rows: Sequence[tuple[int, int | None, dict[str, float], str | None, float | None, str | None]]
+    ) -> list[int]: ...  # the add() arguments per row; ids in order
     def get(self, prediction_id: int) -> Prediction: ...  # NotFound
     def for_item(self, item_id: int) -> list[Prediction]: ...  # oldest first
     def latest_labels(self, project_id: int) -> dict[int, str]: ...  # item id → newest predicted label
@@ -125,6 +131,9 @@ class DecisionRepo(Protocol):
         audit: bool,
         threshold: float | None,
     ) -> Decision: ...
+    def add_many(
+        self, rows: Sequence[tuple[int, int, Route, int | None, str, bool, float | None]]
+    ) -> list[int]: ...  # the add() arguments per row; ids in order
     def for_item(self, item_id: int) -> list[Decision]: ...  # oldest first
     def auto_accepted(self, project_id: int) -> list[tuple[Decision, Prediction]]: ...
     def count_by_route(self, project_id: int) -> dict[str, int]: ...
@@ -142,6 +151,10 @@ class FeedbackRepo(Protocol):
 class CertificationRepo(Protocol):
     def add(self, project_id: int, model_version_id: int, values: Mapping[str, Any]) -> Certification: ...
     def latest(self, project_id: int) -> Certification | None: ...
+    def evidence_since(self, project_id: int, at: datetime) -> bool:
+        """Whether an audited item of the project was resolved at or after ``at``."""
+        ...
+
     def list(self, project_id: int) -> list[Certification]: ...  # oldest first
 
 
@@ -157,6 +170,9 @@ class TaskRepo(Protocol):
         required_annotations: int,
         parent_task_id: int | None = None,
     ) -> Task: ...
+    def add_many(self, project_id: int, rows: Sequence[tuple[int, int | None, int, float, str, int]]) -> None:
+        """Open tasks ``(item_id, decision_id, tier, priority, reason, required_annotations)``."""
+        ...
     def get(self, task_id: int) -> Task: ...  # NotFound
     def lock(self, task_id: int) -> Task:
         """Like ``get``, holding a row lock until commit, so concurrent submissions to one task
@@ -213,6 +229,10 @@ class LeaseRepo(Protocol):
     def count_submitted(self, annotator: str, session_id: str) -> int: ...
     def expire_stale(self, project_id: int, now: datetime) -> int:
         """Mark active leases past their expiry as expired; return how many."""
+        ...
+
+    def sweep(self, now: datetime, min_interval: float = 5.0, limit: int = 1000) -> int:
+        """Expire stale leases of every project, at most once per ``min_interval`` seconds."""
         ...
 
 
@@ -278,6 +298,10 @@ class ResolutionRepo(Protocol):
         n_annotations: int,
     ) -> Resolution: ...
     def latest_by_item(self, project_id: int) -> dict[int, Resolution]: ...
+    def recent_by_item(self, project_id: int, limit: int) -> dict[int, Resolution]:
+        """The newest resolution per item among the project's ``limit`` newest, oldest first."""
+        ...
+
     def for_item(self, item_id: int) -> list[Resolution]: ...
     def count(self, project_id: int) -> int: ...
     def page(self, project_id: int, after_id: int, limit: int) -> list[Resolution]: ...  # by id
@@ -347,6 +371,13 @@ class EmbeddingRepo(Protocol):
     def get_many(self, item_ids: Sequence[int]) -> dict[int, list[float]]: ...  # those that have one
     def dim(self, project_id: int) -> int | None: ...  # fixed by the first embedding stored
     def of_project(self, project_id: int) -> dict[int, list[float]]: ...
+
+
+class DuplicateKeyRepo(Protocol):
+    """Near-duplicate band keys (MinHash LSH, perceptual hash) → the items indexed under them."""
+
+    def add_many(self, project_id: int, rows: Sequence[tuple[str, int]]) -> None: ...
+    def find(self, project_id: int, keys: Sequence[str]) -> dict[str, list[int]]: ...  # oldest first
 
 
 class EventRepo(Protocol):
@@ -461,6 +492,9 @@ class UnitOfWork(Protocol):
     def embeddings(self) -> EmbeddingRepo: ...
 
     @property
+    def duplicate_keys(self) -> DuplicateKeyRepo: ...
+
+    @property
     def machine_labels(self) -> MachineLabelRepo: ...
 
 
@@ -491,3 +525,58 @@ class Store(Protocol):
         """After deletes commit: make the deleted bytes unrecoverable from the database's files,
         as far as the backend allows (best effort; never raises for a busy database)."""
         ...
+
+
+# -- background jobs -------------------------------------------------------------------------
+
+JOB_KINDS = ("retrain", "snapshot", "drift_check", "certify", "export")
+JOB_DONE = frozenset({"succeeded", "failed", "cancelled"})  # statuses a job never leaves
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One background job, the same record on every adapter. ``status``: queued, running,
+    succeeded, failed or cancelled; ``progress`` 0..1; ``logs`` short lines; ``result`` what
+    the use case returned; ``error`` why it failed (after ``attempts`` of ``max_attempts``)."""
+
+    id: int
+    project: str
+    kind: str
+    params: dict[str, Any]
+    status: str
+    progress: float
+    logs: list[str]
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    max_attempts: int
+    actor: str
+    trigger: str | None
+    worker: str | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in JOB_DONE
+
+
+class Jobs(Protocol):
+    """Where use cases enqueue background work and faces look it up (:mod:`loopwright.loop.jobs`).
+    Adapters: ``store/sql/jobs.py`` (a jobs table and an in-process worker; the embedded
+    default) and ``integrations/procrastinate_jobs.py`` (PostgreSQL, procrastinate workers)."""
+
+    def enqueue(
+        self,
+        project: str,
+        kind: str,
+        params: Mapping[str, Any] | None = None,
+        actor: str = "system",
+        trigger: str | None = None,
+    ) -> Job: ...  # a queued job of the same kind and project is returned instead of a second
+    def get(self, job_id: int) -> Job: ...  # NotFound
+    def cancel(self, job_id: int) -> Job: ...  # Conflict once it is done
+    def list(self, project: str | None = None, status: str | None = None, limit: int = 100) -> list[Job]: ...
+    def active(self, project: str, kind: str) -> Job | None: ...  # queued or running

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from loopwright.active import make_strategy
+from loopwright.active import make_strategy, smallest_margin, top_k
 from loopwright.active.features import dense
+from loopwright.active.scores import pool_proba
 from loopwright.domain import Route
 from loopwright.learning import featurize
 from loopwright.loop.context import Context
@@ -17,6 +18,7 @@ from loopwright.loop.ports import UnitOfWork
 from loopwright.routing import RouteChoice
 
 RANKED_REASONS = frozenset({"low_confidence", "uncertified"})  # queued because of the model
+REFERENCE = 1000  # resolved items diversity starts from: the newest, whatever the project's size
 
 
 def prioritise(
@@ -29,16 +31,25 @@ def prioritise(
 ) -> list[RouteChoice]:
     """Give the model-queued review items of a batch priorities 1 - rank / n in strategy order.
 
-    Audit, high-stakes and no-model items keep theirs. ``least-confidence`` (the default) keeps
-    the router's ``1 - confidence``, which orders the same way. With ``carried`` (the batch's
-    probabilities from the scoring port, and the embeddings its records carry) the strategy reads
-    those instead of querying ``model`` and featurising payloads, so it works for a model that
-    lives elsewhere too (query by committee excepted: it fits models of its own on features).
+    Audit, high-stakes and no-model items keep theirs. ``least-confidence`` keeps the router's
+    ``1 - confidence``, which orders the same way; ``auto`` (the default) orders by margin. With
+    ``carried`` (the batch's probabilities from the scoring port, and the embeddings its records
+    carry) the strategy reads those instead of querying ``model`` and featurising payloads, so it
+    works for a model that lives elsewhere too (query by committee excepted: it fits models of its
+    own on features).
     """
     name = ctx.config.active.strategy
     ranked = [i for i, c in enumerate(choices) if c.route is Route.REVIEW and c.reason in RANKED_REASONS]
     if name == "least-confidence" or len(ranked) < 2:
         return choices
+    if name == "auto":  # the bandit keeps no state between batches here yet: its anchor, margin
+        if carried is not None:
+            proba = np.asarray([carried.proba[i] for i in ranked], dtype=np.float64)
+        elif model is None:
+            return choices
+        else:
+            proba = pool_proba(model, [X[i] for i in ranked] if isinstance(X, list) else X[ranked])
+        return _ranked(choices, ranked, top_k(smallest_margin(proba), len(ranked)))
     seed = [ctx.config.retrain.seed, uow.items.count(ctx.project.id)]
     if carried is not None and name != "qbc":
         order = _select_carried(ctx, uow, name, carried, ranked, np.random.default_rng(seed))
@@ -50,6 +61,10 @@ def prioritise(
         order = make_strategy(name).select(
             model, X_pool, X_labelled, len(ranked), np.random.default_rng(seed), y_labelled
         )
+    return _ranked(choices, ranked, order)
+
+
+def _ranked(choices: list[RouteChoice], ranked: list[int], order: Any) -> list[RouteChoice]:
     out = list(choices)
     for rank, j in enumerate(order.tolist()):
         i = ranked[j]
@@ -89,7 +104,7 @@ def _select_carried(
     proba = np.asarray([carried.proba[i] for i in ranked], dtype=np.float64)
     X_pool = [carried.X[i] for i in ranked] if isinstance(carried.X, list) else carried.X[ranked]
     if carried.embedded:
-        found = uow.embeddings.get_many(list(uow.resolutions.latest_by_item(ctx.project.id)))
+        found = uow.embeddings.get_many(list(uow.resolutions.recent_by_item(ctx.project.id, REFERENCE)))
         X_labelled = np.asarray(list(found.values()), dtype=np.float64) if found else None
     else:
         X_labelled, _ = _labelled(ctx, uow)
@@ -105,8 +120,9 @@ def _select_carried(
 
 
 def _labelled(ctx: Context, uow: UnitOfWork) -> tuple[Any, list[str] | None]:
-    """Features and labels of every resolved item (diversity starts from them)."""
-    resolved = uow.resolutions.latest_by_item(ctx.project.id)
+    """Features and labels of the ``REFERENCE`` most recently resolved items (diversity starts
+    from them): a fixed-size reference sample, so an ingest never featurises the whole project."""
+    resolved = uow.resolutions.recent_by_item(ctx.project.id, REFERENCE)
     if not resolved:
         return None, None
     items = uow.items.get_many(list(resolved))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
 from loopwright.consensus import DawidSkene, OneCoinDawidSkene, majority
-from loopwright.domain import Annotation, Resolution, Task, TaskStatus
+from loopwright.domain import Annotation, FeedbackKind, Resolution, Task, TaskStatus
 from loopwright.loop.context import Context
 from loopwright.loop.feedback import END_USERS
 from loopwright.loop.model_annotators import worker
@@ -22,7 +26,8 @@ def resolve_task(
 
     ``majority``: a tie or agreement below ``consensus.min_agreement`` is a dispute.
     ``dawid_skene`` / ``one_coin_dawid_skene``: the label is the item's posterior mode given every
-    annotator's estimated confusion matrix (or single accuracy) over the whole project (gold
+    annotator's estimated confusion matrix (or single accuracy) over the whole project, refitted
+    periodically (:func:`_dawid_skene`) (gold
     answers clamped, end-user corrections as one more weak annotator, model annotators as
     ``machine:<name>``, the model optionally too);
     a posterior below ``consensus.min_posterior`` is a dispute. A dispute or an "unsure" flag
@@ -64,12 +69,73 @@ def resolve_task(
     return resolution, None
 
 
+FULL_BELOW = 2000  # answers: a project this small is refitted on every resolution
+REFIT_SHARE = 0.05  # larger ones: refit once resolutions since the fit reach this share of its answers
+
+
+@dataclass
+class _Fit:
+    """A project's last full Dawid-Skene fit and how many items were consolidated with it since."""
+
+    model: DawidSkene
+    since: int = 0
+
+    def due(self) -> bool:
+        n = self.model.n_answers_
+        return n < FULL_BELOW or self.since >= max(FULL_BELOW * REFIT_SHARE, REFIT_SHARE * n)
+
+
+_FITS: weakref.WeakKeyDictionary[Any, dict[tuple[int, str, bool], _Fit]] = weakref.WeakKeyDictionary()
+_FITS_LOCK = threading.Lock()
+
+
 def _dawid_skene(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[str, float]:
-    """(posterior mode, its probability) for ``item_id`` from a fit over the whole project."""
-    ds = fit_dawid_skene(ctx, uow)
-    row = ds.probas_[int(np.searchsorted(ds.items_, str(item_id)))]
+    """(posterior mode, its probability) for ``item_id``.
+
+    Periodic consolidation: a full fit over the whole project is kept per process and store; an
+    item is consolidated with it by one E-step over its own answers (:meth:`DawidSkene.partial`),
+    so a submit reads the item, not the project. The fit is redone when the project is small
+    (under ``FULL_BELOW`` answers: exactly as a full refit), when resolutions since the fit
+    reach ``REFIT_SHARE`` of its answers (the staleness bound: skills are never estimated
+    without more than 5 % of the answers, and the refit's cost is amortised to a constant per
+    submit), for gold items, and for labels or end-user corrections the fit has not seen.
+    """
+    cfg = ctx.config.consensus
+    key = (ctx.project.id, cfg.method, cfg.model_as_annotator)
+    with _FITS_LOCK:
+        fits = _FITS.setdefault(ctx.store, {})
+        fit = fits.get(key)
+    rows = None if fit is None or fit.due() else _item_answers(ctx, uow, item_id)
+    if fit is not None and rows and all(label in fit.model.classes_ for _, label in rows):
+        fit.since += 1
+        model = fit.model
+        workers, labels = zip(*rows, strict=True)
+        row = model.partial(workers, labels)
+    else:
+        model = fit_dawid_skene(ctx, uow)
+        with _FITS_LOCK:
+            fits[key] = _Fit(model)
+        row = model.probas_[int(np.searchsorted(model.items_, str(item_id)))]
     best = int(row.argmax())
-    return str(ds.classes_[best]), float(row[best])
+    return str(model.classes_[best]), float(row[best])
+
+
+def _item_answers(ctx: Context, uow: UnitOfWork, item_id: int) -> list[tuple[str, str]] | None:
+    """``(worker, label)`` of every answer on ``item_id`` as :func:`fit_dawid_skene` counts them,
+    read by item; ``None`` for a gold item (clamped in a full fit: refit instead)."""
+    if any(t.status is TaskStatus.GOLD for t in uow.tasks.for_item(item_id)):
+        return None
+    rows = [(a.annotator, a.label) for a in uow.annotations.for_item(item_id)]
+    corrections = [f.correction for f in uow.feedback.for_item(item_id) if f.kind is FeedbackKind.CORRECTION]
+    if corrections and corrections[-1] is not None:
+        rows.append((END_USERS, corrections[-1]))
+    newest = {m.annotator: m.label for m in uow.machine_labels.for_item(item_id) if m.status == "labelled"}
+    rows += [(worker(name), label) for name, label in newest.items() if label is not None]
+    if ctx.config.consensus.model_as_annotator:
+        labelled = [p.label for p in uow.predictions.for_item(item_id) if p.label is not None]
+        if labelled:
+            rows.append(("model", labelled[-1]))
+    return rows
 
 
 def fit_dawid_skene(ctx: Context, uow: UnitOfWork) -> DawidSkene:

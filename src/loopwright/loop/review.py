@@ -72,7 +72,7 @@ def next_task(
         if tiers and not (tiers := [t for t in tiers if t not in paused]):
             raise gold.paused_error(ctx.config.gold, annotator, by_tier[paused[0]])
         fatigue.check_caps(ctx, uow, annotator, session_id, now)
-        uow.leases.expire_stale(ctx.project.id, now)
+        uow.leases.sweep(now)  # throttled, index-driven: claims check expiry themselves
         lease_for = max((ctx.config.tier(t).lease_seconds for t in tiers), default=0)
         expires = now + timedelta(seconds=lease_for)
         claimed, note, avoid, source = None, "", None, None

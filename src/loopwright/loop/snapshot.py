@@ -6,7 +6,7 @@ every model version (gate and threshold certification), so no model may train on
 
 from __future__ import annotations
 
-from loopwright.domain import DatasetEntry, DatasetVersion, Split, Task
+from loopwright.domain import DatasetEntry, DatasetVersion, Item, Split, Task
 from loopwright.learning import build_version, split_for
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
@@ -17,6 +17,18 @@ def _source(uow: UnitOfWork, task: Task) -> str:
     while task.parent_task_id is not None:
         task = uow.tasks.get(task.parent_task_id)
     return "audit" if task.reason == "audit" else "review"
+
+
+def _split(item: Item, audited: bool, fraction: float) -> Split:
+    """Audited items evaluate; a ``synthetic`` item (metadata) never joins the hash eval split: an
+    augmented copy says little about how a model does on real items. Audited synthetic items
+    stay evaluation evidence: the audit is a uniform sample of the stream as ingested, and the
+    stream is what the certificate covers."""
+    if audited:
+        return Split.EVAL
+    if item.metadata.get("synthetic") is True:
+        return Split.TRAIN
+    return split_for(item.content_hash, fraction)
 
 
 def snapshot(ctx: Context, actor: str = "system") -> DatasetVersion:
@@ -33,7 +45,7 @@ def snapshot(ctx: Context, actor: str = "system") -> DatasetVersion:
                 label=r.label,
                 source=_source(uow, uow.tasks.get(r.task_id)),
                 resolution_id=r.id,
-                split=Split.EVAL if item_id in audited else split_for(items[item_id].content_hash, fraction),
+                split=_split(items[item_id], item_id in audited, fraction),
             )
             for item_id, r in resolutions.items()
         ]

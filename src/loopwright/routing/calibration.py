@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.isotonic import IsotonicRegression
 
 from loopwright.errors import Invalid, NotFitted
+
+if TYPE_CHECKING:
+    from sklearn.isotonic import IsotonicRegression
 
 
 class Calibrator:
@@ -31,6 +35,8 @@ class Calibrator:
         conf, ok = _pairs(confidences, correct)
         self._iso = None
         if conf.size >= self.min_points and 0 < ok.sum() < ok.size:
+            from sklearn.isotonic import IsotonicRegression  # on use: keeps start-up light
+
             self._iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(conf, ok)
         self._fitted = True
         return self

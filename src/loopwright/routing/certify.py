@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import beta
 
 from loopwright.errors import Invalid
 
@@ -62,6 +61,8 @@ def clopper_pearson_upper(k: ArrayLike, n: ArrayLike, delta: float) -> NDArray[n
     k_arr = np.asarray(k, dtype=np.float64)
     n_arr = np.asarray(n, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
+        from scipy.stats import beta  # on use: keeps start-up light
+
         bound = beta.ppf(1.0 - delta, k_arr + 1.0, np.maximum(n_arr - k_arr, 1.0))
     return np.asarray(np.where(k_arr >= n_arr, 1.0, bound), dtype=np.float64)
 

@@ -8,23 +8,28 @@ when it was opened here.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from importlib import import_module
 from typing import Any
 
 from fastapi import FastAPI
 
 from loopwright.api import connect
 from loopwright.loop import Workspace
+from loopwright.loop.ports import Jobs
 from loopwright.service import errors, metrics, ui
 from loopwright.service.auth import Authenticator, SqlAuthenticator
 from loopwright.service.egress import EgressPolicy
 from loopwright.service.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, NoNul
 from loopwright.service.reads import ReadsNeverWait
 from loopwright.service.routes import ROUTERS
+from loopwright.service.sweeper import LeaseSweeper
 from loopwright.service.webhooks import Dispatcher
 from loopwright.settings import Settings
 from loopwright.store.sql import SqlStore
+from loopwright.store.sql.jobs import Automation, JobWorker, SqlJobs, jobs_for
 
 
 def create_app(
@@ -38,6 +43,10 @@ def create_app(
     webhook_timeout: float = 10.0,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     title: str = "loopwright",
+    jobs: Jobs | None = None,
+    job_threads: int = 1,
+    automation_every: float | None = None,
+    broker_url: str | None = None,
 ) -> FastAPI:
     """The REST app on a workspace (or a database URL, opened and migrated here).
 
@@ -49,6 +58,12 @@ def create_app(
     only, plus the host names and CIDR ranges in ``webhook_allow``; each attempt ends after
     ``webhook_timeout`` seconds. A request body over ``max_body_bytes`` gets 413, and GET/HEAD
     requests read without waiting for writers (:mod:`.reads`).
+
+    Background jobs go to ``jobs`` (default on a SQL store: its ``jobs`` table), run by
+    ``job_threads`` worker threads in this process (0: by ``loopwright worker`` elsewhere);
+    with ``automation_every`` seconds, each project's triggers are evaluated that often.
+    ``broker_url`` (``nats://…``) runs a :class:`~loopwright.integrations.broker.NatsPublisher`:
+    every event to JetStream (a broker that is down is logged; its events wait in the outbox).
     """
     EgressPolicy.parse(webhook_allow)  # a bad entry fails here, not at the first subscription
     webhook_allow = tuple(webhook_allow)
@@ -71,7 +86,25 @@ def create_app(
         app.state.dispatcher = dispatcher
         if dispatcher is not None:
             dispatcher.start()
+        publisher = _publisher(ws, broker_url)
+        app.state.publisher = publisher
+        if publisher is not None:
+            publisher.start()
+        sweeper = LeaseSweeper(ws.store, ws.clock)  # stale leases expire on a timer, not per claim
+        app.state.sweeper = sweeper
+        sweeper.start()
+        threading.Thread(target=warm_up, name="loopwright-warm-up", daemon=True).start()
+        background = _background(ws, app.state.jobs, job_threads, automation_every)
+        for part in background:
+            part.start()
         yield
+        for part in background:
+            part.stop()
+        if callable(close_jobs := getattr(app.state.jobs, "close", None)):
+            close_jobs()  # the job engine's connection pool (procrastinate)
+        sweeper.stop()
+        if publisher is not None:
+            publisher.stop()
         if dispatcher is not None:
             dispatcher.stop()
         if owned:
@@ -81,6 +114,9 @@ def create_app(
     app.state.workspace = ws
     app.state.authenticator = authenticator
     app.state.webhook_allow = webhook_allow
+    if jobs is None and isinstance(ws.store, SqlStore):
+        jobs = jobs_for(ws)  # SQLite: a jobs table, workers in this process; PostgreSQL: procrastinate
+    app.state.jobs = jobs
     errors.install(app)
     metrics.install(app, public=public_metrics)  # GET /metrics; public: no token needed
     app.add_middleware(ReadsNeverWait)
@@ -92,6 +128,42 @@ def create_app(
     app.include_router(ui.router)
     app.mount("/ui/static", ui.static_files, name="ui-static")
     return app
+
+
+# What scoring, resolving and retraining import on first use; warmed after start-up (so a worker
+# answers uvicorn's health check first) rather than inside the first request that needs them.
+WARM_MODULES = (
+    "loopwright.learning.artifact",  # skops, scikit-learn
+    "loopwright.learning.estimators",
+    "scipy.sparse",  # consensus
+    "scipy.stats",  # certification, gate, drift
+    "sklearn.isotonic",  # calibration
+)
+
+
+def warm_up() -> None:
+    """Import :data:`WARM_MODULES` (in a background thread, once the app has started)."""
+    for name in WARM_MODULES:
+        import_module(name)
+
+
+def _background(ws: Workspace, jobs: Jobs | None, threads: int, every: float | None) -> list[Any]:
+    """The in-process job worker (on the SQL job table) and the automation timer, to start."""
+    parts: list[Any] = []
+    if isinstance(jobs, SqlJobs) and threads > 0:
+        parts.append(JobWorker(ws, jobs, concurrency=threads))
+    if jobs is not None and every:
+        parts.append(Automation(ws, jobs, every))
+    return parts
+
+
+def _publisher(ws: Workspace, broker_url: str | None) -> Any:
+    """The broker publisher to start (nats-py is imported only when a broker is configured)."""
+    if not broker_url or not isinstance(ws.store, SqlStore):
+        return None
+    from loopwright.integrations.broker import NatsPublisher
+
+    return NatsPublisher(ws.store, broker_url, clock=ws.clock)
 
 
 def app_from_env() -> FastAPI:
@@ -106,6 +178,7 @@ def app_from_env() -> FastAPI:
         webhook_allow=settings.webhook_allow,
         webhook_timeout=settings.webhook_timeout,
         max_body_bytes=settings.max_body_bytes,
+        broker_url=settings.broker_url,
     )
 
 

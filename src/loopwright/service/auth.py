@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -213,11 +214,45 @@ class TokenAuthenticator:
             self._sessions.pop(hash_token(session), None)
 
 
-class SqlAuthenticator:
-    """Users, memberships and token hashes in the SQL store; each call is one transaction."""
+AUTH_CACHE_SECONDS = 5.0  # a resolved caller is reused this long: the bound on revocation lag
+AUTH_CACHE_SIZE = 10_000  # callers kept per process; the cache is emptied when it is full
 
-    def __init__(self, store: SqlStore) -> None:
+
+class SqlAuthenticator:
+    """Users, memberships and token hashes in the SQL store; each call is one transaction.
+
+    A resolved token or session is cached in this process for ``cache_seconds`` (default
+    :data:`AUTH_CACHE_SECONDS`), so a busy annotator costs one auth query per 5 s instead of one
+    per request. Staleness is bounded by that: a token revoked, a membership changed or a
+    session ended elsewhere (the CLI, another server process) takes effect here within
+    ``cache_seconds``; through this object it takes effect at once (the cache is emptied).
+    Unknown tokens are never cached. ``cache_seconds=0`` turns the cache off.
+    """
+
+    def __init__(self, store: SqlStore, cache_seconds: float = AUTH_CACHE_SECONDS) -> None:
         self._engine = store.engine
+        self._ttl = cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._cache_lock = threading.Lock()
+
+    def _cached(self, key: str) -> Principal | None:
+        hit = self._cache.get(key)
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        return hit[1]
+
+    def _remember(self, key: str, found: Principal | None) -> Principal | None:
+        if found is not None and self._ttl > 0:
+            with self._cache_lock:
+                if len(self._cache) >= AUTH_CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[key] = (time.monotonic() + self._ttl, found)
+        return found
+
+    def forget(self) -> None:
+        """Empty the cache: every caller is looked up again on their next request."""
+        with self._cache_lock:
+            self._cache.clear()
 
     def add_user(self, name: str, admin: bool = False) -> Principal:
         with self._engine.begin() as conn:
@@ -230,6 +265,7 @@ class SqlAuthenticator:
         role = Role(role)
         with self._engine.begin() as conn:
             row = SqlUserRepo(conn).add_membership(user, project, role.value, tiers)
+        self.forget()
         return Membership(role, row.tiers)
 
     def issue_token(self, user: str) -> str:
@@ -238,23 +274,32 @@ class SqlAuthenticator:
 
     def revoke_token(self, token: str) -> bool:
         with self._engine.begin() as conn:
-            return SqlUserRepo(conn).revoke_token(token)
+            revoked = SqlUserRepo(conn).revoke_token(token)
+        self.forget()
+        return revoked
 
     def resolve(self, token: str) -> Principal | None:
+        key = "t" + hash_token(token)
+        if (hit := self._cached(key)) is not None:
+            return hit
         with self._engine.begin() as conn:
-            return _principal(SqlUserRepo(conn).resolve(token))
+            return self._remember(key, _principal(SqlUserRepo(conn).resolve(token)))
 
     def open_session(self, token: str) -> str | None:
         with self._engine.begin() as conn:
             return SqlUserRepo(conn).open_session(token, SESSION_SECONDS)
 
     def resolve_session(self, session: str) -> Principal | None:
+        key = "s" + hash_token(session)
+        if (hit := self._cached(key)) is not None:
+            return hit
         with self._engine.begin() as conn:
-            return _principal(SqlUserRepo(conn).resolve_session(session))
+            return self._remember(key, _principal(SqlUserRepo(conn).resolve_session(session)))
 
     def end_session(self, session: str) -> None:
         with self._engine.begin() as conn:
             SqlUserRepo(conn).end_session(session)
+        self.forget()
 
 
 def _principal(account: Account | None) -> Principal | None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict
 
+from loopwright.domain import Project
 from loopwright.errors import NotFound
 from loopwright.loop import Loop, Workspace
 from loopwright.service.auth import OPEN_PRINCIPAL, Action, Authenticator, Principal
@@ -79,18 +81,59 @@ Caller = Annotated[Principal, Depends(principal)]
 Ws = Annotated[Workspace, Depends(workspace)]
 
 
+_PROJECTS: weakref.WeakKeyDictionary[Workspace, dict[str | int, Project]] = weakref.WeakKeyDictionary()
+
+
+def cached_project(ws: Workspace, key: str | int) -> Project:
+    """The project named (str) or numbered (int) ``key``, from this process's cache.
+
+    A project row never changes once created (its config is fixed; there is no rename or
+    delete), so a cached row is never stale; misses (NotFound) are not cached."""
+    known = _PROJECTS.setdefault(ws, {})
+    found = known.get(key)
+    if found is None:
+        with ws.store.unit_of_work() as uow:
+            found = uow.projects.get(key) if isinstance(key, str) else uow.projects.get_by_id(key)
+        known[found.name] = known[found.id] = found
+    return found
+
+
+def open_project(ws: Workspace, key: str | int) -> Loop:
+    """The use cases of project ``key`` (a name or an id), its row from the cache."""
+    return Loop(ws.store, cached_project(ws, key), ws.clock, ws.scorers, ws.chat)
+
+
 def project(ws: Workspace, name: str, who: Principal, action: Action) -> Loop:
     """The project ``name`` if ``who`` may do ``action`` there (non-members: NotFound first)."""
     who.require(name, action)
-    return ws.project(name)
+    return open_project(ws, name)
+
+
+_LEASES: weakref.WeakKeyDictionary[Workspace, dict[int, int]] = weakref.WeakKeyDictionary()
+LEASE_CACHE_SIZE = 100_000  # lease id -> project id pairs kept per process (emptied when full)
+
+
+def remember_lease(ws: Workspace, lease_id: int, project_id: int) -> None:
+    """Note a lease handed out here, so its submit finds the project without a query (a lease
+    never changes project, so the note is never stale)."""
+    known = _LEASES.setdefault(ws, {})
+    if len(known) >= LEASE_CACHE_SIZE:
+        known.clear()
+    known[lease_id] = project_id
 
 
 def lease_project(ws: Workspace, lease_id: int, who: Principal) -> Loop:
-    """The project of a lease, if ``who`` may review there (others: as if it did not exist)."""
-    with ws.store.unit_of_work() as uow:
-        lease = uow.leases.get(lease_id)
-        proj = uow.projects.get_by_id(uow.tasks.get(lease.task_id).project_id)
+    """The project of a lease, if ``who`` may review there (others: as if it did not exist).
+
+    Leases handed out by this process are known without a query; others (a lease claimed
+    through another server process) cost one transaction."""
+    project_id = _LEASES.get(ws, {}).get(lease_id)
+    if project_id is None:
+        with ws.store.unit_of_work() as uow:
+            project_id = uow.tasks.get(uow.leases.get(lease_id).task_id).project_id
+        remember_lease(ws, lease_id, project_id)
+    proj = cached_project(ws, project_id)
     if not who.is_member(proj.name):
         raise NotFound(f"lease id {lease_id} does not exist")
     who.require(proj.name, Action.REVIEW)
-    return Loop(ws.store, proj, ws.clock)
+    return Loop(ws.store, proj, ws.clock, ws.scorers, ws.chat)

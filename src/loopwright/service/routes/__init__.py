@@ -7,6 +7,7 @@ from loopwright.service.routes import (
     datasets,
     erasure,
     gold,
+    jobs,
     labels,
     me,
     models,
@@ -29,5 +30,6 @@ ROUTERS = [
     monitoring.router,
     dashboard.router,
     webhooks.router,
+    jobs.router,
     workspace.router,
 ]

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
 from pydantic import Field
 
 from loopwright import wire
 from loopwright.domain import ModelVersion
+from loopwright.errors import Conflict
 from loopwright.loop.registry import Aliases, evidence
 from loopwright.service.auth import Action
 from loopwright.service.deps import Body, Caller, Ws, project, to_json
 from loopwright.service.openapi import ERRORS, Id, Metadata
+from loopwright.service.routes.jobs import accepted
 
 router = APIRouter(prefix="/v1/projects/{name}", tags=["models"], responses=ERRORS)
 
@@ -62,15 +64,18 @@ def rollback(name: str, ws: Ws, who: Caller) -> Any:
     return {"champion": model_view(done.model, aliases), "replaced": replaced}
 
 
-@router.post("/retrain", response_model=wire.RetrainResult)
-def retrain(name: str, ws: Ws, who: Caller) -> Any:
-    """Snapshot, train a challenger, gate it and promote it if it passes (a failed gate is 200)."""
+@router.post("/retrain", response_model=wire.Job, status_code=202)
+def retrain(name: str, ws: Ws, who: Caller, request: Request, response: Response) -> Any:
+    """Queue a retrain job (snapshot, train a challenger, gate it, promote it if it passes) and
+    answer 202 at once with the job (``Location: /v1/jobs/{id}``); no request waits on training.
+    A retrain already queued for the project is returned instead of a second."""
     loop = project(ws, name, who, Action.MANAGE)
-    out = loop.retrain(actor=who.name)
-    dataset = to_json(out.dataset)
-    dataset.pop("entries", None)
-    model = model_view(out.model, loop.model_aliases())
-    return {"dataset": dataset, "model": model, "gate": to_json(out.gate), "promoted": out.promoted}
+    if loop.config.model.lives_elsewhere:
+        raise Conflict(
+            f"this project's model lives elsewhere (model.kind {loop.config.model.kind}): loopwright "
+            "never trains it; register a version your pipeline trained and gate it"
+        )
+    return accepted(request.app.state.jobs.enqueue(loop.project.name, "retrain", {}, who.name), response)
 
 
 # -- models that live elsewhere ---------------------------------------------------------------

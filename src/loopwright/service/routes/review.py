@@ -10,7 +10,7 @@ from pydantic import Field
 from loopwright import wire
 from loopwright.errors import Invalid
 from loopwright.service.blind import View
-from loopwright.service.deps import Body, Caller, Ws, lease_project, to_json
+from loopwright.service.deps import Body, Caller, Ws, lease_project, open_project, remember_lease, to_json
 from loopwright.service.openapi import ERRORS, MAX_TEXT, MAX_TIERS, Id, Key, Tier
 
 router = APIRouter(tags=["review"], responses=ERRORS)
@@ -40,7 +40,7 @@ class ExtendIn(Body):
 def next_task(name: str, ws: Ws, who: Caller, body: NextTaskIn | None = None) -> Any:
     body = body or NextTaskIn()
     tiers = who.review_tiers(name, body.tiers)
-    loop = ws.project(name)
+    loop = open_project(ws, name)
     known = {t.tier for t in loop.config.tiers}
     unknown = sorted(set(tiers or ()) - known)
     if unknown:
@@ -48,6 +48,7 @@ def next_task(name: str, ws: Ws, who: Caller, body: NextTaskIn | None = None) ->
     assignment = loop.next_task(who.name, tiers, body.session_id)
     if assignment is None:
         return Response(status_code=204)
+    remember_lease(ws, assignment.lease.id, loop.project.id)
     return View(who, name).assignment(loop, assignment)
 
 

@@ -8,13 +8,13 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 5
+PG_RECYCLE_S = 1800  # reopen connections this old: poolers and firewalls drop idle ones
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x6C77_6D69  # pg advisory lock key: concurrent migrate() calls take turns
 _READING: ContextVar[bool] = ContextVar("loopwright_reading", default=False)
@@ -35,6 +35,10 @@ def reading() -> Iterator[None]:
 def make_engine(url: str, pool_size: int | None = None) -> Engine:
     """Create an engine for a SQLite or PostgreSQL URL (``postgresql://`` means psycopg 3).
 
+    Behind PgBouncer in transaction mode (before 1.21, which cannot keep prepared statements
+    across server connections) add ``?prepare_threshold=none`` to the URL: psycopg then never
+    prepares statements server-side.
+
     ``pool_size`` sets how many connections are kept open (SQLAlchemy's default is 5, with 10
     more on overflow): give a server one per worker thread so none waits on the pool.
     """
@@ -47,7 +51,13 @@ def make_engine(url: str, pool_size: int | None = None) -> Engine:
     connect_args: dict[str, Any] = {}
     if sa_url.get_backend_name() == "postgresql" and "connect_timeout" not in sa_url.query:
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
-    return create_engine(sa_url, pool_pre_ping=True, connect_args=connect_args, **pool)
+    if "prepare_threshold" in sa_url.query:  # ?prepare_threshold=none behind PgBouncer < 1.21
+        value = str(sa_url.query["prepare_threshold"])
+        connect_args["prepare_threshold"] = None if value.lower() == "none" else int(value)
+        sa_url = sa_url.difference_update_query(["prepare_threshold"])
+    # No pre-ping: it costs a round trip on every checkout. A connection that died with the
+    # server fails its request once; SQLAlchemy then drops the whole pool and reconnects.
+    return create_engine(sa_url, pool_recycle=PG_RECYCLE_S, connect_args=connect_args, **pool)
 
 
 def _sqlite_engine(url: URL, pool: dict[str, Any]) -> Engine:
@@ -80,8 +90,32 @@ def _sqlite_engine(url: URL, pool: dict[str, Any]) -> Engine:
     return engine
 
 
+def head_revision() -> str:
+    """The newest shipped migration: revision ids are the files' four-digit prefixes (0001, …),
+    a chain checked against Alembic's own view by tests/test_startup.py."""
+    return max(p.name[:4] for p in (_MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def at_head(engine: Engine) -> bool:
+    """True when the database is already at :func:`head_revision` (one read, no Alembic)."""
+    try:
+        with reading(), engine.connect() as conn:
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:  # no version table yet: a new database
+        return False
+    return rows == [head_revision()]
+
+
 def migrate(engine: Engine) -> None:
-    """Run ``alembic upgrade head`` on ``engine`` with the migrations shipped in this package."""
+    """Run ``alembic upgrade head`` on ``engine`` with the migrations shipped in this package.
+
+    A database already at head is left alone without importing Alembic (a third of a second
+    of every CLI command's start-up and every server worker's)."""
+    if at_head(engine):
+        return
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
     with engine.begin() as conn:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Executable, Row, Table, func, select
+from sqlalchemy import JSON, Connection, Executable, Row, Table, exists, func, insert, select
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
@@ -93,6 +93,63 @@ class Repo:
             raise Conflict(conflict)
         return row
 
+    def _insert_many(
+        self,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        key: str,
+        *,
+        conflict: str = "",
+        missing: str = "",
+    ) -> builtins.list[int]:
+        """Insert ``rows`` in a few multi-row statements; their new ids, in the order given.
+
+        ``key`` is a column unique among ``rows`` that maps each returned id back to its row
+        (multi-row RETURNING does not promise an order on SQLite). A unique clash raises
+        Conflict(conflict), a dangling foreign key NotFound(missing); the caller's transaction
+        must then be rolled back (nothing of it is kept)."""
+        if not rows:
+            return []
+        try:
+            if self._conn.dialect.name == "postgresql":
+                ids = self._pipelined(table, rows, key)
+            else:  # SQLite: multi-row INSERT … VALUES … RETURNING, a few hundred rows each
+                stmt = insert(table).returning(table.c[key], table.c.id)
+                ids = dict(self._conn.execute(stmt, [dict(r) for r in rows]).tuples().all())
+            return [ids[r[key]] for r in rows]
+        except IntegrityError as exc:
+            if missing and is_fk_violation(exc):
+                raise NotFound(f"{missing} does not exist") from exc
+            if conflict:
+                raise Conflict(conflict) from exc
+            raise
+
+    def _pipelined(self, table: Table, rows: Sequence[Mapping[str, Any]], key: str) -> dict[Any, int]:
+        """PostgreSQL: ``INSERT … SELECT * FROM unnest(<one array per column>) RETURNING``: one
+        short statement for all rows (a multi-row VALUES costs more to parse client-side than
+        to run, and one statement per row a round trip each)."""
+        import psycopg
+        from psycopg.types.json import Json
+
+        dialect = self._conn.dialect
+        names = list(rows[0])
+        arrays = [f"%s::{table.c[n].type.compile(dialect=dialect)}[]" for n in names]
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({', '.join(arrays)})"
+            f" RETURNING {key}, id"
+        )
+        columns = []
+        for n in names:
+            wrap = isinstance(table.c[n].type, JSON)
+            columns.append([Json(r[n]) if wrap else r[n] for r in rows])
+        cursor = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor:
+            try:
+                cursor.execute(sql, columns, prepare=False)
+            except psycopg.IntegrityError as exc:  # as SQLAlchemy would have raised it
+                raise IntegrityError(sql, None, exc) from exc
+            return {k: i for k, i in cursor.fetchall()}
+
     def _upsertable(self, table: Table) -> pg.Insert | sqlite.Insert:
         """An INSERT of the connection's dialect, which offers ``on_conflict_do_nothing``."""
         return pg.insert(table) if self._conn.dialect.name == "postgresql" else sqlite.insert(table)
@@ -145,6 +202,27 @@ class SqlItemRepo(Repo):
             missing=f"project id {project_id}",
         )
         return Item(**row._mapping)
+
+    def add_many(
+        self, project_id: int, rows: Sequence[tuple[str, str, dict[str, Any], dict[str, Any]]]
+    ) -> builtins.list[int]:
+        """Items ``(external_id, content_hash, payload, metadata)`` in bulk; their ids in order."""
+        now = utcnow()
+        values = [
+            {
+                "project_id": project_id,
+                "external_id": e,
+                "content_hash": h,
+                "payload": p,
+                "metadata": m,
+                "created_at": now,
+            }
+            for e, h, p, m in rows
+        ]
+        clash = f"an item of this batch was ingested into project {project_id} meanwhile; retry"
+        return self._insert_many(
+            items, values, "external_id", conflict=clash, missing=f"project id {project_id}"
+        )
 
     def get(self, item_id: int) -> Item:
         stmt = select(items).where(items.c.id == item_id)
@@ -201,6 +279,17 @@ class SqlPredictionRepo(Repo):
         missing = f"item id {item_id} or model version id {model_version_id}"
         return Prediction(**self._insert(predictions, values, missing=missing)._mapping)
 
+    def add_many(
+        self,
+        rows: Sequence[tuple[int, int | None, dict[str, float], str | None, float | None, str | None]],
+    ) -> builtins.list[int]:
+        """Predictions ``(item_id, model_version_id, probabilities, label, confidence, error)`` in
+        bulk; their ids in order."""
+        now = utcnow()
+        keys = ("item_id", "model_version_id", "probabilities", "label", "confidence", "error")
+        values = [{**dict(zip(keys, r, strict=True)), "created_at": now} for r in rows]
+        return self._insert_many(predictions, values, "item_id", missing="an item or model version")
+
     def get(self, prediction_id: int) -> Prediction:
         stmt = select(predictions).where(predictions.c.id == prediction_id)
         return Prediction(**self._one(stmt, f"prediction id {prediction_id}")._mapping)
@@ -255,6 +344,18 @@ class SqlDecisionRepo(Repo):
         }
         missing = f"item id {item_id} or prediction id {prediction_id}"
         return _decision(self._insert(decisions, values, missing=missing)._mapping)
+
+    def add_many(
+        self, rows: Sequence[tuple[int, int, Route, int | None, str, bool, float | None]]
+    ) -> builtins.list[int]:
+        """Decisions ``(item_id, prediction_id, route, tier, reason, audit, threshold)`` in bulk;
+        their ids in order."""
+        now = utcnow()
+        keys = ("item_id", "prediction_id", "route", "tier", "reason", "audit", "threshold")
+        values = [
+            {**dict(zip(keys, r, strict=True)), "route": Route(r[2]).value, "created_at": now} for r in rows
+        ]
+        return self._insert_many(decisions, values, "item_id", missing="an item or prediction")
 
     def for_item(self, item_id: int) -> list[Decision]:
         stmt = select(decisions).where(decisions.c.item_id == item_id).order_by(decisions.c.id)
@@ -345,6 +446,21 @@ class SqlResolutionRepo(Repo):
         stmt = select(resolutions).where(resolutions.c.item_id == item_id).order_by(resolutions.c.id)
         return [Resolution(**r._mapping) for r in self._conn.execute(stmt)]
 
+    def recent_by_item(self, project_id: int, limit: int) -> dict[int, Resolution]:
+        """The newest resolution of each item among the project's ``limit`` newest resolutions,
+        keyed by item id, oldest first: a bounded sample whatever the project's size."""
+        stmt = (
+            select(resolutions)
+            .join(items, items.c.id == resolutions.c.item_id)
+            .where(items.c.project_id == project_id)
+            .order_by(resolutions.c.id.desc())
+            .limit(limit)
+        )
+        newest: dict[int, Resolution] = {}
+        for r in self._conn.execute(stmt):
+            newest.setdefault(r.item_id, Resolution(**r._mapping))
+        return dict(reversed(newest.items()))
+
     def count(self, project_id: int) -> int:
         stmt = (
             select(func.count())
@@ -383,6 +499,18 @@ class SqlCertificationRepo(Repo):
         )
         row = self._conn.execute(stmt).first()
         return None if row is None else Certification(**row._mapping)
+
+    def evidence_since(self, project_id: int, at: datetime) -> bool:
+        """Whether an audited item of the project was resolved at or after ``at`` (0012's index
+        on resolution time: the cost follows the new resolutions, not the project)."""
+        audited = exists().where(decisions.c.item_id == resolutions.c.item_id, decisions.c.audit.is_(True))
+        stmt = (
+            select(resolutions.c.id)
+            .join(items, items.c.id == resolutions.c.item_id)
+            .where(resolutions.c.created_at >= at, items.c.project_id == project_id, audited)
+            .limit(1)
+        )
+        return self._conn.execute(stmt).first() is not None
 
     def list(self, project_id: int) -> builtins.list[Certification]:
         """The project's certificates, oldest first."""

@@ -2,6 +2,8 @@
 
 # No ``from __future__ import annotations`` here: it would clash with the annotations table.
 
+import math
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +34,8 @@ from loopwright.store.sql.tables import (
 )
 
 ACTIVE = LeaseStatus.ACTIVE.value
+SWEEP_INTERVAL = 5.0  # seconds between opportunistic lease sweeps, per process and database
+_LAST_SWEEP: dict[str, float] = {}  # database URL → monotonic time of its last sweep
 
 
 def _task(m: Mapping[Any, Any]) -> Task:
@@ -133,6 +137,24 @@ class SqlTaskRepo(Repo):
             f" or parent task id {parent_task_id}"
         )
         return _task(self._insert(tasks, values, missing=missing)._mapping)
+
+    def add_many(self, project_id: int, rows: Sequence[tuple[int, int | None, int, float, str, int]]) -> None:
+        """Open tasks ``(item_id, decision_id, tier, priority, reason, required_annotations)`` in
+        bulk (one multi-row statement per few hundred rows)."""
+        now = utcnow()
+        keys = ("item_id", "decision_id", "tier", "priority", "reason", "required_annotations")
+        values = [
+            {
+                **dict(zip(keys, r, strict=True)),
+                "project_id": project_id,
+                "status": TaskStatus.OPEN.value,
+                "parent_task_id": None,
+                "created_at": now,
+                "closed_at": None,
+            }
+            for r in rows
+        ]
+        self._insert_many(tasks, values, "item_id", missing=f"project id {project_id}, an item or a decision")
 
     def get(self, task_id: int) -> Task:
         stmt = select(tasks).where(tasks.c.id == task_id)
@@ -315,21 +337,32 @@ class SqlLeaseRepo(Repo):
         return self._conn.execute(stmt).scalar_one()
 
     def expire_stale(self, project_id: int, now: datetime) -> int:
-        """Mark active leases past their expiry as expired; return how many.
+        """Mark the project's active leases past their expiry as expired; return how many.
 
-        Rows another transaction holds are skipped (PostgreSQL), so concurrent sweeps never
-        deadlock; whatever they leave is swept next time (claims check expiry themselves).
+        Driven by the index on ``(status, expires_at)`` (0012): the cost follows the stale
+        leases, not the project. Rows another transaction holds are skipped (PostgreSQL), so
+        concurrent sweeps never deadlock; whatever they leave is swept next time (claims check
+        expiry themselves).
         """
-        project_tasks = select(tasks.c.id).where(tasks.c.project_id == project_id)
-        stale = (
-            select(leases.c.id)
-            .where(
-                leases.c.status == ACTIVE,
-                leases.c.expires_at <= now,
-                leases.c.task_id.in_(project_tasks),
-            )
-            .with_for_update(skip_locked=True)
-        )
+        in_project = exists().where(tasks.c.id == leases.c.task_id, tasks.c.project_id == project_id)
+        return self._expire(and_(leases.c.status == ACTIVE, leases.c.expires_at <= now, in_project))
+
+    def sweep(self, now: datetime, min_interval: float = SWEEP_INTERVAL, limit: int = 1000) -> int:
+        """Expire up to ``limit`` stale leases of every project; return how many.
+
+        Throttled per process and database: a call within ``min_interval`` seconds (monotonic)
+        of the last sweep does nothing and returns 0, so claims can call it on every request
+        (the server also runs it on a timer, :class:`loopwright.service.sweeper.LeaseSweeper`).
+        """
+        key = str(self._conn.engine.url)
+        tick = time.monotonic()
+        if min_interval > 0 and tick - _LAST_SWEEP.get(key, -math.inf) < min_interval:
+            return 0
+        _LAST_SWEEP[key] = tick
+        return self._expire(and_(leases.c.status == ACTIVE, leases.c.expires_at <= now), limit)
+
+    def _expire(self, stale_leases: ColumnElement[bool], limit: int | None = None) -> int:
+        stale = select(leases.c.id).where(stale_leases).limit(limit).with_for_update(skip_locked=True)
         stmt = update(leases).where(leases.c.id.in_(stale)).values(status=LeaseStatus.EXPIRED.value)
         return self._conn.execute(stmt).rowcount
 

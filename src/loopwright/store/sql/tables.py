@@ -133,6 +133,15 @@ item_embeddings = Table(  # 0009: the embedding a record carried, one per item
     Index(None, "project_id"),
 )
 
+duplicate_keys = Table(  # 0014: near-duplicate band keys (MinHash LSH, perceptual hash) → item
+    "duplicate_keys",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("band_key", String(48), primary_key=True),  # kind:band:digest
+    Column("item_id", Integer, ForeignKey("items.id"), primary_key=True),
+    Index(None, "item_id"),
+)
+
 predictions = Table(
     "predictions",
     metadata,
@@ -204,6 +213,7 @@ leases = Table(
     Column("session_id", String(200), nullable=True),  # 0002
     Index(None, "task_id", "status"),
     Index(None, "annotator", "status"),  # 0002
+    Index(None, "status", "expires_at"),  # 0012: the lease sweep
 )
 
 annotations = Table(
@@ -251,6 +261,7 @@ resolutions = Table(
     Column("n_annotations", Integer, nullable=False),
     _created(),
     Index(None, "item_id"),
+    Index(None, "created_at"),  # 0012: certificate staleness
 )
 
 dataset_versions = Table(
@@ -327,6 +338,7 @@ events = Table(
     Column("data", JSON, nullable=False),
     Column("at", UtcDateTime, nullable=False),
     Index(None, "project_id", "id"),
+    Index(None, "project_id", "action", "id"),  # 0012: the latest event of a kind
 )
 
 # --- users of the REST service: accounts, project memberships, API tokens (hashes only) ----
@@ -461,4 +473,46 @@ machine_labels = Table(
     _created(),
     Index(None, "item_id"),
     Index(None, "project_id", "status"),
+)
+
+# --- event sinks (0016): a cursor per sink (a broker) over the event log, the outbox ----------
+
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("sink", String(200), primary_key=True),  # e.g. nats:LOOPWRIGHT
+    Column("last_event_id", Integer, nullable=False),  # published and acked up to here
+    Column("owner", String(100), nullable=True),  # the publisher holding the lease
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# --- jobs (0013): background jobs, the record both job adapters keep -----------------------------
+
+jobs = Table(
+    "jobs",
+    metadata,
+    _id(),
+    Column("project", String(200), nullable=False),  # by name: a job outlives a deleted project
+    Column("kind", String(32), nullable=False),  # retrain | snapshot | drift_check | certify | export
+    Column("params", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # queued | running | succeeded | failed | cancelled
+    Column("lock", String(250), nullable=True),  # jobs sharing a lock never run at once
+    Column("progress", Float, nullable=False),  # 0..1
+    Column("logs", JSON, nullable=False),  # list of short lines
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("trigger", String(32), nullable=True),  # what automation saw: labels, drift, schedule, …
+    Column("worker", String(200), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),  # a running job whose lease ran out is taken over
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("engine_id", BigInteger, nullable=True),  # the job engine's own id (procrastinate)
+    _created(),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index(None, "status", "id"),
+    Index(None, "project", "id"),
 )

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import OperationalError
 
 from loopwright.errors import StoreUnavailable
+from loopwright.store.sql.duplicates import SqlDuplicateKeyRepo
 from loopwright.store.sql.engine import make_engine, migrate
 from loopwright.store.sql.erasure import SqlErasureRepo, reclaim
 from loopwright.store.sql.external import SqlEmbeddingRepo, SqlModelPredictionRepo
@@ -61,6 +62,7 @@ class SqlUnitOfWork:
         self.erasures = SqlErasureRepo(conn)
         self.model_predictions = SqlModelPredictionRepo(conn)
         self.embeddings = SqlEmbeddingRepo(conn)
+        self.duplicate_keys = SqlDuplicateKeyRepo(conn)
 
 
 class SqlStore:
