@@ -475,7 +475,7 @@ machine_labels = Table(
     Index(None, "project_id", "status"),
 )
 
-# --- event sinks (0016): a cursor per sink (a broker) over the event log, the outbox ----------
+# --- event sinks (0015): a cursor per sink (a broker) over the event log, the outbox ----------
 
 event_cursors = Table(
     "event_cursors",
