@@ -217,3 +217,9 @@ def test_real_crowd_sets_dawid_skene_beats_majority(name: str) -> None:
         got[key] = sum(labels[q] == t for q, t in truth.items()) / len(truth)
     assert got == pytest.approx(MEASURED[name], abs=5e-4)
     assert got["ds"] >= got["mv"]
+
+
+def test_krippendorff_alpha_is_undefined_without_an_item_answered_twice() -> None:
+    single = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # overlap 1: nobody to agree with
+    assert krippendorff_alpha(single) is None
+    assert krippendorff_alpha(np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 0.0]])) == 1.0

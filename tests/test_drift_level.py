@@ -32,7 +32,7 @@ def test_the_combined_verdict_holds_alpha_on_null_windows_within_a_binomial_boun
         p_values.append(report.p_value)
     # one-sided: more than the 99 % quantile of Binomial(windows, alpha) alarms would break the level
     assert alarms <= stats.binom.ppf(0.99, windows, alpha)
-    assert alarms == 5  # seeded: the count this run gives
+    assert alarms == 4  # seeded: the count this run gives
     assert all(0 < p <= 1 for p in p_values)
 
 
@@ -78,3 +78,5 @@ def test_an_identifier_column_is_skipped_with_its_reason() -> None:
     later = np.column_stack([rng.permutation(600)[:300], rng.normal(size=300)])
     kept = data_drift(overlap, later, ["code", "y"], domain_classifier=False)
     assert kept.feature("code").skipped is None  # distinct but overlapping numbers are tested
+    moved = data_drift(ref[:, 2:], ref[:, 2:] + 50.0, ["x"], domain_classifier=False)
+    assert moved.feature("x").skipped is None and moved.drift  # a real value that moved far is drift

@@ -184,6 +184,10 @@ def test_sigkill_mid_load_loses_no_acknowledged_annotation(store_url: str) -> No
     proc = start_server(store_url, port)  # the same database, the same address
     try:
         asyncio.run(finish(base, tokens, seen))
+        deadline = time.monotonic() + 30  # the server's lease sweep runs every few seconds
+        while rows(store_url, "SELECT count(*) FROM leases WHERE status = 'active'") != [(0,)]:
+            assert time.monotonic() < deadline, "stale leases were never swept"
+            time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)

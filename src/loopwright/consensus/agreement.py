@@ -41,8 +41,8 @@ def fleiss_kappa(counts: NDArray[np.float64]) -> float | None:
 
 def krippendorff_alpha(counts: NDArray[np.float64]) -> float | None:
     """Nominal Krippendorff's alpha from item x class counts (``krippendorff`` package); None if undefined."""
-    if (counts.sum(axis=0) > 0).sum() < 2:
-        return None
+    if (counts.sum(axis=0) > 0).sum() < 2 or not (counts.sum(axis=1) >= 2).any():
+        return None  # one value only, or no item with two answers: agreement is undefined
     return float(krippendorff.alpha(value_counts=counts, level_of_measurement="nominal"))
 
 

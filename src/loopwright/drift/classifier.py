@@ -104,8 +104,9 @@ def domain_classifier_test(
     from sklearn.model_selection import train_test_split  # on use: keeps start-up light
 
     fit, score = train_test_split(np.arange(len(y)), test_size=0.5, random_state=seed, stratify=y)
+    leaf = max(2, min(20, len(fit) // 10))  # small windows: the default 20 rows a leaf never splits
     model = HistGradientBoostingClassifier(
-        max_iter=30, max_leaf_nodes=15, early_stopping=False, random_state=seed
+        max_iter=30, max_leaf_nodes=15, min_samples_leaf=leaf, early_stopping=False, random_state=seed
     )
     with threadpool_limits(1):
         model.fit(X[fit], y[fit])

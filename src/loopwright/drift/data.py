@@ -133,14 +133,16 @@ def _distinct(x: np.ndarray) -> int:
 def _identifier(a: np.ndarray, b: np.ndarray, categorical: bool) -> str | None:
     """Why a column looks like an identifier (sorted, non-missing values ``a``, ``b``), or None.
 
-    Every value distinct in both windows, and either categorical (one row per category) or the
-    windows' ranges do not overlap (a timestamp or a running id): a test would only say the
-    windows were taken at different times."""
+    Every value distinct in both windows, and either categorical (one row per category) or whole
+    numbers whose windows' ranges do not overlap (a timestamp or a running id): a test would only
+    say the windows were taken at different times. A real-valued feature that moved so far that
+    the ranges part is drift, not an identifier."""
     if _distinct(a) < a.size or _distinct(b) < b.size:
         return None
     if categorical:
         return "identifier-like: every value is its own category (one row per category), nothing to compare"
-    if a[-1] < b[0] or b[-1] < a[0]:
+    whole = bool(np.all(np.mod(a, 1) == 0) and np.all(np.mod(b, 1) == 0))  # ids, epoch seconds
+    if whole and (a[-1] < b[0] or b[-1] < a[0]):
         return (
             "identifier-like: every value distinct and the windows' ranges do not overlap "
             "(a timestamp or running id), so any test would flag it"

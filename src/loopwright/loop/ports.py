@@ -173,6 +173,7 @@ class TaskRepo(Protocol):
     def add_many(self, project_id: int, rows: Sequence[tuple[int, int | None, int, float, str, int]]) -> None:
         """Open tasks ``(item_id, decision_id, tier, priority, reason, required_annotations)``."""
         ...
+
     def get(self, task_id: int) -> Task: ...  # NotFound
     def lock(self, task_id: int) -> Task:
         """Like ``get``, holding a row lock until commit, so concurrent submissions to one task
