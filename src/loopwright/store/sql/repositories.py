@@ -115,7 +115,7 @@ class Repo:
                 ids = self._pipelined(table, rows, key)
             else:  # SQLite: multi-row INSERT … VALUES … RETURNING, a few hundred rows each
                 stmt = insert(table).returning(table.c[key], table.c.id)
-                ids = dict(self._conn.execute(stmt, [dict(r) for r in rows]).tuples().all())
+                ids = dict(self._conn.execute(stmt, [dict(r) for r in rows]).all())
             return [ids[r[key]] for r in rows]
         except IntegrityError as exc:
             if missing and is_fk_violation(exc):
