@@ -62,7 +62,7 @@ def test_add_token_list_revoke(db: str) -> None:
     assert token not in json.dumps(listed)
     table = cli("users", "list", "--db", db)
     assert "toy: annotator (tiers 1,2)" in table and token not in table
-    assert "token revoked" in cli("users", "revoke", token, "--db", db)
+    assert "token revoked" in cli("users", "revoke", "--db", db, "--", token)  # a token may start with -
     assert SqlAuthenticator(store).resolve(token) is None
     assert json.loads(cli("users", "list", "--json", "--db", db))[0]["tokens"] == 1
     store.close()
