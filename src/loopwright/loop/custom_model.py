@@ -3,18 +3,14 @@ frozen evaluation split by the same gate as a retrained challenger."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
 from loopwright.domain import ModelVersion, Split
 from loopwright.errors import Invalid
-from loopwright.learning import GateResult, ProbabilisticModel, featurize, gate, predict_proba_by_label
+from loopwright.learning import GateResult, ProbabilisticModel, featurize
 from loopwright.learning.artifact import persistable
 from loopwright.loop.context import Context
+from loopwright.loop.judging import predict_labels, verdict
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.snapshot import snapshot
-from loopwright.routing import expected_calibration_error
 
 
 def artifact(ctx: Context, model: ProbabilisticModel, persist: bool) -> bytes:
@@ -36,34 +32,14 @@ def judge(ctx: Context, model: ProbabilisticModel, actor: str) -> tuple[GateResu
         payloads = {i.id: i.payload for i in uow.items.get_many([e.item_id for e in evals])}
         champion = uow.models.champion(ctx.project.id)
         champion_model = _loaded(ctx, uow, champion) if champion and evals else None
-    y = [e.label for e in evals]
     X = featurize(cfg, [payloads[e.item_id] for e in evals]) if evals else None
     try:
-        pred, conf = _predict(ctx, model, X) if evals else ([], [])
+        pred, conf = predict_labels(ctx, model, X) if evals else ([], [])
     except Exception as exc:  # a model that cannot score the evaluation items is refused
         raise Invalid(
             f"the model fails on the evaluation split ({type(exc).__name__}: {exc}); nothing was registered"
         ) from None
-    old_pred, ece = None, None
-    if champion_model is not None:
-        try:
-            old_pred, old_conf = _predict(ctx, champion_model, X)
-        except Exception:  # a champion that cannot predict any more is judged on the baseline
-            old_pred = None
-        else:
-            ece = (_ece(conf, pred, y), _ece(old_conf, old_pred, y))
-    result = gate(
-        y,
-        pred,
-        old_pred,
-        cfg.gate.rule,
-        cfg.gate.alpha,
-        cfg.gate.min_eval_items,
-        slices={"class": y, "source": [e.source for e in evals]},
-        ece=ece,
-        max_ece_increase=cfg.gate.max_ece_increase,
-    )
-    return result, champion
+    return verdict(ctx, evals, X, pred, conf, champion_model), champion
 
 
 def _loaded(ctx: Context, uow: UnitOfWork, champion: ModelVersion) -> ProbabilisticModel | None:
@@ -72,13 +48,3 @@ def _loaded(ctx: Context, uow: UnitOfWork, champion: ModelVersion) -> Probabilis
         return ctx.model(uow, champion)
     except Exception:  # no artifact here (another process's, a model living elsewhere), or unloadable
         return None
-
-
-def _predict(ctx: Context, model: ProbabilisticModel, X: Any) -> tuple[list[str], list[float]]:
-    proba = predict_proba_by_label(model, X, ctx.labels)
-    return [ctx.labels[j] for j in proba.argmax(axis=1)], proba.max(axis=1).tolist()
-
-
-def _ece(confidences: list[float], predicted: list[str], truth: list[str]) -> float:
-    correct = np.asarray(predicted) == np.asarray(truth)
-    return round(expected_calibration_error(confidences, correct), 6)

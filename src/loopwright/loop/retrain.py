@@ -14,20 +14,17 @@ from loopwright.domain import DatasetEntry, DatasetVersion, ModelStatus, ModelVe
 from loopwright.errors import Conflict, Invalid
 from loopwright.learning import (
     GateResult,
-    ProbabilisticModel,
     as_model,
     default_estimator,
     dump_model,
     featurize,
-    gate,
-    predict_proba_by_label,
 )
 from loopwright.loop import audit, custom_model
 from loopwright.loop.context import Context
+from loopwright.loop.judging import predict_labels, verdict
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.scoring import champion_model as champion_model_for
 from loopwright.loop.snapshot import snapshot
-from loopwright.routing import expected_calibration_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,17 +33,6 @@ class RetrainOutcome:
     model: ModelVersion
     gate: GateResult
     promoted: bool
-
-
-def _predict(ctx: Context, model: ProbabilisticModel, X: Any) -> tuple[list[str], list[float]]:
-    """Predicted labels and their confidences."""
-    proba = predict_proba_by_label(model, X, ctx.labels)
-    return [ctx.labels[j] for j in proba.argmax(axis=1)], proba.max(axis=1).tolist()
-
-
-def _ece(confidences: list[float], predicted: list[str], truth: list[str]) -> float:
-    correct = np.asarray(predicted) == np.asarray(truth)
-    return round(expected_calibration_error(confidences, correct), 6)
 
 
 RETRAIN_DUE = "model.retrain_due"  # kind external: a pipeline should train a new version
@@ -141,29 +127,10 @@ def retrain(
         champion_model = champion_model_for(ctx, uow, champion, eval_ids) if champion else None
     X_train = featurize(cfg, [payloads[e.item_id] for e in train])
     X_eval = featurize(cfg, [payloads[e.item_id] for e in evals]) if evals else None
-    y_eval = [e.label for e in evals]
     build = trainer or default_estimator
     estimator = build(cfg, cfg.retrain.seed).fit(X_train, [e.label for e in train])
-    challenger_pred, challenger_conf = _predict(ctx, estimator, X_eval) if evals else ([], [])
-    champion_pred, ece = None, None
-    if champion_model is not None and evals:
-        try:
-            champion_pred, champion_conf = _predict(ctx, champion_model, X_eval)
-        except Exception:  # a champion that cannot predict any more is judged on the baseline
-            champion_pred = None
-        else:
-            ece = (_ece(challenger_conf, challenger_pred, y_eval), _ece(champion_conf, champion_pred, y_eval))
-    result = gate(
-        y_eval,
-        challenger_pred,
-        champion_pred,
-        cfg.gate.rule,
-        cfg.gate.alpha,
-        cfg.gate.min_eval_items,
-        slices={"class": y_eval, "source": [e.source for e in evals]},
-        ece=ece,
-        max_ece_increase=cfg.gate.max_ece_increase,
-    )
+    challenger_pred, challenger_conf = predict_labels(ctx, estimator, X_eval) if evals else ([], [])
+    result = verdict(ctx, evals, X_eval, challenger_pred, challenger_conf, champion_model)
     metrics = {
         "train_size": len(train),
         "eval_size": len(evals),
