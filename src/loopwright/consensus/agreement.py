@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import krippendorff
 import numpy as np
 from numpy.typing import NDArray
 
@@ -43,6 +42,8 @@ def krippendorff_alpha(counts: NDArray[np.float64]) -> float | None:
     """Nominal Krippendorff's alpha from item x class counts (``krippendorff`` package); None if undefined."""
     if (counts.sum(axis=0) > 0).sum() < 2 or not (counts.sum(axis=1) >= 2).any():
         return None  # one value only, or no item with two answers: agreement is undefined
+    import krippendorff  # on use: keeps the review path's start-up light
+
     return float(krippendorff.alpha(value_counts=counts, level_of_measurement="nominal"))
 
 

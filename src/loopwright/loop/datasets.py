@@ -169,9 +169,24 @@ def rows(ctx: Context, version: DatasetVersion) -> list[dict[str, Any]]:
             "split": e.split.value,
             "resolution_id": e.resolution_id,
             "payload": json.loads(_canonical(items[e.item_id].payload)),
+            **_task_fields(ctx, e.label, items[e.item_id].payload),
         }
         for e in version.entries
     ]
+
+
+def _task_fields(ctx: Context, label: str, payload: Any) -> dict[str, Any]:
+    """Columns the task type adds: multi-hot (one 0/1 column per label and ``labels``), a rubric's
+    ``rating``, a preference's ``preference`` plus ``prompt``/``chosen``/``rejected`` (TRL's form)."""
+    if ctx.config.task == "single":
+        return {}
+    from loopwright import tasks  # on use: the task types bring numpy, which CLI start-up avoids
+    from loopwright.tasks.preference import preference_pair
+
+    out = tasks.task_type(ctx.config.task).export_row(label, ctx.labels)
+    if ctx.config.task == "preference":
+        out.update(preference_pair(payload, label) or {})
+    return out
 
 
 def export(ctx: Context, ref: str, fmt: ExportFormat | str, out: Path) -> Path:
@@ -212,10 +227,12 @@ def jsonl_bytes(data: list[dict[str, Any]]) -> bytes:
 def csv_bytes(data: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    extra = list(dict.fromkeys(c for r in data for c in r if c not in COLUMNS))  # a task type's
+    writer.writerow([*COLUMNS, *extra])
     for r in data:
         flat = {**r, "payload": _canonical(r["payload"])}
-        writer.writerow(["" if flat[c] is None else flat[c] for c in COLUMNS])
+        flat.update((c, _canonical(v)) for c, v in flat.items() if c in extra and isinstance(v, list | dict))
+        writer.writerow(["" if flat.get(c) is None else flat[c] for c in (*COLUMNS, *extra)])
     return buf.getvalue().encode("utf-8")
 
 

@@ -11,12 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from loopwright.consensus import DawidSkene, OneCoinDawidSkene, majority
+from loopwright import tasks
+from loopwright.consensus import DawidSkene, OneCoinDawidSkene
 from loopwright.domain import Annotation, FeedbackKind, Resolution, Task, TaskStatus
 from loopwright.loop.context import Context
 from loopwright.loop.feedback import END_USERS
 from loopwright.loop.model_annotators import worker
 from loopwright.loop.ports import UnitOfWork
+from loopwright.tasks.multilabel import LabelwiseDawidSkene, decode, set_confidence
 
 
 def resolve_task(
@@ -37,21 +39,30 @@ def resolve_task(
     cfg = ctx.config.consensus
     votes = [a.label for a in annotations]
     unsure = any(a.unsure for a in annotations)
-    if cfg.method != "majority":
+    kind = tasks.task_type(ctx.config.task)
+    if cfg.method != "majority" and isinstance(kind, tasks.MultiLabel):
+        label, posterior = _labelwise_dawid_skene(ctx, uow, task.item_id)
+        disputed, evidence = posterior < cfg.min_posterior, posterior
+    elif cfg.method != "majority":
         label, posterior = _dawid_skene(ctx, uow, task.item_id)
         disputed, evidence = posterior < cfg.min_posterior, posterior
     else:
-        consensus = majority(votes)
+        consensus = kind.vote(votes, ctx.labels)  # a label set votes per label
         label = consensus.label
         disputed, evidence = consensus.tie or consensus.agreement < cfg.min_agreement, consensus.agreement
     routing = ctx.config.routing
-    if label in routing.high_stakes_labels and task.tier < routing.high_stakes_tier:
+    held = set(decode(label)) if isinstance(kind, tasks.MultiLabel) else {label}
+    if held & set(routing.high_stakes_labels) and task.tier < routing.high_stakes_tier:
         return None, _escalate(ctx, uow, task, routing.high_stakes_tier, "high_stakes", evidence, now, actor)
     if (disputed or unsure) and task.tier < ctx.config.top_tier:
         reason = "disputed" if disputed else "unsure"
         return None, _escalate(ctx, uow, task, task.tier + 1, reason, evidence, now, actor)
     method = cfg.method + ("_top_tier" if disputed or unsure else "")
-    agreement = votes.count(label) / len(votes)
+    agreement = (
+        kind.vote(votes, ctx.labels).agreement
+        if isinstance(kind, tasks.MultiLabel)
+        else votes.count(label) / len(votes)
+    )
     resolution = uow.resolutions.add(task.item_id, task.id, label, method, agreement, len(votes))
     uow.tasks.set_status(task.id, TaskStatus.RESOLVED, now)
     ctx.event(
@@ -118,6 +129,18 @@ def _dawid_skene(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[str, floa
         row = model.probas_[int(np.searchsorted(model.items_, str(item_id)))]
     best = int(row.argmax())
     return str(model.classes_[best]), float(row[best])
+
+
+def _labelwise_dawid_skene(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[str, float]:
+    """Multi-label: (posterior set, its least certain label decision) from a binary Dawid-Skene
+    per label over the project's human votes, refitted on each resolution (cost grows with the
+    project: fine to tens of thousands of answers; the single-label fit's staleness bound is not
+    reused here)."""
+    rows = [(str(item), annotator, label) for item, annotator, label in uow.annotations.votes(ctx.project.id)]
+    items, workers, answers = zip(*rows, strict=True)
+    model = LabelwiseDawidSkene(ctx.labels).fit(items, workers, answers)
+    row = int(np.searchsorted(model.items_, str(item_id)))
+    return model.labels_[row], float(set_confidence(model.probas_[row : row + 1])[0])
 
 
 def _item_answers(ctx: Context, uow: UnitOfWork, item_id: int) -> list[tuple[str, str]] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -11,7 +12,7 @@ from loopwright import wire
 from loopwright.errors import Invalid
 from loopwright.service.blind import View
 from loopwright.service.deps import Body, Caller, Ws, lease_project, open_project, remember_lease, to_json
-from loopwright.service.openapi import ERRORS, MAX_TEXT, MAX_TIERS, Id, Key, Tier
+from loopwright.service.openapi import ERRORS, MAX_KEY, MAX_TEXT, MAX_TIERS, Id, Key, Tier
 
 router = APIRouter(tags=["review"], responses=ERRORS)
 
@@ -22,7 +23,11 @@ class NextTaskIn(Body):
 
 
 class SubmitIn(Body):
-    label: Key = Field(examples=["spam"])
+    label: Key | list[Key] = Field(
+        examples=["spam", ["billing", "urgent"]],
+        max_length=MAX_KEY,
+        description="a label; for task multilabel the set of labels (a list, or its JSON text)",
+    )
     unsure: bool = False
     comment: str | None = Field(default=None, max_length=MAX_TEXT)
 
@@ -45,11 +50,12 @@ def next_task(name: str, ws: Ws, who: Caller, body: NextTaskIn | None = None) ->
     unknown = sorted(set(tiers or ()) - known)
     if unknown:
         raise Invalid(f"unknown tiers {unknown}", [("tiers", f"project tiers are {sorted(known)}")])
-    assignment = loop.next_task(who.name, tiers, body.session_id)
+    view = View(who, name)
+    assignment = loop.next_task(who.name, tiers, body.session_id, score_now=not view.sees_gold)
     if assignment is None:
         return Response(status_code=204)
     remember_lease(ws, assignment.lease.id, loop.project.id)
-    return View(who, name).assignment(loop, assignment)
+    return view.assignment(loop, assignment)
 
 
 @router.post(
@@ -57,7 +63,8 @@ def next_task(name: str, ws: Ws, who: Caller, body: NextTaskIn | None = None) ->
 )
 def submit(lease_id: Id, body: SubmitIn, ws: Ws, who: Caller) -> Any:
     loop = lease_project(ws, lease_id, who)
-    result = loop.submit(lease_id, who.name, body.label, body.unsure, body.comment)
+    label = body.label if isinstance(body.label, str) else json.dumps(body.label)  # a label set
+    result = loop.submit(lease_id, who.name, label, body.unsure, body.comment)
     return View(who, loop.project.name).submit(ws, result)
 
 

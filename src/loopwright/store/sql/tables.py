@@ -25,6 +25,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+# An answer's canonical text (a label, a label set as sorted JSON, a rating): unbounded on
+# PostgreSQL since 0016; SQLite never enforced the 200 (VARCHAR lengths are not checked there).
+LABEL = String(200).with_variant(Text(), "postgresql")
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -149,7 +153,7 @@ predictions = Table(
     _fk("item_id", "items.id"),
     _fk("model_version_id", "model_versions.id", nullable=True),
     Column("probabilities", JSON, nullable=False),
-    Column("label", String(200), nullable=True),
+    Column("label", LABEL, nullable=True),  # 0016: Text on PostgreSQL (a label set)
     Column("confidence", Float, nullable=True),
     Column("error", Text, nullable=True),
     _created(),
@@ -186,7 +190,7 @@ tasks = Table(
     _fk("parent_task_id", "tasks.id", nullable=True),
     _created(),
     Column("closed_at", UtcDateTime, nullable=True),
-    Column("gold_label", String(200), nullable=True),  # 0002: set on gold tasks
+    Column("gold_label", LABEL, nullable=True),  # 0002: set on gold tasks (0016: LABEL)
     Column("n_annotations", Integer, nullable=False, server_default="0"),  # 0007: kept on annotate
     Index(None, "project_id", "status", "tier", "priority"),
     Index(None, "item_id"),
@@ -224,7 +228,7 @@ annotations = Table(
     _fk("item_id", "items.id"),
     _fk("lease_id", "leases.id"),
     Column("annotator", String(200), nullable=False),
-    Column("label", String(200), nullable=False),
+    Column("label", LABEL, nullable=False),  # 0016: Text on PostgreSQL (a label set)
     Column("unsure", Boolean, nullable=False),
     _created(),
     UniqueConstraint("task_id", "annotator"),  # also serves lookups by task_id
@@ -241,7 +245,7 @@ gold_answers = Table(  # 0002
     _fk("lease_id", "leases.id"),
     Column("annotator", String(200), nullable=False),
     Column("tier", Integer, nullable=False),
-    Column("label", String(200), nullable=False),
+    Column("label", LABEL, nullable=False),  # 0016: Text on PostgreSQL (a label set)
     Column("correct", Boolean, nullable=False),
     _created(),
     UniqueConstraint("task_id", "annotator"),
@@ -255,7 +259,7 @@ resolutions = Table(
     _id(),
     _fk("item_id", "items.id"),
     _fk("task_id", "tasks.id"),
-    Column("label", String(200), nullable=False),
+    Column("label", LABEL, nullable=False),  # 0016: Text on PostgreSQL (a label set)
     Column("method", String(50), nullable=False),
     Column("agreement", Float, nullable=False),
     Column("n_annotations", Integer, nullable=False),
@@ -283,7 +287,7 @@ dataset_entries = Table(
     Column("item_id", Integer, ForeignKey("items.id"), primary_key=True),
     Column("position", Integer, nullable=False),  # entry order within the version
     Column("item_hash", String(64), nullable=False),
-    Column("label", String(200), nullable=False),
+    Column("label", LABEL, nullable=False),  # 0016: Text on PostgreSQL (a label set)
     Column("source", String(50), nullable=False),
     _fk("resolution_id", "resolutions.id", nullable=True),
     Column("split", String(8), nullable=False),
@@ -316,7 +320,7 @@ feedback = Table(
     _fk("prediction_id", "predictions.id"),
     _fk("item_id", "items.id"),
     Column("kind", String(20), nullable=False),
-    Column("correction", String(200), nullable=True),
+    Column("correction", LABEL, nullable=True),  # 0016: Text on PostgreSQL
     Column("comment", Text, nullable=True),
     Column("actor", String(200), nullable=False),
     Column("idempotency_key", String(200), nullable=False),
@@ -467,7 +471,7 @@ machine_labels = Table(
     Column("annotator", String(200), nullable=False),  # the configured name
     Column("kind", String(32), nullable=False),  # chat | model_version
     Column("model", String(200), nullable=False),  # the chat model, or v<version>
-    Column("label", String(200), nullable=True),  # set when status is labelled
+    Column("label", LABEL, nullable=True),  # set when status is labelled (0016: LABEL)
     Column("status", String(16), nullable=False),  # labelled | unparseable | failed
     Column("detail", Text, nullable=True),  # the raw answer or the error, cut short
     _created(),
