@@ -88,6 +88,10 @@ def featurize(config: ProjectConfig, payloads: Sequence[dict[str, Any]]) -> Any:
     if config.modality is Modality.TEXT:
         return [str(p[key]) for p in payloads]
     if config.modality is Modality.IMAGE:
+        if payloads and all(isinstance(p[key], str) for p in payloads):  # images by reference
+            from loopwright.learning.image_features import featurize as image_rows
+
+            return image_rows([p[key] for p in payloads], config.media)
         return np.asarray([np.asarray(p[key], dtype=np.float64).ravel() for p in payloads])
     fields = config.features
     if fields is None:
@@ -110,6 +114,8 @@ def check_payload(config: ProjectConfig, payload: Any) -> str | None:
         return f"payload lacks the field {key!r}"
     if config.modality is Modality.TEXT:
         return None if isinstance(payload[key], str) else f"field {key!r} must be a string"
+    if config.modality is Modality.IMAGE and isinstance(payload[key], str):
+        return None  # an image reference: loop.media reads and checks it
     try:
         values = np.asarray(payload[key], dtype=np.float64)
     except (TypeError, ValueError, OverflowError):  # overflow: an integer beyond the float range

@@ -73,8 +73,8 @@ def _mapped(
             value = _number(value, text_typed)
             if value is None:
                 return None, _not_a_number(col, values[col])
-        elif config.modality is Modality.IMAGE and text_typed and isinstance(value, str):
-            value, problem = _json(value, col)
+        elif config.modality is Modality.IMAGE and text_typed and isinstance(value, str) and value[:1] == "[":
+            value, problem = _json(value, col)  # pixels as JSON; any other text is an image reference
             if problem:
                 return None, problem
         payload[col] = value
