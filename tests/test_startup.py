@@ -21,7 +21,7 @@ from loopwright.store.sql import SqlStore
 from loopwright.store.sql.engine import at_head, head_revision, make_engine, migrate
 from test_loop import CONFIG, points
 
-HEAVY = ("sklearn", "scipy", "matplotlib", "pandas", "pyarrow", "skops")
+HEAVY = ("krippendorff", "sklearn", "scipy", "matplotlib", "pandas", "pyarrow", "skops")
 
 
 def heavy_after(code: str) -> dict[str, Any]:
@@ -43,6 +43,8 @@ def test_import_loopwright_is_light() -> None:
 
 def test_cli_import_is_light() -> None:
     assert heavy_after("import loopwright.cli.app") == {"heavy": [], "alembic": False}
+    code = "import sys, loopwright.cli.app\nassert 'numpy' not in sys.modules, 'numpy on CLI start-up'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
 
 
 def test_status_on_a_database_at_head_is_light(tmp_path: Path) -> None:
@@ -193,3 +195,16 @@ def test_model_cache_is_an_lru_that_loads_each_version_once_across_threads() -> 
     assert cache.get_or_load(1, lambda: other) is m1  # type: ignore[arg-type,return-value]
     cache[3] = m3  # type: ignore[assignment]  # evicts 2, the least recently used
     assert 2 not in cache and 1 in cache and 3 in cache and len(cache) == 2
+
+
+def test_the_service_builds_one_loop_per_project_with_the_workspace_models(tmp_path: Path) -> None:
+    """REST requests reuse the project's Loop: its config is validated once and a champion's
+    artifact is loaded once per process (before, each request's Loop had a model cache of its own)."""
+    from loopwright.service.deps import open_project
+
+    ws = Workspace(SqlStore(f"sqlite:///{tmp_path / 'loops.db'}"))
+    ws.create_project(CONFIG)
+    by_name = open_project(ws, "toy")
+    assert open_project(ws, by_name.project.id) is by_name
+    assert by_name._ctx.models is ws.models
+    ws.close()

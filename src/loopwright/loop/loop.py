@@ -30,6 +30,7 @@ from loopwright.loop import (
     certification,
     gold,
     lineage,
+    media,
     model_annotators,
     monitoring,
     review,
@@ -87,6 +88,19 @@ class Loop:
 
         return import_rows(self._ctx, batches, on_reject, on_batch, actor, ingest_fn=self.ingest)
 
+    def import_history(self, items: Sequence[Any], source: str, actor: str = "system") -> Any:
+        """A labelled history made elsewhere (``LabelledItem`` each): ingested, its annotations
+        submitted as its annotators; see :mod:`loopwright.loop.history`."""
+        from loopwright.loop.history import import_history
+
+        return import_history(self._ctx, items, self.ingest, source, actor)
+
+    def export_history(self) -> Any:
+        """Every item with its annotations, resolution and prediction (``ItemHistory`` each)."""
+        from loopwright.loop.history import export_history
+
+        return export_history(self._ctx)
+
     def predict(self, payloads: Sequence[dict[str, Any]]) -> np.ndarray:
         """Champion probabilities, columns in ``config.labels`` order. Nothing is stored."""
         ctx = self._ctx
@@ -102,9 +116,14 @@ class Loop:
         return predict_proba_by_label(model, featurize(ctx.config, payloads), ctx.labels)
 
     def next_task(
-        self, annotator: str, tiers: Sequence[int] | None = None, session_id: str | None = None
+        self,
+        annotator: str,
+        tiers: Sequence[int] | None = None,
+        session_id: str | None = None,
+        score_now: bool = False,
     ) -> review.Assignment | None:
-        return review.next_task(self._ctx, annotator, tiers, session_id)
+        """Lease a task; ``score_now`` also scores its item with the champion (same transaction)."""
+        return review.next_task(self._ctx, annotator, tiers, session_id, score_now)
 
     def submit(
         self, lease_id: int, annotator: str, label: str, unsure: bool = False, comment: str | None = None
@@ -130,6 +149,12 @@ class Loop:
 
     def annotator_stats(self, annotator: str, session_id: str | None = None) -> gold.AnnotatorStats:
         return gold.annotator_stats(self._ctx, annotator, session_id)
+
+    def image(
+        self, item_id: int, size: int | None = None, cache_dir: Path | None = None, etag: str | None = None
+    ) -> media.Picture:
+        """The image an item references, or its thumbnail (:func:`loopwright.loop.media.item_image`)."""
+        return media.item_image(self._ctx, item_id, size, cache_dir, etag)
 
     def explain(self, item_id: int, k: int = 10) -> Explanation:
         """The features or tokens that pushed the champion's prediction for one item."""

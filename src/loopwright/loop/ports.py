@@ -227,6 +227,10 @@ class LeaseRepo(Protocol):
     def get(self, lease_id: int) -> Lease: ...  # NotFound
     def set_status(self, lease_id: int, status: LeaseStatus) -> Lease: ...
     def extend(self, lease_id: int, expires_at: datetime) -> Lease: ...
+    def add_submitted(self, task_id: int, annotator: str, at: datetime) -> Lease:
+        """A lease born submitted: the record of an annotation made elsewhere (an import)."""
+        ...
+
     def count_submitted(self, annotator: str, session_id: str) -> int: ...
     def expire_stale(self, project_id: int, now: datetime) -> int:
         """Mark active leases past their expiry as expired; return how many."""
@@ -530,7 +534,7 @@ class Store(Protocol):
 
 # -- background jobs -------------------------------------------------------------------------
 
-JOB_KINDS = ("retrain", "snapshot", "drift_check", "certify", "export")
+JOB_KINDS = ("retrain", "snapshot", "drift_check", "certify", "export", "select")
 JOB_DONE = frozenset({"succeeded", "failed", "cancelled"})  # statuses a job never leaves
 
 
@@ -581,3 +585,19 @@ class Jobs(Protocol):
     def cancel(self, job_id: int) -> Job: ...  # Conflict once it is done
     def list(self, project: str | None = None, status: str | None = None, limit: int = 100) -> list[Job]: ...
     def active(self, project: str, kind: str) -> Job | None: ...  # queued or running
+
+
+class PoolScorer(Protocol):
+    """Scores an unlabelled pool (a Parquet file or folder, a path or URL) for active learning:
+    the rows to label next, as JSON (``strategy``, ``parts``, ``where``, ``seconds``, ``rows``:
+    ``rank``, ``row``, ``id``, ``score``). ``model`` is the scoring model's stored artifact (None
+    for k-center); ``progress(done, total)`` is called as partitions finish and may raise to
+    stop the run. Adapter: ``integrations/dask_select.py`` (Dask, or one process)."""
+
+    def select(
+        self,
+        params: Mapping[str, Any],
+        model: bytes | None,
+        trusted: Sequence[str],
+        progress: Callable[[int, int], None],
+    ) -> dict[str, Any]: ...

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from loopwright import tasks
 from loopwright.domain import (
     Annotation,
     GoldAnswer,
@@ -25,7 +27,7 @@ from loopwright.domain import (
     Task,
     TaskStatus,
 )
-from loopwright.errors import Conflict, LeaseExpired, UnknownLabel
+from loopwright.errors import Conflict, LeaseExpired, NotFitted, UnknownLabel
 from loopwright.loop import fatigue, gold
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
@@ -45,6 +47,8 @@ class Assignment:
     suggestion: Prediction | None
     why: str  # why this task was chosen, e.g. "tier 2 queue · priority 1.30 · disputed"
     prelabels: tuple[MachineLabel, ...] = ()  # model annotators' labels for the item (machine)
+    scored: bool = False  # asked for ``score_now``: ``live`` holds the champion's answer now
+    live: dict[str, float] | None = None  # the champion's probabilities for the item (None: no champion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,20 +57,33 @@ class SubmitResult:
     resolution: Resolution | None  # set when this annotation completed the task
     escalated_to: Task | None  # set when it completed a disputed task
     gold: GoldAnswer | None = None  # set when the task was a gold task: the scored answer
+    tier: int | None = None  # the tier of the task answered (the blind view needs no read)
+
+
+def gold_in_use(ctx: Context) -> bool:
+    """Whether gold tasks are ever served here: without onboarding or a rate none is claimed,
+    so nobody has gold answers and nobody is paused (no query needed to know)."""
+    return ctx.config.gold.rate > 0 or ctx.config.gold.onboarding > 0
 
 
 def next_task(
-    ctx: Context, annotator: str, tiers: Sequence[int] | None = None, session_id: str | None = None
+    ctx: Context,
+    annotator: str,
+    tiers: Sequence[int] | None = None,
+    session_id: str | None = None,
+    score_now: bool = False,
 ) -> Assignment | None:
     """Lease the best task for ``annotator`` in ``tiers`` (default: all), or ``None``.
 
     Tiers the annotator is paused from are left out; :class:`~loopwright.errors.Paused` when
     that leaves none, :class:`~loopwright.errors.Capped` when a fatigue cap is reached.
+    ``score_now``: also score the item with the current champion, in the same transaction
+    (the blind view shows that rather than the stored prediction).
     """
     tiers = list(tiers) if tiers is not None else [t.tier for t in ctx.config.tiers]
     now = ctx.clock()
     with ctx.store.unit_of_work() as uow:
-        answers = uow.gold_answers.for_project(ctx.project.id, annotator)
+        answers = uow.gold_answers.for_project(ctx.project.id, annotator) if gold_in_use(ctx) else []
         by_tier = gold.skills(ctx.config.gold, answers)
         paused = gold.paused_tiers(ctx.config.gold, by_tier)
         if tiers and not (tiers := [t for t in tiers if t not in paused]):
@@ -107,7 +124,23 @@ def next_task(
             uow, annotator, "task.claimed", ("task", task.id), lease_id=lease.id, tier=task.tier, why=why
         )
         prelabels = _prelabels(ctx, uow, task.item_id)
-        return Assignment(task, lease, item, suggestion, why, prelabels)
+        live = _champion_now(ctx, uow, item) if score_now else None
+        return Assignment(task, lease, item, suggestion, why, prelabels, score_now, live)
+
+
+def _champion_now(ctx: Context, uow: UnitOfWork, item: Item) -> dict[str, float] | None:
+    """The champion's probabilities for ``item`` now, by label; None without one loopwright runs."""
+    champion = uow.models.champion(ctx.project.id)
+    if champion is None or champion.kind == "external":
+        return None
+    from loopwright.learning import featurize, predict_proba_by_label
+
+    try:
+        model = ctx.model(uow, champion)
+    except NotFitted:  # no stored artifact: nothing to show, as for no champion
+        return None
+    row = predict_proba_by_label(model, featurize(ctx.config, [item.payload]), ctx.labels)[0]
+    return {label: float(p) for label, p in zip(ctx.labels, row, strict=True)}
 
 
 def _prelabels(ctx: Context, uow: UnitOfWork, item_id: int) -> tuple[MachineLabel, ...]:
@@ -131,7 +164,9 @@ def _for_annotators(ctx: Context, item: Item) -> Item:
 def _why(uow: UnitOfWork, task: Task) -> str:
     queue = "gold" if task.status is TaskStatus.GOLD else "queue"
     why = f"tier {task.tier} {queue} · priority {task.priority:.2f} · {task.reason}"
-    if task.status is TaskStatus.OPEN and (done := len(uow.annotations.for_task(task.id))):
+    # a claimed task with one slot had none filled: no count needed
+    shared = task.status is TaskStatus.OPEN and task.required_annotations > 1
+    if shared and (done := len(uow.annotations.for_task(task.id))):
         why += f" · {done}/{task.required_annotations} annotations already"
     return why
 
@@ -161,8 +196,7 @@ def submit(
     On a gold task the answer is scored instead. Refused (nothing written) for a tier the
     annotator is paused from.
     """
-    if label not in ctx.labels:
-        raise UnknownLabel(f"unknown label {label!r}; the project's labels are {ctx.labels}")
+    label, comment = answer_of(ctx, label, comment)
     now = ctx.clock()
     with ctx.store.unit_of_work() as uow:
         lease = _live_lease(ctx, uow, lease_id, annotator)
@@ -170,7 +204,8 @@ def submit(
         if task.status not in (TaskStatus.OPEN, TaskStatus.GOLD):
             # a lease that ran out mid-flight lost its slot to a new claimer, who finished first
             raise Conflict(f"task {task.id} is already {task.status.value}; claim another task")
-        gold.check_not_paused(ctx, uow, annotator, task.tier)
+        if gold_in_use(ctx):
+            gold.check_not_paused(ctx, uow, annotator, task.tier)
         uow.leases.set_status(lease.id, LeaseStatus.SUBMITTED)
         if task.status is TaskStatus.GOLD:
             correct = label == task.gold_label
@@ -178,7 +213,7 @@ def submit(
                 task.id, task.item_id, lease.id, annotator, task.tier, label, correct, now
             )
             ctx.event(uow, annotator, "gold.answered", ("task", task.id), label=label, correct=correct)
-            return SubmitResult(None, None, None, answer)
+            return SubmitResult(None, None, None, answer, task.tier)
         annotation = uow.annotations.add(task.id, task.item_id, lease.id, annotator, label, unsure, now)
         ctx.event(
             uow,
@@ -191,10 +226,23 @@ def submit(
             **({"comment": comment} if comment else {}),
         )
         resolution, upper = None, None
-        done = uow.annotations.for_task(task.id)
+        # one slot, held by this lease under the task's lock: this annotation is the only one
+        done = [annotation] if task.required_annotations == 1 else uow.annotations.for_task(task.id)
         if len(done) >= task.required_annotations:
             resolution, upper = resolve_task(ctx, uow, task, done, now, annotator)
-        return SubmitResult(annotation, resolution, upper)
+        return SubmitResult(annotation, resolution, upper, tier=task.tier)
+
+
+def answer_of(ctx: Context, label: Any, comment: str | None) -> tuple[str, str | None]:
+    """The canonical text of a submitted answer for the project's task type, and its comment
+    (a rubric's correction); Invalid naming the field before anything is written."""
+    kind = tasks.task_type(ctx.config.task)
+    if ctx.config.task == "single" and label not in ctx.labels:  # today's message, unchanged
+        raise UnknownLabel(f"unknown label {label!r}; the project's labels are {ctx.labels}")
+    canonical = kind.parse(label, ctx.labels)
+    if isinstance(kind, tasks.Rubric):
+        comment = kind.check_correction(comment, ctx.config.rubric.corrections)
+    return canonical, comment
 
 
 def extend(ctx: Context, lease_id: int, annotator: str, seconds: int | None = None) -> Lease:

@@ -75,15 +75,7 @@ class View:
             row = loop.predict([item.payload])[0]
         except NotFitted:
             return None
-        probabilities = {label: float(p) for label, p in zip(loop.config.labels, row, strict=True)}
-        best = max(probabilities, key=probabilities.__getitem__)
-        return {
-            "item_id": item.id,
-            "probabilities": probabilities,
-            "label": best,
-            "confidence": probabilities[best],
-            "error": None,
-        }
+        return _live(item, {label: float(p) for label, p in zip(loop.config.labels, row, strict=True)})
 
     def assignment(self, loop: Loop, a: Assignment) -> Any:
         data = to_json(a)
@@ -94,7 +86,7 @@ class View:
             "task": self.task(a.task),
             "lease": to_json(a.lease),
             "item": self.item(a.item),
-            "suggestion": self.suggestion(loop, a.item, a.suggestion),
+            "suggestion": _live(a.item, a.live) if a.scored else self.suggestion(loop, a.item, a.suggestion),
             "why": f"tier {a.task.tier} queue",
         }
 
@@ -104,8 +96,10 @@ class View:
         nothing = {"annotation": None, "resolution": None, "escalated_to": None}
         if result.annotation is None:  # a gold task: no trace of being scored
             return nothing
-        with ws.store.unit_of_work() as uow:
-            tier = uow.tasks.get(result.annotation.task_id).tier
+        tier = result.tier
+        if tier is None:
+            with ws.store.unit_of_work() as uow:
+                tier = uow.tasks.get(result.annotation.task_id).tier
         if not self.sees_votes(tier):
             return nothing
         upper = None if result.escalated_to is None else self.task(result.escalated_to)
@@ -147,3 +141,17 @@ class View:
         if self.sees_gold:
             out |= {"gold_answers": stats.gold_answers, "gold_accuracy": stats.gold_accuracy}
         return out
+
+
+def _live(item: Item, probabilities: dict[str, float] | None) -> Any:
+    """The suggestion a blind reviewer sees: the champion's answer now (None: no champion)."""
+    if probabilities is None:
+        return None
+    best = max(probabilities, key=probabilities.__getitem__)
+    return {
+        "item_id": item.id,
+        "probabilities": probabilities,
+        "label": best,
+        "confidence": probabilities[best],
+        "error": None,
+    }

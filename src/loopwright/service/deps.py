@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
+from datetime import datetime
+from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -27,8 +29,21 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_json(obj: Any, **extra: Any) -> Any:
-    """JSON-ready form of a dataclass (or anything ``jsonable_encoder`` takes)."""
+    """JSON-ready form of a dataclass (or anything ``jsonable_encoder`` takes).
+
+    Plain values, enums and datetimes are converted here as ``jsonable_encoder`` would (its
+    generic path costs more than the rest of a review request's Python)."""
+    kind = type(obj)
+    if kind in _PLAIN:
+        return obj
+    if isinstance(obj, Enum):
+        return to_json(obj.value)
+    if kind is datetime:
+        return obj.isoformat()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         data = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
         return jsonable_encoder({**{k: to_json(v) for k, v in data.items()}, **extra})
@@ -98,9 +113,19 @@ def cached_project(ws: Workspace, key: str | int) -> Project:
     return found
 
 
+_LOOPS: weakref.WeakKeyDictionary[Workspace, dict[int, Loop]] = weakref.WeakKeyDictionary()
+
+
 def open_project(ws: Workspace, key: str | int) -> Loop:
-    """The use cases of project ``key`` (a name or an id), its row from the cache."""
-    return Loop(ws.store, cached_project(ws, key), ws.clock, ws.scorers, ws.chat)
+    """The use cases of project ``key`` (a name or an id), built once per process: the row and
+    its validated config never change, and the workspace's model cache is shared, so a request
+    neither re-validates the config nor reloads the champion's artifact."""
+    proj = cached_project(ws, key)
+    loops = _LOOPS.setdefault(ws, {})
+    found = loops.get(proj.id)
+    if found is None:
+        found = loops[proj.id] = Loop(ws.store, proj, ws.clock, ws.scorers, ws.chat, ws.models)
+    return found
 
 
 def project(ws: Workspace, name: str, who: Principal, action: Action) -> Loop:
@@ -136,4 +161,4 @@ def lease_project(ws: Workspace, lease_id: int, who: Principal) -> Loop:
     if not who.is_member(proj.name):
         raise NotFound(f"lease id {lease_id} does not exist")
     who.require(proj.name, Action.REVIEW)
-    return Loop(ws.store, proj, ws.clock, ws.scorers, ws.chat)
+    return open_project(ws, proj.id)

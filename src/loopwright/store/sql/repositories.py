@@ -29,6 +29,7 @@ from loopwright.domain import (
     Route,
 )
 from loopwright.errors import Conflict, NotFound
+from loopwright.store.sql import statements as hot  # plain SQL for what every request runs
 from loopwright.store.sql.tables import (
     certifications,
     decisions,
@@ -225,8 +226,10 @@ class SqlItemRepo(Repo):
         )
 
     def get(self, item_id: int) -> Item:
-        stmt = select(items).where(items.c.id == item_id)
-        return Item(**self._one(stmt, f"item id {item_id}")._mapping)
+        row = hot.ITEM_GET.first(self._conn, {"id": item_id})
+        if row is None:
+            raise NotFound(f"item id {item_id} does not exist")
+        return Item(**row)
 
     def get_many(self, item_ids: Sequence[int]) -> list[Item]:
         """The items in the order asked; NotFound naming the ids that do not exist."""
@@ -295,8 +298,7 @@ class SqlPredictionRepo(Repo):
         return Prediction(**self._one(stmt, f"prediction id {prediction_id}")._mapping)
 
     def for_item(self, item_id: int) -> list[Prediction]:
-        stmt = select(predictions).where(predictions.c.item_id == item_id).order_by(predictions.c.id)
-        return [Prediction(**r._mapping) for r in self._conn.execute(stmt)]
+        return [Prediction(**r) for r in hot.PREDICTIONS_OF_ITEM.rows(self._conn, {"item_id": item_id})]
 
     def by_model(self, model_version_id: int, item_ids: Sequence[int]) -> dict[int, dict[str, float]]:
         """The newest probabilities ``model_version_id`` gave each of ``item_ids`` at ingest."""
@@ -428,8 +430,14 @@ class SqlResolutionRepo(Repo):
             "n_annotations": n_annotations,
             "created_at": utcnow(),
         }
-        row = self._insert(resolutions, values, missing=f"item id {item_id} or task id {task_id}")
-        return Resolution(**row._mapping)
+        try:
+            row = hot.RESOLUTION_ADD.first(self._conn, values)
+        except IntegrityError as exc:
+            if is_fk_violation(exc):
+                raise NotFound(f"item id {item_id} or task id {task_id} does not exist") from exc
+            raise
+        assert row is not None
+        return Resolution(**row)
 
     def latest_by_item(self, project_id: int) -> dict[int, Resolution]:
         """The newest resolution of each item of the project, keyed by item id."""
@@ -583,8 +591,14 @@ class SqlEventRepo(Repo):
             "data": data or {},
             "at": utcnow(),
         }
-        row = self._insert(events, values, missing=f"project id {project_id}")
-        return Event(**row._mapping)
+        try:
+            row = hot.EVENT_ADD.first(self._conn, values)
+        except IntegrityError as exc:
+            if is_fk_violation(exc):
+                raise NotFound(f"project id {project_id} does not exist") from exc
+            raise
+        assert row is not None
+        return Event(**row)
 
     def of_actions(self, project_id: int, actions: Sequence[str]) -> builtins.list[Event]:
         """The project's events with one of ``actions``, oldest first."""

@@ -11,8 +11,11 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
+    Integer,
     Select,
+    String,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -20,9 +23,12 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from loopwright.domain import Annotation, GoldAnswer, Lease, LeaseStatus, MachineLabel, Task, TaskStatus
-from loopwright.store.sql.repositories import Repo, chunks, utcnow
+from loopwright.errors import Conflict, NotFound
+from loopwright.store.sql import statements as hot
+from loopwright.store.sql.repositories import Repo, chunks, is_fk_violation, utcnow
 from loopwright.store.sql.tables import (
     annotations,
     gold_answers,
@@ -45,6 +51,29 @@ def _task(m: Mapping[Any, Any]) -> Task:
 
 def _lease(m: Mapping[Any, Any]) -> Lease:
     return Lease(**{**m, "status": LeaseStatus(m["status"])})
+
+
+def _found(row: Mapping[str, Any] | None, missing: str) -> Mapping[str, Any]:
+    if row is None:
+        raise NotFound(f"{missing} does not exist")
+    return row
+
+
+def _candidate(claimable: Any, order: list[Any], n_tiers: int, passed_over: list[int]) -> Select[Any]:
+    """The claim's candidate statement, passing over ``passed_over`` (same parameters)."""
+    tiers = [bindparam(f"tier_{i}", type_=Integer) for i in range(n_tiers)]
+    return (
+        select(tasks)
+        .where(
+            tasks.c.project_id == bindparam("project_id", type_=Integer),
+            tasks.c.tier.in_(tiers),
+            claimable(bindparam("annotator", type_=String), bindparam("now", type_=tasks.c.created_at.type)),
+            tasks.c.id.not_in(passed_over),
+        )
+        .order_by(*order)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
 
 
 def _live(now: datetime) -> ColumnElement[bool]:
@@ -157,13 +186,11 @@ class SqlTaskRepo(Repo):
         self._insert_many(tasks, values, "item_id", missing=f"project id {project_id}, an item or a decision")
 
     def get(self, task_id: int) -> Task:
-        stmt = select(tasks).where(tasks.c.id == task_id)
-        return _task(self._one(stmt, f"task id {task_id}")._mapping)
+        return _task(_found(hot.TASK_GET.first(self._conn, {"id": task_id}), f"task id {task_id}"))
 
     def lock(self, task_id: int) -> Task:
         """The task, row-locked until the transaction ends (SQLite: already serialised)."""
-        stmt = select(tasks).where(tasks.c.id == task_id).with_for_update()
-        return _task(self._one(stmt, f"task id {task_id}")._mapping)
+        return _task(_found(hot.TASK_LOCK.first(self._conn, {"id": task_id}), f"task id {task_id}"))
 
     def claim(
         self,
@@ -184,12 +211,18 @@ class SqlTaskRepo(Repo):
         sooner, rather than filling every item's first slot breadth-first), then lowest id.
         """
         order: list[Any] = [tasks.c.priority.desc(), _n_annotations().desc(), tasks.c.id]
+        params: dict[str, Any] = {}
         if avoid_source is not None:
-            key, value = avoid_source
-            order.insert(0, case((_item_metadata(key) == value, 1), else_=0))
+            key, params["avoid_source"] = avoid_source
+            other = _item_metadata(key) == bindparam("avoid_source", type_=String)
+            order.insert(0, case((other, 1), else_=0))
         if avoid_label is not None:
-            order.insert(0, case((_suggested_label() == avoid_label, 1), else_=0))
-        return self._claim(project_id, annotator, tiers, now, expires_at, session_id, _claimable, order)
+            params["avoid_label"] = avoid_label
+            order.insert(0, case((_suggested_label() == bindparam("avoid_label", type_=String), 1), else_=0))
+        shape = ("open", avoid_label is not None, None if avoid_source is None else avoid_source[0])
+        return self._claim(
+            project_id, annotator, tiers, now, expires_at, session_id, _claimable, order, shape, params
+        )
 
     def claim_gold(
         self,
@@ -202,7 +235,9 @@ class SqlTaskRepo(Repo):
     ) -> tuple[Task, Lease] | None:
         """Lease the oldest gold task in ``tiers`` whose item ``annotator`` has not seen."""
         order = [tasks.c.id]
-        return self._claim(project_id, annotator, tiers, now, expires_at, session_id, _gold_claimable, order)
+        return self._claim(
+            project_id, annotator, tiers, now, expires_at, session_id, _gold_claimable, order, ("gold",), {}
+        )
 
     def _claim(
         self,
@@ -214,47 +249,39 @@ class SqlTaskRepo(Repo):
         session_id: str | None,
         claimable: Any,
         order: list[Any],
+        shape: tuple[Any, ...],
+        params: dict[str, Any],
     ) -> tuple[Task, Lease] | None:
         """Lease the first task by ``order`` that passes ``claimable(annotator, now)``.
 
-        PostgreSQL: the candidate row is locked with ``FOR UPDATE SKIP LOCKED`` (concurrent
-        claimers move on to other tasks), then re-checked by a new statement, whose fresh
-        READ COMMITTED snapshot sees the leases of any claimer that held the lock before us.
+        Two prebuilt statements (:mod:`.statements`, cached by ``shape``, the variant of
+        ``claimable`` and ``order``). PostgreSQL: the candidate row is locked with ``FOR UPDATE
+        SKIP LOCKED`` (concurrent claimers move on to other tasks); the lease is then inserted
+        only if the task is still claimable, checked by that new statement, whose fresh READ
+        COMMITTED snapshot sees the leases of any claimer that held the lock before us.
         SQLite: the transaction began with ``BEGIN IMMEDIATE``, so claims run one at a time.
         """
+        tiers = list(tiers)
+        if not tiers:  # no tier to draw from: nothing is claimable
+            return None
+        bound = {"project_id": project_id, "annotator": annotator, "now": now, **params}
+        bound |= {f"tier_{i}": tier for i, tier in enumerate(tiers)}
+        insert_lease = hot.lease_if_claimable(claimable, shape[:1])
         passed_over: list[int] = []
         while True:
-            stmt: Select[Any] = (
-                select(tasks.c.id)
-                .where(
-                    tasks.c.project_id == project_id,
-                    tasks.c.tier.in_(list(tiers)),
-                    claimable(annotator, now),
-                )
-                .order_by(*order)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            if passed_over:
-                stmt = stmt.where(tasks.c.id.not_in(passed_over))
-            task_id = self._conn.execute(stmt).scalar()
-            if task_id is None:
+            if passed_over:  # rare: a claimer took the slot between our two statements
+                row = self._conn.execute(_candidate(claimable, order, len(tiers), passed_over), bound).first()
+                task = None if row is None else dict(row._mapping)
+            else:
+                task = hot.claim_candidate(claimable, order, len(tiers), shape).first(self._conn, bound)
+            if task is None:
                 return None
-            recheck = select(tasks).where(tasks.c.id == task_id, claimable(annotator, now))
-            row = self._conn.execute(recheck).first()  # the whole row: no second read below
-            if row is None:
-                passed_over.append(task_id)
+            values = {**bound, "task_id": task["id"], "expires_at": expires_at, "session_id": session_id}
+            lease = insert_lease.first(self._conn, values)
+            if lease is None:
+                passed_over.append(task["id"])
                 continue
-            values = {
-                "task_id": task_id,
-                "annotator": annotator,
-                "status": ACTIVE,
-                "expires_at": expires_at,
-                "created_at": now,
-                "session_id": session_id,
-            }
-            lease = _lease(self._insert(leases, values)._mapping)
-            return _task(row._mapping), lease
+            return _task(task), _lease(lease)
 
     def add_gold(self, project_id: int, item_id: int, tier: int, label: str) -> Task:
         """A gold task: status ``gold``, the known answer in ``gold_label``; it never closes."""
@@ -277,13 +304,8 @@ class SqlTaskRepo(Repo):
         )
 
     def set_status(self, task_id: int, status: TaskStatus, closed_at: datetime | None) -> Task:
-        stmt = (
-            update(tasks)
-            .where(tasks.c.id == task_id)
-            .values(status=TaskStatus(status).value, closed_at=closed_at)
-            .returning(*tasks.c)
-        )
-        return _task(self._one(stmt, f"task id {task_id}")._mapping)
+        params = {"id": task_id, "status": TaskStatus(status).value, "closed_at": closed_at}
+        return _task(_found(hot.TASK_STATUS.first(self._conn, params), f"task id {task_id}"))
 
     def for_item(self, item_id: int) -> list[Task]:
         stmt = select(tasks).where(tasks.c.item_id == item_id).order_by(tasks.c.id)
@@ -309,23 +331,29 @@ class SqlTaskRepo(Repo):
 
 class SqlLeaseRepo(Repo):
     def get(self, lease_id: int) -> Lease:
-        stmt = select(leases).where(leases.c.id == lease_id)
-        return _lease(self._one(stmt, f"lease id {lease_id}")._mapping)
+        return _lease(_found(hot.LEASE_GET.first(self._conn, {"id": lease_id}), f"lease id {lease_id}"))
 
     def set_status(self, lease_id: int, status: LeaseStatus) -> Lease:
-        stmt = (
-            update(leases)
-            .where(leases.c.id == lease_id)
-            .values(status=LeaseStatus(status).value)
-            .returning(*leases.c)
-        )
-        return _lease(self._one(stmt, f"lease id {lease_id}")._mapping)
+        params = {"id": lease_id, "status": LeaseStatus(status).value}
+        return _lease(_found(hot.LEASE_STATUS.first(self._conn, params), f"lease id {lease_id}"))
 
     def extend(self, lease_id: int, expires_at: datetime) -> Lease:
         stmt = (
             update(leases).where(leases.c.id == lease_id).values(expires_at=expires_at).returning(*leases.c)
         )
         return _lease(self._one(stmt, f"lease id {lease_id}")._mapping)
+
+    def add_submitted(self, task_id: int, annotator: str, at: datetime) -> Lease:
+        """A lease born submitted: the record of an annotation made elsewhere (an import)."""
+        values = {
+            "task_id": task_id,
+            "annotator": annotator,
+            "status": LeaseStatus.SUBMITTED.value,
+            "expires_at": at,
+            "created_at": at,
+            "session_id": None,
+        }
+        return _lease(self._insert(leases, values, missing=f"task id {task_id}")._mapping)
 
     def count_submitted(self, annotator: str, session_id: str) -> int:
         """Leases ``annotator`` submitted in work session ``session_id``."""
@@ -388,19 +416,20 @@ class SqlAnnotationRepo(Repo):
             "unsure": unsure,
             "created_at": at or utcnow(),
         }
-        row = self._insert(
-            annotations,
-            values,
-            conflict=f"{annotator!r} has already annotated task {task_id}",
-            missing=f"task id {task_id}, item id {item_id} or lease id {lease_id}",
-        )
-        bump = update(tasks).where(tasks.c.id == task_id).values(n_annotations=tasks.c.n_annotations + 1)
-        self._conn.execute(bump)
-        return Annotation(**row._mapping)
+        try:
+            row = hot.ANNOTATION_ADD.first(self._conn, values)
+        except IntegrityError as exc:
+            if is_fk_violation(exc):
+                missing = f"task id {task_id}, item id {item_id} or lease id {lease_id}"
+                raise NotFound(f"{missing} does not exist") from exc
+            raise
+        if row is None:
+            raise Conflict(f"{annotator!r} has already annotated task {task_id}")
+        hot.TASK_BUMP.execute(self._conn, {"id": task_id})
+        return Annotation(**row)
 
     def for_task(self, task_id: int) -> list[Annotation]:
-        stmt = select(annotations).where(annotations.c.task_id == task_id).order_by(annotations.c.id)
-        return [Annotation(**r._mapping) for r in self._conn.execute(stmt)]
+        return [Annotation(**r) for r in hot.ANNOTATIONS_OF_TASK.rows(self._conn, {"task_id": task_id})]
 
     def for_item(self, item_id: int) -> list[Annotation]:
         stmt = select(annotations).where(annotations.c.item_id == item_id).order_by(annotations.c.id)
