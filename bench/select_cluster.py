@@ -10,6 +10,11 @@ checks both answers are identical. k-center (approximate on Dask, exact greedy i
 runs on a separate 250,000-row pool in 10 partitions with budget 100: times and covering radii
 side by side (``--kcenter-only`` redoes just that part, keeping the margin figures).
 Results: bench/results/select_cluster.{md,json}.
+
+``--sweep`` instead tries what might make Dask pay off on a smaller pool (``--sweep-rows``,
+2,000,000 by default): partition size (250,000 vs 1,000,000 rows) and worker processes vs
+threads, each against the single-process path, with the time one partition spends reading vs
+scoring. Results: bench/results/select_cluster_sweep.{md,json}.
 """
 
 from __future__ import annotations
@@ -125,6 +130,83 @@ at most 4: the exact greedy's radius is at least OPT, the two rounds' at most 4 
 """  # noqa: E501
 
 
+def part_profile(pool: ds.Pool, spec: ds.ModelSpec) -> dict[str, float]:
+    """Seconds one partition spends being read (Parquet to float32) and being scored."""
+    t = time.perf_counter()
+    X, _ = ds.read_part(pool, pool.parts[0])
+    read_s = time.perf_counter() - t
+    model = ds._load(spec.key, spec.blob, spec.trusted)
+    t = time.perf_counter()
+    ds.top_k(ds.SCORES["margin"](ds.pool_proba(model, X)), BUDGET)
+    return {"rows": len(X), "read_s": round(read_s, 3), "score_s": round(time.perf_counter() - t, 3)}
+
+
+SWEEP = (  # (label, rows per part, workers, threads per worker, processes)
+    ("2 processes x 1 thread, parts of 250k (the default)", 250_000, 2, 1, True),
+    ("2 processes x 1 thread, parts of 1M", 1_000_000, 2, 1, True),
+    ("1 process x 2 threads, parts of 250k", 250_000, 1, 2, True),
+    ("2 threads in this process, parts of 250k", 250_000, 2, 1, False),
+)
+
+
+def sweep(rows: int, repeats: int) -> dict[str, object]:
+    path = Path(f"/tmp/loopwright-pool-{rows}x{D}.parquet")
+    write_pool(path, rows)
+    spec = model()
+    load_before = os.getloadavg()[0]
+    out: dict[str, object] = {"rows": rows, "repeats": repeats, "load_before": round(load_before, 1)}
+    out["profile"] = part_profile(ds.open_pool(str(path), rows_per_part=GROUP), spec)
+    runs = []
+    reference = None
+    for per_part in sorted({c[1] for c in SWEEP}):
+        pool = ds.open_pool(str(path), rows_per_part=per_part)
+        med, all_s, single = timed(lambda pool=pool: ds.select_single(pool, BUDGET, "margin", spec), repeats)
+        reference = reference or single.rows.tolist()  # type: ignore[attr-defined]
+        runs.append({"config": f"single process, parts of {per_part:,}", "median_s": round(med, 2),
+                     "all_s": [round(x, 2) for x in all_s], "start_s": 0.0, "identical": True})  # fmt: skip
+    for label, per_part, workers, threads, processes in SWEEP:
+        pool = ds.open_pool(str(path), rows_per_part=per_part)
+        t = time.perf_counter()
+        client = ds.connect_cluster(None, workers=workers, processes=processes, threads=threads)
+        start_s = time.perf_counter() - t
+        try:
+            med, all_s, got = timed(
+                lambda pool=pool, client=client: ds.select_on_dask(pool, BUDGET, "margin", client, spec),
+                repeats,
+            )
+        finally:
+            cluster = client.cluster
+            client.close()
+            cluster.close()
+        runs.append({"config": label, "median_s": round(med, 2), "all_s": [round(x, 2) for x in all_s],
+                     "start_s": round(start_s, 2), "identical": got.rows.tolist() == reference})  # type: ignore[attr-defined]  # fmt: skip
+    out["runs"] = runs
+    out["load_after"] = round(os.getloadavg()[0], 1)
+    return out
+
+
+def render_sweep(doc: dict) -> str:  # type: ignore[type-arg]
+    p = doc["profile"]
+    lines = [
+        "# `loopwright select`: partition size and worker threads vs one process",
+        "",
+        f"Pool: {doc['rows']:,} x {D} float32 Parquet (row groups of {GROUP:,}), margin selection of "
+        f"{BUDGET:,} rows, medians of {doc['repeats']}; cluster start not included. Machine: 2 cores "
+        f"shared with other jobs, load average {doc['load_before']} before, {doc['load_after']} after.",
+        "",
+        f"One partition of {p['rows']:,} rows: read {p['read_s']} s, scored {p['score_s']} s.",
+        "",
+        "| configuration | median s | runs s | cluster start s | same answer |",
+        "|---|---:|---|---:|---|",
+    ]
+    for r in doc["runs"]:
+        runs = ", ".join(f"{x:.2f}" for x in r["all_s"])
+        lines.append(
+            f"| {r['config']} | {r['median_s']:.2f} | {runs} | {r['start_s']:.1f} | {r['identical']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
@@ -132,7 +214,17 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--kcenter-rows", type=int, default=250_000)
     ap.add_argument("--kcenter-only", action="store_true", help="redo k-center; keep the margin figures")
+    ap.add_argument("--sweep", action="store_true", help="partition size and threads on a smaller pool")
+    ap.add_argument("--sweep-rows", type=int, default=2_000_000)
     args = ap.parse_args()
+    if args.sweep:
+        found = sweep(args.sweep_rows, args.repeats)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "select_cluster_sweep.json").write_text(json.dumps(found, indent=2) + "\n")
+        md = render_sweep(found)
+        (RESULTS / "select_cluster_sweep.md").write_text(md)
+        print(md)
+        return
     out = RESULTS / "select_cluster.json"
     if args.kcenter_only:
         doc = json.loads(out.read_text())

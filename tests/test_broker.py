@@ -353,3 +353,95 @@ def test_the_consumer_example_triggers_training_and_acks_after_work(
     assert runs == [("toy", "2 items resolved"), ("toy", "the project says a retrain is due")]
     again = asyncio.run(example.consume(NATS_URL, names[0], names[1], every=2, idle_stop=1.0))
     assert again == {} and len(runs) == 2  # all acked: nothing comes back for the durable consumer
+
+
+def _cursor(store: SqlStore, sink: str) -> int | None:
+    with store.engine.begin() as conn:
+        return SqlEventCursors(conn).position(sink)
+
+
+@pytest.mark.slow
+def test_a_publisher_process_killed_mid_batch_loses_nothing(
+    store_url: str, names: Any, tmp_path: Path
+) -> None:
+    """`loopwright events publish` is SIGKILLed while its batch is half acked (the cursor not yet
+    moved); a new process takes over once the dead one's lease runs out: every event id arrives,
+    the re-published half only as the same ids, which JetStream stores once."""
+    import signal
+    import sys
+
+    store = SqlStore(store_url)
+    Workspace(store).create_project(CONFIG)
+    add_events(store, ["item.resolved"] * 3000)
+    sink = f"nats:{names[0]}"
+    cli = [sys.executable, "-m", "loopwright", "events", "publish", "--broker", NATS_URL, "--db", store_url]
+    cli += ["--stream", names[0], "--prefix", names[1], "--batch", "5000", "--lease", "2"]
+    log = (tmp_path / "publisher.log").open("wb")
+    first = subprocess.Popen(cli, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # kill it once part of the batch is in the stream
+            with contextlib.suppress(Exception):
+                if (seen := stream_count(names)) >= 100:
+                    break
+            assert first.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "publisher.log"
+            ).read_text()
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    at_kill = stream_count(names)
+    assert _cursor(store, sink) == 0 and 100 <= seen <= at_kill < 3000  # killed mid batch, nothing moved
+    add_events(store, ["model.promoted"] * 5)  # more arrive while no publisher runs
+    ids = all_event_ids(store)
+    time.sleep(2.2)  # the dead publisher's lease runs out
+    again = subprocess.run([*cli, "--once"], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"published {len(ids)} events" in " ".join(again.stderr.split())  # from the cursor: all of them
+    assert _cursor(store, sink) == ids[-1]
+    assert stream_count(names) == len(ids)  # the re-published ones stored once (Nats-Msg-Id)
+    got = consume(names, "after-kill", upto=len(ids) + 10)
+    assert [g[0] for g in got] == [f"evt_{i}" for i in ids]  # every id once, in order
+    assert all(json.loads(data)["data"]["event_id"] == int(msg_id[4:]) for msg_id, _, data in got)
+    store.close()
+
+
+def test_the_shared_outbox_reader_waits_for_an_uncommitted_event_id(ws: Workspace) -> None:
+    """One reader for both sinks: a later id visible before an earlier, still uncommitted one is
+    not passed (PostgreSQL) until the transaction holding it has ended; on SQLite a gap is final."""
+    from loopwright.store.sql.outbox import OutboxReader
+
+    store = ws.store
+    assert isinstance(store, SqlStore)
+    [before] = add_events(store, ["item.resolved"])
+    clock = [0.0]
+    reader = OutboxReader("test", min_gap_age=1.0, gap_timeout=60.0, monotonic=lambda: clock[0])
+    if store.engine.dialect.name == "sqlite":
+        later = add_events(store, ["item.resolved"] * 2)
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(f"DELETE FROM events WHERE id = {later[0]}")  # a gap in the ids
+            assert reader.settle(conn, 0, 100) == later[1] and reader.waiting_on == []
+        return
+    held = store.engine.connect()
+    tx = held.begin()
+    pid = held.exec_driver_sql("SELECT id FROM projects WHERE name = 'toy'").scalar()
+    missing = SqlEventRepo(held).add(pid, "svc", "item.resolved", "project", "toy", {}).id  # not committed
+    [after] = add_events(store, ["model.promoted"])
+    assert after > missing > before
+    with store.engine.begin() as conn:
+        assert reader.settle(conn, 0, 100) == before and reader.waiting_on == [missing]
+    clock[0] = 2.0  # old enough: the transactions running now are the ones that may hold it
+    with store.engine.begin() as conn:
+        assert reader.settle(conn, 0, 100) == before  # the holder still runs
+    tx.rollback()
+    held.close()
+    deadline = time.monotonic() + 30  # other sessions on a shared server may have been running too
+    while True:
+        with store.engine.begin() as conn:
+            if (horizon := reader.settle(conn, 0, 100)) == after or time.monotonic() > deadline:
+                break
+        time.sleep(0.1)
+    assert horizon == after and reader.waiting_on == []

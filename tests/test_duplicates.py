@@ -139,3 +139,90 @@ def test_image_near_duplicates_by_perceptual_hash(store: SqlStore) -> None:
     assert linked["duplicate_of"] == "d0" and linked["duplicate"]["kind"] == "image"
     assert linked["duplicate"]["similarity"] >= 1 - 4 / 64
     assert "duplicate_of" not in _meta(loop, "d1")
+
+
+REUSE = {
+    **TEXT,
+    "duplicates": {**TEXT["duplicates"], "action": "reuse"},  # type: ignore[dict-item]
+    "tiers": [
+        {"tier": 1, "name": "bulk", "required_annotations": 3},  # a costly tier: the check takes one
+        {"tier": 2, "name": "expert", "required_annotations": 1},
+    ],
+}
+
+
+def _label(loop: Loop, ext: str, label: str, who: tuple[str, ...] = ("a1", "a2", "a3")) -> None:
+    """Annotators answer ``label`` on the open task of ``ext`` until it is resolved."""
+    for annotator in who:
+        task = loop.next_task(annotator)
+        if task is None:
+            return
+        assert task.item.external_id == ext
+        loop.submit(task.lease.id, annotator, label)
+
+
+def test_reuse_gives_a_near_duplicate_its_original_s_resolved_label(store: SqlStore) -> None:
+    loop = Workspace(store).create_project(REUSE)
+    loop.ingest([{"external_id": "base", "payload": {"text": BASE}}])
+    _label(loop, "base", "spam")
+    [(original,)] = [[r for r in loop.resolutions() if r.label == "spam"]]
+    report = loop.ingest([{"external_id": "near", "payload": {"text": NEAR}}])
+    (o,) = report.outcomes
+    assert (o.route, o.tier, o.reason) == ("review", 1, "near_duplicate_reuse")
+    assert loop.next_task("a1") is None  # nothing for anyone to do: the label is reused
+    resolved = [r for r in loop.resolutions() if r.item_id == o.item_id]
+    assert [(r.label, r.method, r.agreement, r.n_annotations) for r in resolved] == [
+        ("spam", "reused", original.agreement, 0)
+    ]
+    lineage = loop.lineage_of_item("near")
+    assert lineage["item"]["duplicate_of"] == "base"
+    assert lineage["item"]["duplicate"]["reused"] == {"resolution_id": original.id, "label": "spam"}
+    assert [(t["status"], t["reason"]) for t in lineage["tasks"]] == [("resolved", "near_duplicate_reuse")]
+    assert lineage["annotations"] == [] and lineage["resolutions"][0]["method"] == "reused"
+    event = [e for e in loop.events(limit=100) if e.action == "item.resolved"][-1]
+    assert (event.subject_id, event.data["method"], event.data["reused_from"]) == (
+        str(o.item_id), "reused", {"external_id": "base", "resolution_id": original.id},
+    )  # fmt: skip
+    dataset = loop.snapshot()
+    entries = {e.item_id: e for e in dataset.entries}
+    assert (entries[o.item_id].label, entries[o.item_id].source, entries[o.item_id].split.value) == (
+        "spam", "reused", "train",
+    )  # fmt: skip
+
+
+def test_reuse_without_a_resolved_original_is_a_one_annotation_check(store: SqlStore) -> None:
+    """The original still waits for its three annotations (or is in the same batch): the near
+    duplicate goes to the cheap check instead: tier 1, one annotation, lowest priority."""
+    loop = Workspace(store).create_project(REUSE)
+    report = loop.ingest(
+        [
+            {"external_id": "base", "payload": {"text": BASE}},
+            {"external_id": "near", "payload": {"text": NEAR}},  # its original is in the batch
+        ]
+    )
+    base, near = report.outcomes
+    assert (base.reason, near.reason) == ("no_model", "near_duplicate")
+    ctx = loop._ctx
+    with ctx.store.unit_of_work() as uow:
+        (task,) = uow.tasks.for_item(near.item_id)
+        (base_task,) = uow.tasks.for_item(base.item_id)
+    assert (task.tier, task.priority, task.reason, task.required_annotations) == (1, 0.0, "near_duplicate", 1)
+    assert base_task.required_annotations == 3
+    assert "reused" not in loop.lineage_of_item("near")["item"]["duplicate"]
+    late = loop.ingest([{"external_id": "near-again", "payload": {"text": NEAR + " please"}}])
+    assert late.outcomes[0].reason == "near_duplicate"  # base is not resolved yet: still a check
+    assert [r.item_id for r in loop.resolutions()] == []
+
+
+def test_link_and_check_never_reuse_a_label(store: SqlStore) -> None:
+    for action in ("link", "check"):
+        config = {**REUSE, "name": action, "duplicates": {**REUSE["duplicates"], "action": action}}
+        loop = Workspace(store).create_project(config)
+        loop.ingest([{"external_id": "base", "payload": {"text": BASE}}])
+        _label(loop, "base", "spam")
+        (o,) = loop.ingest([{"external_id": "near", "payload": {"text": NEAR}}]).outcomes
+        assert o.reason == ("no_model" if action == "link" else "near_duplicate")
+        assert [r.item_id for r in loop.resolutions()] != [] and all(
+            r.item_id != o.item_id for r in loop.resolutions()
+        )
+        assert "reused" not in loop.lineage_of_item("near")["item"]["duplicate"]

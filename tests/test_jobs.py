@@ -4,9 +4,12 @@ GET /v1/jobs/{id}, 404/409 on bad input)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text, update
@@ -305,3 +308,243 @@ def test_cli_jobs_and_automation(
     code, out, _ = run("automation", "pause", "--project", "toy")
     assert code == 0 and json.loads(out) == {"project": "toy", "paused": True}
     assert [e.action for e in Workspace(store).project("toy").events(limit=100)][-1] == "automation.paused"
+
+
+# -- pool scoring as a job ---------------------------------------------------------------------
+
+
+def _pool(tmp_path: Path, n: int = 2_000, group: int = 250) -> Path:
+    """A seeded unlabelled pool over the toy project's features, in row groups of ``group``."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-4.0, 16.0, size=(n, 2)).astype(np.float32)
+    table = pa.table({"external_id": [f"q{i}" for i in range(n)], "x": X[:, 0], "y": X[:, 1]})
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, tmp_path / "pool.parquet", row_group_size=group)
+    return tmp_path / "pool.parquet"
+
+
+def _champion(ws: Workspace) -> Any:
+    """Train the toy project's champion; the estimator its stored artifact holds."""
+    from loopwright.learning.artifact import load_model
+
+    loop = ws.project("toy")
+    loop.retrain("lead")
+    with ws.store.unit_of_work() as uow:
+        return load_model(uow.models.artifact(uow.models.champion(loop.project.id).id))
+
+
+def _expected(path: Path, model: Any, k: int, strategy: str = "margin") -> list[dict[str, Any]]:
+    """The plain answer: the whole pool in one array, one predict_proba, the shared top_k."""
+    import pyarrow.parquet as pq
+
+    from loopwright.active.topk import top_k
+    from loopwright.integrations.dask_select import SCORES
+
+    table = pq.read_table(path)
+    X = np.column_stack([table.column(c).to_numpy() for c in ("x", "y")]).astype(np.float32)
+    scores = SCORES[strategy](model.predict_proba(X))
+    return [
+        {"rank": i + 1, "row": int(r), "id": f"q{r}", "score": float(scores[r])}
+        for i, r in enumerate(top_k(scores, k))
+    ]
+
+
+def test_select_job_scores_the_pool_with_the_champion(store: SqlStore, tmp_path: Path) -> None:
+    ws = labelled(store)
+    model = _champion(ws)
+    path = _pool(tmp_path)
+    jobs = SqlJobs(store.engine)
+    params = {
+        "pool": str(path),
+        "budget": 7,
+        "single": True,
+        "rows_per_part": 500,
+        "id_column": "external_id",
+    }
+    job = jobs.enqueue("toy", "select", params, actor="lead")
+    assert jobs.enqueue("toy", "select", params).id != job.id  # a selection of its own, not a twin
+    done = JobWorker(ws, jobs).run_once()
+    assert done is not None and (done.id, done.status, done.attempts, done.error) == (
+        job.id, "succeeded", 1, None,
+    )  # fmt: skip
+    result = done.result
+    assert result["rows"] == _expected(path, model, 7)
+    assert {k: result[k] for k in ("model_version", "strategy", "pool", "pool_rows", "parts", "where")} == {
+        "model_version": 1,
+        "strategy": "margin",
+        "pool": str(path),
+        "pool_rows": 2_000,
+        "parts": 4,
+        "where": "single process",
+    }
+    assert [line.split(" ", 1)[1] for line in done.logs][1:] == [
+        "select of toy started (attempt 1)",
+        f"scoring {path} (margin)",
+        "1/4 partitions scored",
+        "2/4 partitions scored",
+        "3/4 partitions scored",
+        "4/4 partitions scored",
+        "select done",
+        "succeeded",
+    ]
+
+
+def test_a_kcenter_job_needs_no_model_and_matches_the_exact_greedy(store: SqlStore, tmp_path: Path) -> None:
+    from loopwright.integrations import dask_select as ds
+
+    Workspace(store).create_project(test_loop.CONFIG)  # no champion
+    path = _pool(tmp_path, n=600, group=200)
+    jobs = SqlJobs(store.engine)
+    jobs.enqueue("toy", "select", {"pool": str(path), "budget": 5, "strategy": "kcenter", "single": True})
+    done = JobWorker(Workspace(store), jobs).run_once()
+    assert done.status == "succeeded", done.error
+    exact = ds.select_single(ds.open_pool(str(path), ["x", "y"]), 5, "kcenter")
+    assert [r["row"] for r in done.result["rows"]] == exact.rows.tolist()
+    assert done.result["rows"][0]["score"] is None  # the first pick: no pick before it (JSON has no inf)
+    assert done.result["model_version"] is None
+
+
+def test_select_job_bad_input(store: SqlStore, tmp_path: Path) -> None:
+    """Bad parameters queue nothing; a missing champion or pool fails the job at once with the reason."""
+    Workspace(store).create_project(test_loop.CONFIG)
+    jobs = SqlJobs(store.engine)
+    bad = [
+        ({"budget": 5}, "pool: required"),
+        ({"pool": "p.parquet", "budget": 0}, "budget must be 1..100000, got 0"),
+        ({"pool": "p.parquet", "budget": True}, "budget: must be int"),
+        ({"pool": "p.parquet", "budget": 5, "strategy": "random"}, "unknown strategy 'random'"),
+        ({"pool": "p.parquet", "budget": 5, "model": "x"}, "model: unknown parameter"),
+        ({"pool": "p.parquet", "budget": 5, "features": []}, "features must be a non-empty list"),
+        ({"pool": "p.parquet", "budget": 5, "workers": 0}, "workers must be at least 1, got 0"),
+    ]
+    for params, message in bad:
+        with pytest.raises(Invalid) as caught:
+            jobs.enqueue("toy", "select", params)
+        shown = caught.value.message + " " + " ".join(f"{f}: {m}" for f, m in caught.value.errors)
+        assert message in shown, (params, shown)
+    assert jobs.list("toy") == []
+    worker = JobWorker(Workspace(store), jobs)
+    jobs.enqueue("toy", "select", {"pool": str(_pool(tmp_path)), "budget": 3, "single": True})
+    out = worker.run_once()
+    assert (out.status, out.attempts, out.error) == (
+        "failed", 1, "project 'toy' has no champion model yet to score the pool",
+    )  # fmt: skip
+    missing = tmp_path / "nope.parquet"
+    jobs.enqueue("toy", "select", {"pool": str(missing), "budget": 3, "strategy": "kcenter", "single": True})
+    out = worker.run_once()
+    assert (out.status, out.attempts, out.error) == ("failed", 1, f"pool {str(missing)!r} does not exist")
+
+
+def test_select_route_queues_a_job_for_pools_under_the_roots(store: SqlStore, tmp_path: Path) -> None:
+    ws = labelled(store)
+    model = _champion(ws)
+    path = _pool(tmp_path / "pools")
+    (tmp_path / "secret.parquet").write_bytes(path.read_bytes())
+    tokens = TokenAuthenticator()
+    h: H = {}
+    for name, role in (("lead", Role.LEAD), ("view", Role.VIEWER)):
+        tokens.add_user(name)
+        tokens.add_membership(name, "toy", role)
+        h[name] = {"Authorization": f"Bearer {tokens.issue_token(name)}"}
+    jobs = SqlJobs(store.engine)
+
+    def app(roots: tuple[str, ...]) -> TestClient:
+        made = create_app(ws, authenticator=tokens, jobs=jobs, job_threads=0, pool_roots=roots)
+        return TestClient(made, raise_server_exceptions=False)
+
+    body = {"pool": str(path), "budget": 4, "single": True, "id_column": "external_id"}
+    r = app(()).post("/v1/projects/toy/select", json=body, headers=h["lead"])
+    assert (r.status_code, r.json()["message"]) == (
+        422, "this server reads no pools: its operator sets LOOPWRIGHT_POOL_ROOTS to allow some",
+    )  # fmt: skip
+    client = app((str(tmp_path / "pools"), "s3://bucket/pools"))
+    for pool in (str(tmp_path / "secret.parquet"), str(tmp_path / "pools" / ".." / "secret.parquet"),
+                 "s3://bucket/pools/../private/x.parquet", "s3://bucket/poolsx/a.parquet"):  # fmt: skip
+        r = client.post("/v1/projects/toy/select", json={**body, "pool": pool}, headers=h["lead"])
+        assert r.status_code == 422 and "is not under the server's pool roots" in r.json()["message"], pool
+    assert client.post("/v1/projects/toy/select", json=body, headers=h["view"]).status_code == 403
+    for wrong in ({"budget": 0}, {"strategy": "random"}, {"scheduler": "tcp://evil:8786"}):
+        assert (
+            client.post("/v1/projects/toy/select", json={**body, **wrong}, headers=h["lead"]).status_code
+            == 422
+        )
+    assert jobs.list("toy") == []
+    r = client.post("/v1/projects/toy/select", json=body, headers=h["lead"])
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert r.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert (job["kind"], job["status"], job["params"]["pool"], job["params"]["budget"]) == (
+        "select", "queued", str(path), 4,
+    )  # fmt: skip
+    JobWorker(ws, jobs).run_once()
+    done = client.get(f"/v1/jobs/{job['id']}", headers=h["view"]).json()
+    assert done["status"] == "succeeded" and done["result"]["rows"] == _expected(path, model, 4)
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler() -> Iterator[str]:
+    """A LocalCluster of two worker threads in this process, reached over TCP like a real one."""
+    pytest.importorskip("dask.distributed")
+    from loopwright.integrations import dask_select as ds
+
+    client = ds.connect_cluster(None, workers=2, processes=False)
+    yield client.scheduler.address
+    cluster = client.cluster
+    client.close()
+    cluster.close()
+
+
+@pytest.mark.slow
+def test_cli_select_job_runs_on_a_worker_against_a_scheduler(
+    store: SqlStore,
+    store_url: str,
+    tmp_path: Path,
+    dask_scheduler: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """`loopwright select --job` queues; `loopwright worker` (SQLite: the jobs table; PostgreSQL:
+    procrastinate) scores the pool on a Dask scheduler: exactly the single-process answer."""
+    import json
+    import sys
+    import time
+
+    import test_automation
+    from loopwright.cli.app import main
+    from loopwright.store.sql.jobs import jobs_for
+
+    ws = labelled(store)
+    model = _champion(ws)
+    path = _pool(tmp_path)
+    args = ["select", "--pool", str(path), "--budget", "6", "--job", "--scheduler", dask_scheduler]
+    args += ["--rows-per-part", "500"]
+    monkeypatch.setattr(sys, "argv", ["loopwright", *args, "--id-column", "external_id", "--db", store_url])
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    job = json.loads(capsys.readouterr().out)
+    assert (job["kind"], job["status"], job["params"]["single"], job["params"]["scheduler"]) == (
+        "select", "queued", False, dask_scheduler,
+    )  # fmt: skip
+    procs = test_automation.Procs(tmp_path)
+    try:
+        procs.start("worker", "--db", store_url, name="worker")
+        jobs = jobs_for(ws)
+        deadline = time.monotonic() + 240  # a loaded machine: the worker imports Dask and the model
+        while not (done := jobs.get(job["id"])).done:
+            assert time.monotonic() < deadline, procs.log("worker")
+            time.sleep(0.2)
+    finally:
+        procs.stop()
+    assert done.status == "succeeded", (done.error, procs.log("worker"))
+    assert done.result["rows"] == _expected(path, model, 6)
+    assert (done.result["parts"], done.result["where"]) == (4, "dask (2 workers)")
+    monkeypatch.setattr(sys, "argv", ["loopwright", *args, "--model", str(path), "--db", store_url])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2 and "a select job scores with the project's champion" in " ".join(
+        capsys.readouterr().err.split()
+    )

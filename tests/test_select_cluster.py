@@ -161,3 +161,17 @@ def test_cli_selects_with_the_project_champion_on_a_scheduler(
     assert k.exit_code == 0, k.output
     exact = ds.select_single(_pool(pool_file), 5, "kcenter")
     assert [r["row"] for r in json.loads(k.stdout)["rows"]] == exact.rows.tolist()
+
+
+def test_selections_repeated_on_one_client_keep_their_model(pool_file: Path, model: Any, client: Any) -> None:
+    """The model is scattered under a key of its own per call: with the content's hash, a second
+    call got the first one's key, released when the first call's future was collected, and
+    failed with "lost dependencies" (seen in bench/select_cluster.py --sweep)."""
+    import gc
+
+    spec = ds.ModelSpec(dump_model(model))
+    pool = _pool(pool_file)
+    expected = ds.select_single(pool, 20, "margin", spec).rows.tolist()
+    for _ in range(4):
+        assert ds.select_on_dask(pool, 20, "margin", client, spec).rows.tolist() == expected
+        gc.collect()

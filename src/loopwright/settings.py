@@ -18,6 +18,9 @@ class Settings:
     webhook_timeout: float = 10.0  # LOOPWRIGHT_WEBHOOK_TIMEOUT: seconds per delivery attempt, in all
     max_body_bytes: int = 32 * 1024 * 1024  # LOOPWRIGHT_MAX_BODY_BYTES: larger request bodies get 413
     broker_url: str | None = None  # LOOPWRIGHT_BROKER_URL=nats://host:4222: serve publishes events there
+    # LOOPWRIGHT_POOL_ROOTS="/data/pools,s3://bucket/pools": where POST …/select may read pools
+    pool_roots: tuple[str, ...] = ()
+    dask_scheduler: str | None = None  # LOOPWRIGHT_DASK_SCHEDULER=tcp://host:8786: select jobs run there
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -49,6 +52,10 @@ class Settings:
             webhook_timeout=webhook_timeout,
             max_body_bytes=int(raw_max),
             broker_url=os.environ.get("LOOPWRIGHT_BROKER_URL") or None,
+            pool_roots=tuple(
+                r.strip() for r in os.environ.get("LOOPWRIGHT_POOL_ROOTS", "").split(",") if r.strip()
+            ),
+            dask_scheduler=os.environ.get("LOOPWRIGHT_DASK_SCHEDULER") or None,
         )
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from loopwright.api import connect
 from loopwright.cli import lineage
-from loopwright.cli.options import DbOption, JsonOption, ProjectOption
+from loopwright.cli.options import DbOption, JsonOption, ProjectOption, existing_db
 
 err = Console(stderr=True)
 events_app = typer.Typer(
@@ -46,6 +46,10 @@ def publish(
         bool, typer.Option("--once", help="Publish what is waiting and exit (exit 2 if the broker is down).")
     ] = False,
     retry: Annotated[float, typer.Option(min=0.1, help="Seconds between tries, broker down.")] = 5.0,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Events per round (one cursor move).")] = 200,
+    lease: Annotated[
+        float, typer.Option(min=1.0, help="Seconds the cursor stays leased to a publisher that died.")
+    ] = 60.0,
 ) -> None:
     """Publish every event after this sink's cursor to JetStream, at least once (Nats-Msg-Id
     evt_<id> de-duplicates), then keep publishing new ones until Ctrl-C."""
@@ -54,8 +58,10 @@ def publish(
     from loopwright.integrations.broker import NatsPublisher, check_url
 
     check_url(broker)
-    ws = connect(db)
-    publisher = NatsPublisher(ws.store, broker, stream=stream, prefix=prefix, retry=retry)
+    ws = connect(existing_db(db))
+    publisher = NatsPublisher(
+        ws.store, broker, stream=stream, prefix=prefix, retry=retry, batch=batch, lease=lease
+    )
     if once:
 
         async def drain() -> int:

@@ -35,7 +35,7 @@ def _json(job: Job) -> dict[str, Any]:
     return data
 
 
-def _print(job: Job) -> None:
+def print_job(job: Job) -> None:
     print(json.dumps(_json(job), indent=2))
 
 
@@ -67,13 +67,13 @@ def list_jobs(
 @jobs_app.command("show")
 def show(job_id: JobId, db: DbOption = None) -> None:
     """One job with its logs, result and error, as JSON."""
-    _print(open_jobs(db).get(job_id))
+    print_job(open_jobs(db).get(job_id))
 
 
 @jobs_app.command("cancel")
 def cancel(job_id: JobId, db: DbOption = None) -> None:
     """Cancel a queued job, or ask a running one to stop (a finished job: an error)."""
-    _print(open_jobs(db).cancel(job_id))
+    print_job(open_jobs(db).cancel(job_id))
 
 
 def _set(db: str | None, project: str | None, paused: bool) -> None:

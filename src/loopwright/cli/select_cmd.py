@@ -75,40 +75,70 @@ def select_command(
     ] = 250_000,
     seed: Annotated[int, typer.Option(help="Seed of k-center's first pick.")] = 0,
     as_json: JsonOption = False,
+    job: Annotated[
+        bool, typer.Option("--job", help="Queue it as a background job of the project; print the job.")
+    ] = False,
 ) -> None:
     """Select the rows to label next from a large unlabelled pool with the project's champion (or
     --model): per-partition candidates merged into the single-process answer (k-center: within
-    4x the optimal covering radius; see the README)."""
+    4x the optimal covering radius; see the README). With --job: queue it as a background job
+    of the project (a worker scores it with the champion; see `loopwright jobs show`)."""
     from loopwright.integrations import dask_select as ds
 
+    if job:
+        _enqueue(db, project, model_file, pool, budget, strategy, scheduler, workers, single, features,
+                 id_column, rows_per_part, seed)  # fmt: skip
+        return
     model, configured = _model(db, project, model_file, needed=strategy != "kcenter")
     cols = [c.strip() for c in features.split(",") if c.strip()] if features else configured
     table = ds.open_pool(pool, cols, id_column, rows_per_part)
-    if single:
-        chosen = ds.select_single(table, budget, strategy, model, seed)
-    else:
-        ds._check(strategy, budget, model)  # bad input fails before a cluster starts
-        client = ds.connect_cluster(scheduler, workers, timeout=connect_timeout)
-        try:
-            chosen = ds.select_on_dask(table, budget, strategy, client, model, seed)
-        finally:
-            cluster = client.cluster if scheduler is None else None
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    rows = [
-        {"rank": i + 1, "row": int(r), "id": _plain(v), "score": float(s)}
-        for i, (r, v, s) in enumerate(zip(chosen.rows, chosen.ids, chosen.scores, strict=True))
-    ]
+    chosen = ds.run_selection(
+        table, budget, strategy, model, single=single, scheduler=scheduler, workers=workers, seed=seed,
+        connect_timeout=connect_timeout,
+    )  # fmt: skip
+    rows = ds.selection_rows(chosen)
     if as_json:
         print(json.dumps({"strategy": strategy, "parts": chosen.parts, "where": chosen.where, "rows": rows}))
         return
     shown = Table("rank", "row", "id", "score", title=f"{strategy}: {len(rows)} of {table.rows} rows")
     for r in rows:
-        shown.add_row(str(r["rank"]), str(r["row"]), str(r["id"]), f"{r['score']:.6g}")
+        score = "-" if r["score"] is None else f"{r['score']:.6g}"
+        shown.add_row(str(r["rank"]), str(r["row"]), str(r["id"]), score)
     out.print(shown)
     err.print(f"{chosen.parts} partitions on {chosen.where} in {chosen.seconds:.2f} s")
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
+def _enqueue(
+    db: str | None,
+    project: str | None,
+    model_file: Path | None,
+    pool: str,
+    budget: int,
+    strategy: str,
+    scheduler: str | None,
+    workers: int,
+    single: bool,
+    features: str | None,
+    id_column: str | None,
+    rows_per_part: int,
+    seed: int,
+) -> None:
+    """Queue the selection as a ``select`` job of the project and print the job."""
+    from loopwright.cli.jobs import open_jobs, print_job
+    from loopwright.cli.options import open_loop
+    from loopwright.errors import Invalid
+
+    if model_file is not None:
+        raise Invalid("a select job scores with the project's champion: drop --model, or run without --job")
+    loop = open_loop(db, project)
+    if "://" not in pool:  # a worker may run elsewhere in the file system: the absolute path
+        pool = str(Path(pool).resolve())
+    params: dict[str, Any] = {"pool": pool, "budget": budget, "strategy": strategy, "single": single,
+                              "workers": workers, "rows_per_part": rows_per_part, "seed": seed}  # fmt: skip
+    if scheduler is not None:
+        params["scheduler"] = scheduler
+    if features:
+        params["features"] = [c.strip() for c in features.split(",") if c.strip()]
+    if id_column is not None:
+        params["id_column"] = id_column
+    print_job(open_jobs(db).enqueue(loop.project.name, "select", params, "cli"))

@@ -11,7 +11,8 @@ publishes the events after it in id order, each waiting for JetStream's ack, and
 cursor only after the acks. A broker that is down leaves the events in the outbox: one log line,
 then a new try every ``retry`` seconds, and everything goes out once it answers. On PostgreSQL an
 event id is taken before commit, so the publisher moves past a missing id only once every
-transaction that could hold it has ended (or after ``gap_timeout``), as the webhook dispatcher does.
+transaction that could hold it has ended (or after ``gap_timeout``): the
+:class:`~loopwright.store.sql.outbox.OutboxReader` the webhook dispatcher reads with too.
 
 ``nats-py`` (the ``broker`` extra) is imported only here, when a publisher connects.
 """
@@ -35,6 +36,7 @@ from loopwright.loop.ports import Store
 from loopwright.service.signing import event_body, message_id
 from loopwright.store.sql import SqlStore
 from loopwright.store.sql.cursors import SqlEventCursors
+from loopwright.store.sql.outbox import OutboxReader
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +121,11 @@ class NatsPublisher:
         self.lease = lease
         self.ack_timeout = ack_timeout
         self.connect_timeout = connect_timeout
-        self.min_gap_age = min_gap_age
-        self.gap_timeout = gap_timeout
         self._clock = clock
         self.owner = f"{uuid.uuid4().hex[:12]}"
         self._nc: Any = None
         self._js: Any = None
-        self._gaps: dict[int, tuple[float, frozenset[int] | None]] = {}
+        self._outbox = OutboxReader(f"broker {self.sink}", min_gap_age, gap_timeout)
         self._thread: threading.Thread | None = None
         self._stop_flag = threading.Event()
 
@@ -182,7 +182,7 @@ class NatsPublisher:
             start = repo.lease(self.sink, self.owner, now, now + timedelta(seconds=self.lease))
             if start is None:
                 return Published(leased=False)
-            upto = self._settled(repo, start)
+            upto = self._outbox.settle(conn, start, self.batch)
             found = repo.events_between(start, upto, self.batch) if upto > start else []
         published = duplicates = 0
         cursor = start
@@ -205,33 +205,6 @@ class NatsPublisher:
                     log.warning("broker: lost the lease on %s; another publisher goes on", self.sink)
                 repo.release(self.sink, self.owner)
         return Published(published, duplicates, cursor)
-
-    def _settled(self, repo: SqlEventCursors, after: int) -> int:
-        """The highest id up to which every event is committed or will never be."""
-        horizon = after
-        for event_id in repo.event_ids_after(after, self.batch):
-            if event_id > horizon + 1 and not self._gap_is_final(horizon + 1, repo):
-                break
-            horizon = event_id
-        self._gaps = {k: v for k, v in self._gaps.items() if k > horizon}
-        return horizon
-
-    def _gap_is_final(self, first_missing: int, repo: SqlEventCursors) -> bool:
-        running = repo.in_progress()
-        if running is None:
-            return True
-        now = time.monotonic()
-        first_seen, waited_for = self._gaps.setdefault(first_missing, (now, None))
-        age = now - first_seen
-        if age >= self.gap_timeout:
-            log.warning("broker: skipping event id %d, still missing after %.0f s", first_missing, age)
-            return True
-        if age < self.min_gap_age:
-            return False
-        if waited_for is None:
-            waited_for = running
-            self._gaps[first_missing] = (first_seen, waited_for)
-        return not (waited_for & running)
 
     # -- running ------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,34 +304,52 @@ def _merge(found: list[Any], strategy: str, budget: int, random_state: int) -> A
     return merge_top(found, budget)
 
 
+Progress = Callable[[int, int], None]  # (partitions done, partitions in all); may raise to stop
+
+
 def select_single(
-    pool: Pool, budget: int, strategy: str, model: ModelSpec | None = None, random_state: int = 0
+    pool: Pool,
+    budget: int,
+    strategy: str,
+    model: ModelSpec | None = None,
+    random_state: int = 0,
+    progress: Progress | None = None,
 ) -> Selection:
     """The single-process answer. Uncertainty: partitions one after the other in this process,
     memory bounded by one partition. k-center: exact greedy over the whole pool, held in memory
     (rows x columns x 4 bytes)."""
     _check(strategy, budget, model)
     started = time.perf_counter()
+    total = len(pool.parts)
     if strategy == "kcenter":
         scores, rows, ids = kcenter_exact(pool, budget, random_state)
     else:
-        found = [part_candidates(pool, p, model, strategy, budget, random_state) for p in pool.parts]
+        found = []
+        for done, p in enumerate(pool.parts, 1):
+            found.append(part_candidates(pool, p, model, strategy, budget, random_state))
+            if progress is not None:
+                progress(done, total)
         scores, rows, ids = _merge(found, strategy, budget, random_state)
     took = time.perf_counter() - started
     return Selection(rows, list(ids), scores, strategy, len(pool.parts), took, "single process")
 
 
 def connect_cluster(
-    scheduler: str | None, workers: int = 2, processes: bool = True, timeout: float = 10.0
+    scheduler: str | None,
+    workers: int = 2,
+    processes: bool = True,
+    timeout: float = 10.0,
+    threads: int = 1,
 ) -> Any:
-    """A Dask client: on a new LocalCluster (``scheduler`` None), or on ``tcp://host:port``;
-    :class:`ClusterUnavailable` in one line when the scheduler does not answer."""
+    """A Dask client: on a new LocalCluster (``scheduler`` None) of ``workers`` workers with
+    ``threads`` threads each, or on ``tcp://host:port``; :class:`ClusterUnavailable` in one line
+    when the scheduler does not answer."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler is None:
         cluster = LocalCluster(
             n_workers=workers,
-            threads_per_worker=1,
+            threads_per_worker=threads,
             processes=processes,
             protocol="tcp",  # an address other processes can reach, even with processes=False
             host="127.0.0.1",
@@ -355,17 +373,125 @@ def select_on_dask(
     client: Any,
     model: ModelSpec | None = None,
     random_state: int = 0,
+    progress: Progress | None = None,
 ) -> Selection:
     """Score the partitions in parallel on ``client``'s cluster and merge their candidates."""
     _check(strategy, budget, model)
     started = time.perf_counter()
-    shared = client.scatter(model, broadcast=True) if model is not None else None
+    # hash=False: a key of its own per call. With the content's hash, a second selection on the
+    # same client gets the first one's key, which is released when the first call's future is
+    # collected: its parts then fail with "lost dependencies".
+    shared = client.scatter(model, broadcast=True, hash=False) if model is not None else None
     futures = [
         client.submit(part_candidates, pool, p, shared, strategy, budget, random_state, pure=False)
         for p in pool.parts
     ]
-    found = client.gather(futures)
+    if progress is None:
+        found = client.gather(futures)
+    else:
+        from dask.distributed import as_completed
+
+        try:
+            for done, _ in enumerate(as_completed(futures), 1):
+                progress(done, len(futures))
+        except BaseException:
+            client.cancel(futures)  # stopped (a cancelled job): the parts still running are dropped
+            raise
+        found = client.gather(futures)
     scores, rows, ids = _merge(found, strategy, budget, random_state)
     took = time.perf_counter() - started
     workers = len(client.scheduler_info().get("workers", {}))
     return Selection(rows, list(ids), scores, strategy, len(pool.parts), took, f"dask ({workers} workers)")
+
+
+# --- as a background job -----------------------------------------------------------------------
+
+
+def selection_rows(chosen: Selection) -> list[dict[str, Any]]:
+    """The chosen rows as JSON: rank, global row number, id, score (None: k-center's first pick,
+    at no distance from any pick before it)."""
+    return [
+        {"rank": i + 1, "row": int(r), "id": _plain(v), "score": float(s) if np.isfinite(s) else None}
+        for i, (r, v, s) in enumerate(zip(chosen.rows, chosen.ids, chosen.scores, strict=True))
+    ]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def run_selection(
+    pool: Pool,
+    budget: int,
+    strategy: str,
+    model: ModelSpec | None,
+    *,
+    single: bool = False,
+    scheduler: str | None = None,
+    workers: int = 2,
+    seed: int = 0,
+    connect_timeout: float = 10.0,
+    progress: Progress | None = None,
+) -> Selection:
+    """One selection, in this process (``single``) or on Dask: a ``tcp://`` scheduler, else a
+    LocalCluster of ``workers`` processes started for it and closed after."""
+    if single:
+        return select_single(pool, budget, strategy, model, seed, progress)
+    _check(strategy, budget, model)  # bad input fails before a cluster starts
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise Invalid("scoring on Dask needs the cluster extra: pip install 'loopwright[cluster]'") from None
+    client = connect_cluster(scheduler, workers, timeout=connect_timeout)
+    try:
+        return select_on_dask(pool, budget, strategy, client, model, seed, progress)
+    finally:
+        cluster = client.cluster if scheduler is None else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+class DaskPools:
+    """The :class:`~loopwright.loop.ports.PoolScorer` a ``select`` job runs on."""
+
+    def select(
+        self,
+        params: Mapping[str, Any],
+        model: bytes | None,
+        trusted: Sequence[str],
+        progress: Progress,
+    ) -> dict[str, Any]:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise Invalid("reading a Parquet pool needs pyarrow: pip install 'loopwright[cluster]'") from None
+        strategy = str(params.get("strategy", "margin"))
+        features = params.get("features")
+        pool = open_pool(
+            str(params["pool"]),
+            list(features) if features else None,
+            params.get("id_column"),
+            int(params.get("rows_per_part") or 250_000),
+        )
+        spec = ModelSpec(model, tuple(trusted)) if model is not None else None
+        chosen = run_selection(
+            pool,
+            int(params["budget"]),
+            strategy,
+            spec,
+            single=bool(params.get("single", False)),
+            scheduler=params.get("scheduler"),
+            workers=int(params.get("workers") or 2),
+            seed=int(params.get("seed") or 0),
+            progress=progress,
+        )
+        return {
+            "strategy": strategy,
+            "pool": pool.uri,
+            "pool_rows": pool.rows,
+            "parts": chosen.parts,
+            "where": chosen.where,
+            "seconds": round(chosen.seconds, 3),
+            "rows": selection_rows(chosen),
+        }

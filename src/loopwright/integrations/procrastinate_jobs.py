@@ -28,7 +28,7 @@ from sqlalchemy import Engine, text
 from loopwright.loop import jobs as use_case
 from loopwright.loop.loop import Workspace
 from loopwright.loop.ports import Job
-from loopwright.store.sql.jobs import SqlJobs
+from loopwright.store.sql.jobs import SqlJobs, pool_scorer
 
 log = logging.getLogger(__name__)
 TASK = "loopwright.run_job"
@@ -62,7 +62,8 @@ class ProcrastinateJobs:
         job = self.records.enqueue(project, kind, params, actor, trigger)
         if self.records.engine_id(job.id) is not None:  # a queued twin: procrastinate has it
             return job
-        lock, queueing_lock = use_case.lock_key(project, kind), f"{kind}:{project}"
+        lock = use_case.lock_key(project, kind)
+        queueing_lock = f"{kind}:{project}" if use_case.dedupes(kind) else None
         task = self.app().configure_task(name=TASK, lock=lock, queueing_lock=queueing_lock)
         try:
             engine_id = task.defer(job_id=job.id)
@@ -155,7 +156,7 @@ class ProcrastinateJobs:
                 return  # cancelled, or done already
             reporter = _Reporter(records, job_id, worker, context)
             try:
-                result = use_case.run(ws, job, reporter)
+                result = use_case.run(ws, job, reporter, pools=pool_scorer())
             except use_case.Cancelled:
                 records.cancelled(job_id, worker)
             except Exception as exc:

@@ -3,7 +3,14 @@
 (``duplicate_keys``), so a batch looks up only its own keys: O(batch), never the project.
 
 A candidate found through a shared band key is confirmed exactly (Jaccard of the shingles,
-Hamming distance of the hashes) before a record is linked to it."""
+Hamming distance of the hashes) before a record is linked to it.
+
+What happens to a near duplicate (``duplicates.action``): ``link`` records ``duplicate_of`` only;
+``check`` also sends it to a cheap check (tier 1, one annotation, lowest priority); ``reuse``
+gives it its original's resolved label (a resolution with method ``reused``, linked in its
+lineage to the original's resolution) and sends it to the cheap check when the original has
+no resolved label yet. Items drawn for the audit stay audits either way: the audit must stay a
+uniform, independently labelled sample."""
 
 from __future__ import annotations
 
@@ -17,10 +24,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from loopwright.config import Modality, ProjectConfig
-from loopwright.domain import Route
+from loopwright.domain import Resolution, Route, TaskStatus
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.routing import RouteChoice
+
+CHECK, REUSE = "near_duplicate", "near_duplicate_reuse"  # the routing reasons
 
 
 class Incoming(Protocol):  # an ingest record, as far as duplicates are concerned
@@ -43,11 +52,15 @@ class Match:
 class Found:
     matches: dict[int, Match] = field(default_factory=dict)  # record index → its original
     keys: list[list[str]] = field(default_factory=list)  # per record: its band keys to index
+    resolved: dict[int, Resolution] = field(default_factory=dict)  # record index → original's label
 
     def link(self, i: int) -> dict[str, Any]:
-        """The metadata linking record ``i`` to its original."""
+        """The metadata linking record ``i`` to its original (and the label it reuses, if any)."""
         m = self.matches[i]
-        return {"duplicate_of": m.original, "duplicate": {"kind": m.kind, "similarity": m.similarity}}
+        seen: dict[str, Any] = {"kind": m.kind, "similarity": m.similarity}
+        if (r := self.resolved.get(i)) is not None:
+            seen["reused"] = {"resolution_id": r.id, "label": r.label}
+        return {"duplicate_of": m.original, "duplicate": seen}
 
 
 # -- text: MinHash over word shingles --------------------------------------------------------
@@ -132,7 +145,29 @@ def _text(config: ProjectConfig, payload: dict[str, Any]) -> str | None:
 
 def check(ctx: Context, uow: UnitOfWork, records: Sequence[Incoming]) -> Found:
     """Each record's original, if it is a near duplicate of an earlier item or of an earlier
-    record of the batch; and every record's band keys, for :func:`remember`."""
+    record of the batch; every record's band keys, for :func:`remember`; and, with ``action:
+    reuse``, the original's resolved label where it has one."""
+    found = _check(ctx, uow, records)
+    if ctx.config.duplicates.action == "reuse" and found.matches:
+        found.resolved = _resolved_originals(ctx, uow, found)
+    return found
+
+
+def _resolved_originals(ctx: Context, uow: UnitOfWork, found: Found) -> dict[int, Resolution]:
+    """The newest resolution of each match's original, for the originals that have one (an
+    earlier record of the same batch has none yet)."""
+    names = sorted({m.original for m in found.matches.values()})
+    items = uow.items.by_external_ids(ctx.project.id, names)
+    out: dict[int, Resolution] = {}
+    for i, m in found.matches.items():
+        item = items.get(m.original)
+        resolutions = uow.resolutions.for_item(item.id) if item is not None else []
+        if resolutions:
+            out[i] = resolutions[-1]
+    return out
+
+
+def _check(ctx: Context, uow: UnitOfWork, records: Sequence[Incoming]) -> Found:
     found = Found(keys=[[] for _ in records])
     found.matches.update(_embeddings(ctx, uow, records))
     dup = ctx.config.duplicates
@@ -194,15 +229,61 @@ def _better(best: tuple[float, str] | None, score: float, ext: str) -> tuple[flo
 
 
 def route(ctx: Context, found: Found, choices: Sequence[RouteChoice]) -> list[RouteChoice]:
-    """With ``duplicates.action: check``, near duplicates go to a cheap check: tier 1, lowest
-    priority, reason ``near_duplicate`` (audit draws stay audits: the audit must stay uniform)."""
+    """With ``action: check``, near duplicates go to a cheap check: tier 1, lowest priority,
+    reason ``near_duplicate``. With ``action: reuse``, those whose original has a resolved
+    label get a task (reason ``near_duplicate_reuse``) that :func:`reuse` closes with that
+    label; the others go to the cheap check. Audit draws stay audits."""
     out = list(choices)
-    if ctx.config.duplicates.action != "check":
+    if ctx.config.duplicates.action == "link":
         return out
     for i in found.matches:
         if not out[i].audit:
-            out[i] = replace(out[i], route=Route.REVIEW, tier=1, reason="near_duplicate", priority=0.0)
+            reason = REUSE if i in found.resolved else CHECK
+            out[i] = replace(out[i], route=Route.REVIEW, tier=1, reason=reason, priority=0.0)
     return out
+
+
+def required(ctx: Context, choice: RouteChoice) -> int:
+    """Annotations a new task needs: one for a near duplicate's cheap check, else its tier's."""
+    if choice.reason in (CHECK, REUSE):
+        return 1
+    return ctx.config.tier(choice.tier or 1).required_annotations
+
+
+def reuse(
+    ctx: Context,
+    uow: UnitOfWork,
+    found: Found,
+    choices: Sequence[RouteChoice],
+    item_ids: Sequence[int],
+    actor: str,
+) -> int:
+    """Resolve each near duplicate routed ``near_duplicate_reuse`` with its original's label:
+    a resolution with method ``reused`` and no annotations, its task closed, an
+    ``item.resolved`` event naming the original (``item_ids[i]`` is record ``i``'s item).
+    How many were resolved so."""
+    done = 0
+    for i, original in sorted(found.resolved.items()):
+        if choices[i].reason != REUSE:
+            continue  # an audit draw: labelled independently
+        item_id = item_ids[i]
+        task = next(t for t in uow.tasks.for_item(item_id) if t.status is TaskStatus.OPEN)
+        resolution = uow.resolutions.add(item_id, task.id, original.label, "reused", original.agreement, 0)
+        uow.tasks.set_status(task.id, TaskStatus.RESOLVED, ctx.clock())
+        ctx.event(
+            uow,
+            actor,
+            "item.resolved",
+            ("item", item_id),
+            task_id=task.id,
+            label=original.label,
+            method="reused",
+            agreement=original.agreement,
+            resolution_id=resolution.id,
+            reused_from={"external_id": found.matches[i].original, "resolution_id": original.id},
+        )
+        done += 1
+    return done
 
 
 def remember(ctx: Context, uow: UnitOfWork, found: Found, item_ids: Sequence[int]) -> None:

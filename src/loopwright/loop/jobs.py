@@ -9,13 +9,30 @@ mid-job leaves no half-written dataset or model and the job can simply run again
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from loopwright.errors import Conflict, Invalid, LoopwrightError, NotFound
+from loopwright.errors import Conflict, Invalid, LoopwrightError, NotFitted, NotFound
 from loopwright.loop import retrain as _retrain
 from loopwright.loop.loop import Loop, Workspace
-from loopwright.loop.ports import JOB_KINDS, Job
+from loopwright.loop.ports import JOB_KINDS, Job, PoolScorer
+
+SELECT_STRATEGIES = ("margin", "entropy", "least-confidence", "kcenter")
+# a select job's parameters: name -> (types, required)
+SELECT_PARAMS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "pool": ((str,), True),
+    "budget": ((int,), True),
+    "strategy": ((str,), False),
+    "features": ((list,), False),
+    "id_column": ((str,), False),
+    "rows_per_part": ((int,), False),
+    "seed": ((int,), False),
+    "single": ((bool,), False),
+    "workers": ((int,), False),
+    "scheduler": ((str,), False),
+}
+MAX_SELECT_BUDGET = 100_000  # the rows travel back in the job's result
 
 
 class Cancelled(Conflict):
@@ -36,6 +53,40 @@ def check_kind(kind: str, params: dict[str, Any]) -> None:
         raise Invalid(f"unknown job kind {kind!r}; one of {', '.join(JOB_KINDS)}")
     if kind == "export" and not (params.get("format") and params.get("path")):
         raise Invalid("an export job needs params format (jsonl, csv, parquet, dvc) and path")
+    if kind == "select":
+        check_select(params)
+
+
+def check_select(params: Mapping[str, Any]) -> None:
+    """Invalid, naming every problem, for a select job's parameters (nothing is queued)."""
+    errors: list[tuple[str, str]] = []
+    for name in sorted(set(params) - set(SELECT_PARAMS)):
+        errors.append((name, f"unknown parameter; known: {', '.join(SELECT_PARAMS)}"))
+    for name, (types, required) in SELECT_PARAMS.items():
+        value = params.get(name)
+        if value is None:
+            if required:
+                errors.append((name, "required"))
+        elif (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            errors.append((name, f"must be {' or '.join(t.__name__ for t in types)}"))
+    if errors:
+        raise Invalid("a select job needs params pool (Parquet path or URL) and budget", errors)
+    if not 1 <= params["budget"] <= MAX_SELECT_BUDGET:
+        raise Invalid(f"budget must be 1..{MAX_SELECT_BUDGET}, got {params['budget']}")
+    if params.get("strategy", "margin") not in SELECT_STRATEGIES:
+        raise Invalid(f"unknown strategy {params['strategy']!r}: one of {', '.join(SELECT_STRATEGIES)}")
+    features = params.get("features")
+    if features is not None and not (features and all(isinstance(f, str) and f for f in features)):
+        raise Invalid("features must be a non-empty list of column names")
+    for name in ("rows_per_part", "workers"):
+        if params.get(name) is not None and params[name] < 1:
+            raise Invalid(f"{name} must be at least 1, got {params[name]}")
+
+
+def dedupes(kind: str) -> bool:
+    """Whether a second job of ``kind`` for a project, queued while one waits, is the same job
+    (retrain, snapshot, …) or a job of its own (an export or a selection, with its own params)."""
+    return kind not in ("export", "select")
 
 
 def lock_key(project: str, kind: str) -> str:
@@ -50,14 +101,18 @@ def permanent(exc: BaseException) -> bool:
     return isinstance(exc, LoopwrightError)
 
 
-def run(ws: Workspace, job: Job, report: Reporter) -> dict[str, Any]:
-    """Run ``job`` and return its result (JSON-ready)."""
+def run(ws: Workspace, job: Job, report: Reporter, pools: PoolScorer | None = None) -> dict[str, Any]:
+    """Run ``job`` and return its result (JSON-ready); ``pools`` scores a ``select`` job's pool
+    (the workers install it, so this layer never imports Dask)."""
     try:
         loop = ws.project(job.project)
     except NotFound:
         raise NotFound(f"project {job.project!r} no longer exists (deleted or erased)") from None
     report.progress(0.05, f"{job.kind} of {job.project} started (attempt {job.attempts})")
-    result = _RUNNERS[job.kind](loop, job, report)
+    if job.kind == "select":
+        result = _select_job(loop, job, report, pools)
+    else:
+        result = _RUNNERS[job.kind](loop, job, report)
     report.progress(1.0, f"{job.kind} done")
     return result
 
@@ -97,6 +152,49 @@ def _export_job(loop: Loop, job: Job, report: Reporter) -> dict[str, Any]:
     p = job.params
     written = loop.export_dataset(str(p.get("ref", "latest")), str(p["format"]), Path(str(p["path"])))
     return {"path": str(written)}
+
+
+def _select_job(loop: Loop, job: Job, report: Reporter, pools: PoolScorer | None) -> dict[str, Any]:
+    """Score the pool with the project's champion (k-center: no model) and keep the answer."""
+    if pools is None:
+        raise Invalid(
+            "this worker cannot score pools: install the cluster extra (pip install 'loopwright[cluster]')"
+        )
+    params = dict(job.params)
+    check_select(params)
+    params.setdefault("features", list(loop.config.features or []) or None)
+    blob, version = None, None
+    if params.get("strategy", "margin") != "kcenter":
+        blob, version = _champion_artifact(loop)
+    reported = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        fraction = done / max(total, 1)
+        line = None
+        if done == total or fraction - reported[0] >= 0.1:  # a log line every tenth, not every part
+            reported[0] = fraction
+            line = f"{done}/{total} partitions scored"
+        report.progress(0.1 + 0.85 * fraction, line)
+
+    report.progress(0.1, f"scoring {params['pool']} ({params.get('strategy', 'margin')})")
+    result = pools.select(params, blob, tuple(loop.config.model.trusted_types), progress)
+    return {"model_version": version, **result}
+
+
+def _champion_artifact(loop: Loop) -> tuple[bytes, int]:
+    """The champion's stored artifact and version (a select job scores with it)."""
+    with loop._ctx.store.unit_of_work() as uow:
+        champion = uow.models.champion(loop.project.id)
+        if champion is None:
+            raise NotFitted(f"project {loop.project.name!r} has no champion model yet to score the pool")
+        if champion.kind == "external":
+            raise Invalid(
+                f"champion {champion.ref} lives elsewhere: score the pool with loopwright select --model"
+            )
+        blob = uow.models.artifact(champion.id)
+    if not blob:
+        raise NotFitted(f"champion v{champion.version} has no stored artifact to score the pool with")
+    return blob, champion.version
 
 
 def _plain(value: Any) -> bool:

@@ -13,20 +13,24 @@ from loopwright.loop.ports import UnitOfWork
 
 
 def _source(uow: UnitOfWork, task: Task) -> str:
-    """``audit`` for labels that came from the random audit sample, ``review`` otherwise."""
+    """``audit`` for labels that came from the random audit sample, ``reused`` for a near
+    duplicate's label taken from its original, ``review`` otherwise."""
     while task.parent_task_id is not None:
         task = uow.tasks.get(task.parent_task_id)
+    if task.reason == "near_duplicate_reuse":
+        return "reused"
     return "audit" if task.reason == "audit" else "review"
 
 
 def _split(item: Item, audited: bool, fraction: float) -> Split:
     """Audited items evaluate; a ``synthetic`` item (metadata) never joins the hash eval split: an
-    augmented copy says little about how a model does on real items. Audited synthetic items
-    stay evaluation evidence: the audit is a uniform sample of the stream as ingested, and the
-    stream is what the certificate covers."""
+    augmented copy says little about how a model does on real items; nor does a near duplicate
+    whose label was reused from its original (it would score a model on a copy of its training
+    data). Audited synthetic items stay evaluation evidence: the audit is a uniform sample of the
+    stream as ingested, and the stream is what the certificate covers."""
     if audited:
         return Split.EVAL
-    if item.metadata.get("synthetic") is True:
+    if item.metadata.get("synthetic") is True or "reused" in (item.metadata.get("duplicate") or {}):
         return Split.TRAIN
     return split_for(item.content_hash, fraction)
 

@@ -32,7 +32,8 @@ failed attempt records is our own short reason ("HTTP 500", "timeout after 10 s"
 
 Event ids on PostgreSQL are handed out before commit, so a later id can become visible before
 an earlier one. The dispatcher only moves past a missing id once every transaction that was
-running when it saw the gap has ended (or, should one hang, after ``gap_timeout``).
+running when it saw the gap has ended (or, should one hang, after ``gap_timeout``): the
+:class:`~loopwright.store.sql.outbox.OutboxReader` the broker publisher reads with too.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
 
 from loopwright.domain import Project
@@ -65,6 +67,7 @@ from loopwright.service.signing import (
     verify,
 )
 from loopwright.store.sql import SqlStore
+from loopwright.store.sql.outbox import OutboxReader
 from loopwright.store.sql.repositories import SqlEventRepo
 from loopwright.store.sql.webhooks import (
     DEAD,
@@ -76,6 +79,9 @@ from loopwright.store.sql.webhooks import (
     SqlWebhookRepo,
     Subscription,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 log = logging.getLogger(__name__)
 
@@ -285,15 +291,13 @@ class Dispatcher:
         self.poll = poll
         self.batch = batch
         self.lease = max(lease, 4 * timeout)  # a lease outlasts a round of sends (lease / 3) and one more
-        self.min_gap_age = min_gap_age
-        self.gap_timeout = gap_timeout
         self._timestamp = timestamp
         self._policy = EgressPolicy.parse(allow)
         self._resolver = resolver
         self._ssl = ssl_context
         self._rng = random.Random()
         self._horizon: int | None = None  # every event id up to here is committed (or never will be)
-        self._gaps: dict[int, tuple[float, frozenset[int] | None]] = {}  # first missing id -> (seen, txs)
+        self._outbox = OutboxReader("webhooks", min_gap_age, gap_timeout)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._wake = threading.Event()  # a subscription's sends are done: claim again
@@ -384,7 +388,7 @@ class Dispatcher:
                 return 0
             if self._horizon is None:
                 self._horizon = min(s.last_event_id for s in active)
-            horizon = self._settle(repo)
+            horizon = self._settle(conn)
             queued = 0
             for sub in active:
                 if sub.last_event_id >= horizon:
@@ -395,43 +399,12 @@ class Dispatcher:
                 repo.advance(sub.id, cursor)
             return queued
 
-    def _settle(self, repo: SqlWebhookRepo) -> int:
-        """Move the horizon over the event ids that are there, and over gaps known to be final."""
+    def _settle(self, conn: Connection) -> int:
+        """Move the horizon over the event ids that are there, and over gaps known to be final
+        (:class:`~loopwright.store.sql.outbox.OutboxReader`, shared with the broker publisher)."""
         assert self._horizon is not None
-        ids = repo.event_ids_after(self._horizon, 10_000)
-        expected = self._horizon + 1
-        for event_id in ids:
-            if event_id > expected and not self._gap_is_final(expected, repo):
-                break
-            self._horizon, expected = event_id, event_id + 1
-        self._gaps = {k: v for k, v in self._gaps.items() if k > self._horizon}
+        self._horizon = self._outbox.settle(conn, self._horizon, 10_000)
         return self._horizon
-
-    def _gap_is_final(self, first_missing: int, repo: SqlWebhookRepo) -> bool:
-        """Whether a missing event id can no longer turn up.
-
-        On PostgreSQL a transaction takes its event id before it commits, so a later id can be
-        visible first. The transaction holding the missing id had begun writing before the gap
-        was seen; ``min_gap_age`` later it surely has a transaction id, so once every
-        transaction running then has ended, the id was rolled back for good. Should one of
-        them hang, the gap is skipped after ``gap_timeout``. SQLite never leaves a gap behind
-        a committed id.
-        """
-        running = repo.in_progress()
-        if running is None:
-            return True
-        now = time.monotonic()
-        first_seen, waited_for = self._gaps.setdefault(first_missing, (now, None))
-        age = now - first_seen
-        if age >= self.gap_timeout:
-            log.warning("webhooks: skipping event id %d, still missing after %.0f s", first_missing, age)
-            return True
-        if age < self.min_gap_age:
-            return False
-        if waited_for is None:  # the transactions that might hold the id
-            waited_for = running
-            self._gaps[first_missing] = (first_seen, waited_for)
-        return not (waited_for & running)
 
     def _send_all(
         self, sub: Subscription, outgoing: Sequence[Outgoing], current: Clock

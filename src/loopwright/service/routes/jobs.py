@@ -3,14 +3,16 @@ and pause or resume a project's automation."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from loopwright import wire
-from loopwright.errors import NotFound
+from loopwright.errors import Invalid, NotFound
 from loopwright.loop import automation
+from loopwright.loop.jobs import MAX_SELECT_BUDGET
 from loopwright.loop.ports import Job, Jobs
 from loopwright.service.auth import Action, Principal
 from loopwright.service.deps import Body, Caller, Ws, project, to_json
@@ -50,6 +52,20 @@ class JobIn(Body):
     kind: Literal["retrain", "snapshot", "drift_check", "certify"] = Field(description="what to run")
 
 
+class SelectIn(Body):
+    pool: str = Field(
+        min_length=1, max_length=2000, description="Parquet file or folder under LOOPWRIGHT_POOL_ROOTS"
+    )
+    budget: int = Field(ge=1, le=MAX_SELECT_BUDGET, description="how many rows to select")
+    strategy: Literal["margin", "entropy", "least-confidence", "kcenter"] = "margin"
+    features: list[str] | None = Field(None, min_length=1, description="feature columns, in model order")
+    id_column: str | None = Field(None, description="column naming each row in the answer")
+    rows_per_part: int = Field(250_000, ge=1_000, description="rows per partition (whole row groups)")
+    seed: int = Field(0, description="seed of k-center's first pick")
+    single: bool = Field(False, description="score in the worker's process, not on Dask")
+    workers: int = Field(2, ge=1, le=64, description="LocalCluster worker processes (without a scheduler)")
+
+
 class AutomationIn(Body):
     paused: bool = Field(description="true: the project's triggers start no jobs until resumed")
 
@@ -59,6 +75,41 @@ def start_job(name: str, body: JobIn, ws: Ws, jobs: JobsDep, who: Caller, respon
     """Queue a job for the project (a queued job of the same kind is returned instead)."""
     loop = project(ws, name, who, Action.MANAGE)
     return accepted(jobs.enqueue(loop.project.name, body.kind, {}, who.name), response)
+
+
+@router.post("/v1/projects/{name}/select", response_model=wire.Job, status_code=202)
+def start_selection(
+    name: str, body: SelectIn, ws: Ws, jobs: JobsDep, who: Caller, request: Request, response: Response
+) -> Any:
+    """Queue pool scoring: the rows to label next from a Parquet pool, scored with the champion
+    by a worker (on the server's Dask scheduler, ``LOOPWRIGHT_DASK_SCHEDULER``, else a
+    LocalCluster); the answer is the job's ``result.rows``. Only pools under the operator's
+    ``LOOPWRIGHT_POOL_ROOTS`` may be read (422 otherwise)."""
+    loop = project(ws, name, who, Action.MANAGE)
+    params = body.model_dump(exclude_none=True)
+    params["pool"] = pool_allowed(body.pool, request.app.state.pool_roots)
+    scheduler = request.app.state.dask_scheduler
+    if scheduler and not body.single:
+        params["scheduler"] = scheduler
+    return accepted(jobs.enqueue(loop.project.name, "select", params, who.name), response)
+
+
+def pool_allowed(pool: str, roots: tuple[str, ...]) -> str:
+    """``pool`` (a local path made absolute) when it lies under one of ``roots``; Invalid if not:
+    a request must not make the server read whatever file it can."""
+    if not roots:
+        raise Invalid("this server reads no pools: its operator sets LOOPWRIGHT_POOL_ROOTS to allow some")
+    if "://" in pool:
+        climbs = "/../" in pool or pool.endswith("/..")
+        if not climbs and any(pool.startswith(r.rstrip("/") + "/") for r in roots if "://" in r):
+            return pool
+    else:
+        path = os.path.realpath(pool)
+        for root in (r for r in roots if "://" not in r):
+            base = os.path.realpath(root)
+            if os.path.commonpath([path, base]) == base:
+                return path
+    raise Invalid(f"pool {pool!r} is not under the server's pool roots ({', '.join(roots)})")
 
 
 @router.get("/v1/projects/{name}/jobs", response_model=wire.JobList)

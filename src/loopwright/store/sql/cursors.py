@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from loopwright.domain import Event
+from loopwright.store.sql import outbox
 from loopwright.store.sql.repositories import Repo
 from loopwright.store.sql.tables import event_cursors, events, projects
 
@@ -66,16 +67,7 @@ class SqlEventCursors(Repo):
         return None if found is None else int(found)
 
     def event_ids_after(self, after: int, limit: int) -> list[int]:
-        stmt = select(events.c.id).where(events.c.id > after).order_by(events.c.id).limit(limit)
-        return list(self._conn.execute(stmt).scalars())
-
-    def in_progress(self) -> frozenset[int] | None:
-        """PostgreSQL: the transactions running now (a missing event id may still commit while
-        one of those that ran when the gap was seen is running). None on SQLite."""
-        if self._conn.dialect.name != "postgresql":
-            return None
-        rows = self._conn.execute(text("SELECT pg_snapshot_xip(pg_current_snapshot())::text"))
-        return frozenset(int(x) for x in rows.scalars())
+        return outbox.event_ids_after(self._conn, after, limit)
 
     def events_between(self, after: int, upto: int, limit: int) -> list[tuple[Event, str]]:
         """Every project's events in ``(after, upto]`` in id order, each with its project's name

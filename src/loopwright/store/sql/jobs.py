@@ -85,9 +85,8 @@ class SqlJobs:
         params = dict(params or {})
         use_case.check_kind(kind, params)
         with self.engine.begin() as conn:
-            queued = self._first(
-                conn, (t.c.project == project) & (t.c.kind == kind) & (t.c.status == "queued")
-            )
+            twin = (t.c.project == project) & (t.c.kind == kind) & (t.c.status == "queued")
+            queued = self._first(conn, twin) if use_case.dedupes(kind) else None
             if queued is not None:
                 return queued
             values = {
@@ -304,6 +303,14 @@ class _Reporter:
             raise use_case.Cancelled(f"job {self.job_id} was cancelled")
 
 
+def pool_scorer() -> Any:
+    """What scores a ``select`` job's pool: Dask, or one process (:mod:`loopwright.integrations.
+    dask_select`; Dask and pyarrow are imported only when a pool is scored)."""
+    from loopwright.integrations.dask_select import DaskPools
+
+    return DaskPools()
+
+
 def run_claimed(ws: Workspace, jobs: SqlJobs, job: Job, worker: str) -> None:
     """Run one claimed job to its end, its lease kept alive by a heartbeat thread."""
     stop = threading.Event()
@@ -318,7 +325,7 @@ def run_claimed(ws: Workspace, jobs: SqlJobs, job: Job, worker: str) -> None:
     beater = threading.Thread(target=beat, name=f"loopwright-job-{job.id}-heartbeat", daemon=True)
     beater.start()
     try:
-        result = use_case.run(ws, job, _Reporter(jobs, job, worker))
+        result = use_case.run(ws, job, _Reporter(jobs, job, worker), pools=pool_scorer())
     except use_case.Cancelled:
         jobs.cancelled(job.id, worker)
     except Exception as exc:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, update
 
 from loopwright.domain import Event
 from loopwright.errors import Conflict
@@ -171,20 +171,6 @@ class SqlWebhookRepo(Repo):
     def active(self) -> builtins.list[Subscription]:
         stmt = select(subs).where(subs.c.active.is_(True)).order_by(subs.c.id)
         return [_subscription(r._mapping) for r in self._conn.execute(stmt)]
-
-    def event_ids_after(self, after: int, limit: int) -> builtins.list[int]:
-        """Ids of every project's events after ``after``: where the dispatcher looks for gaps."""
-        stmt = select(events.c.id).where(events.c.id > after).order_by(events.c.id).limit(limit)
-        return list(self._conn.execute(stmt).scalars())
-
-    def in_progress(self) -> frozenset[int] | None:
-        """PostgreSQL: the ids of the transactions running now (in any database of the server),
-        to tell when an event id that is missing can no longer turn up. None elsewhere (SQLite
-        commits one writer at a time)."""
-        if self._conn.dialect.name != "postgresql":
-            return None
-        rows = self._conn.execute(text("SELECT pg_snapshot_xip(pg_current_snapshot())::text"))
-        return frozenset(int(x) for x in rows.scalars())
 
     def project_events(self, project_id: int, after: int, upto: int, limit: int) -> builtins.list[Event]:
         stmt = (
