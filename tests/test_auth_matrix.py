@@ -93,6 +93,16 @@ def _erasable(w: World, s: Seeded) -> str:
     return external_id
 
 
+LS_CONFIG = '<View><Choices name="label" toName="row"><Choice value="a"/><Choice value="b"/></Choices></View>'
+
+
+def _ls_annotation(w: World, s: Seeded) -> dict[str, Any]:
+    """A Label Studio ANNOTATION_CREATED event on a task new each time."""
+    result = [{"from_name": "label", "to_name": "row", "type": "choices", "value": {"choices": ["a"]}}]
+    task = {"id": 100_000 + next(_fresh), "data": {"x": 0.5, "y": 0.5}}
+    return {"action": "ANNOTATION_CREATED", "task": task, "annotation": {"completed_by": 9, "result": result}}
+
+
 LEASE: dict[str, Value] = {"lease_id": _live_lease}
 WEBHOOK: dict[str, Value] = {"webhook_id": lambda w, s: s.webhook_id}
 DATASET: dict[str, Value] = {"ref": lambda w, s: s.dataset}
@@ -175,6 +185,16 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/v1/projects/{name}/tasks/{task_id}/context"): Row(
         Action.REVIEW, {"task_id": lambda w, s: s.task_id}
     ),
+    ("GET", "/label-studio/{name}/health"): Row(Action.READ),  # Label Studio's ML backend protocol
+    ("GET", "/label-studio/{name}/"): Row(Action.READ),
+    ("POST", "/label-studio/{name}/setup"): Row(
+        Action.READ, body=lambda w, s: {"project": "1.1", "schema": LS_CONFIG}
+    ),
+    ("POST", "/label-studio/{name}/predict"): Row(
+        Action.INGEST,
+        body=lambda w, s: {"tasks": [{"id": 1, "data": {"x": 1.0, "y": 1.0}}], "label_config": LS_CONFIG},
+    ),
+    ("POST", "/label-studio/{name}/webhook"): Row(Action.INGEST, body=_ls_annotation),
     ("GET", "/"): Row(PUBLIC),
     ("GET", "/ui/"): Row(PUBLIC),
     ("GET", "/ui/vendor/plotly.min.js"): Row(PUBLIC),
