@@ -170,24 +170,58 @@ def datasets_export(
     version: Annotated[str, typer.Argument(help="Version id, a unique prefix (≥ 6 chars) or 'latest'.")],
     fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl, csv, parquet or dvc.")],
     out_path: Annotated[
-        Path, typer.Option("--out", help="The file (or a directory; for dvc the parent directory).")
-    ],
+        Path | None,
+        typer.Option(
+            "--out",
+            help="The file (or a directory; for dvc the parent directory; with --repo, inside it).",
+        ),
+    ] = None,
+    repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo",
+            help="--format dvc: a git+DVC repository; `dvc add` the version there and commit it "
+            "(default --out: datasets).",
+        ),
+    ] = None,
     db: DbOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Export a version's rows (item_id, external_id, item_hash, label, source, split,
-    resolution_id, payload); --format dvc writes OUT/<id[:12]>/ ready for `dvc add`."""
+    resolution_id, payload); --format dvc writes OUT/<id[:12]>/ ready for `dvc add`, and with
+    --repo runs `dvc add` and `git commit` in that repository."""
+    tracked = None
+    if repo is not None:
+        if fmt is not ExportFormat.DVC:
+            raise Invalid("--repo is for --format dvc: export with --format dvc --repo PATH")
+        from loopwright.integrations import dvc
+
+        repo = dvc.check_repo(repo)
+        out_path = dvc.inside(repo, out_path)
+    elif out_path is None:
+        raise Invalid("give --out PATH (or --format dvc --repo PATH)")
     loop = open_loop(db, project)
     path = loop.export_dataset(version, fmt.value, out_path)
+    if repo is not None:
+        from loopwright.integrations import dvc
+
+        message = f"loopwright: dataset version {path.name} of {loop.project.name}"
+        tracked = dvc.track(repo, path, message)
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
     digests = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
     if as_json:
-        _print_json({"path": str(path), "format": fmt.value, "files": digests})
+        body: dict[str, Any] = {"path": str(path), "format": fmt.value, "files": digests}
+        if tracked is not None:
+            body |= {"dvc_file": str(tracked.dvc_file), "commit": tracked.commit, "md5": tracked.md5}
+        _print_json(body)
         return
     out.print(f"wrote {path}")
     for name, digest in digests.items():
         out.print(f"  {name}  sha256 {digest}")
+    if tracked is not None:
+        done = f"committed {tracked.commit[:12]}" if tracked.commit else "already committed"
+        out.print(f"dvc add: {tracked.dvc_file} (md5 {tracked.md5}), {done}")
 
 
 # -- models --------------------------------------------------------------------------------
