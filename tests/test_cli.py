@@ -146,6 +146,9 @@ def test_broken_config_is_named_without_traceback(tmp_path: Path) -> None:
 
 
 def test_status_on_empty_database_says_what_to_do(tmp_path: Path) -> None:
+    from loopwright import connect
+
+    connect(f"sqlite:///{tmp_path / 'lw.db'}").close()  # empty (a missing file is refused: test_newcomer)
     done = run("status", "--db", f"sqlite:///{tmp_path / 'lw.db'}", cwd=tmp_path)
     assert done.returncode == 0 and "loopwright demo" in done.stdout
 

@@ -37,6 +37,11 @@ CONFIG: dict[str, Any] = {
     "routing": {"accept_threshold": 0.9, "audit_rate": 0.0},
     "retrain": {"every_n_labels": 10, "min_labels": 10, "eval_fraction": 0.3},
     "gate": {"min_eval_items": 3},
+    "tiers": [  # two people per tier-1 item (the default is one since issue 20)
+        {"tier": 1, "name": "bulk", "required_annotations": 2},
+        {"tier": 2, "name": "uncertain"},
+        {"tier": 3, "name": "expert"},
+    ],
 }
 CENTRES = {"a": (0.0, 0.0), "b": (12.0, 0.0), "c": (0.0, 12.0)}
 

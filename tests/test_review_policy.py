@@ -21,6 +21,11 @@ CONFIG: dict[str, Any] = {
     "labels": ["a", "b", "c"],
     "features": ["x", "y"],
     "routing": {"audit_rate": 0.0},
+    "tiers": [  # two people per tier-1 item (the default is one since issue 20)
+        {"tier": 1, "name": "bulk", "required_annotations": 2},
+        {"tier": 2, "name": "uncertain"},
+        {"tier": 3, "name": "expert"},
+    ],
 }
 CENTRES = {"a": (0.0, 0.0), "b": (12.0, 0.0), "c": (0.0, 12.0)}
 

@@ -132,6 +132,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
         models = uow.models.list(pid)
         drift = uow.events.of_actions(pid, DRIFT_ACTIONS)
         open_now = uow.tasks.count_open_by_tier(pid)
+        resolved = uow.resolutions.count(pid)
     created = _epoch([t[1] for t in tasks])
     closed = _epoch([t[2] for t in tasks if t[2] is not None])
     decided = _epoch([d[0] for d in decisions])
@@ -176,6 +177,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
             "open_tasks": sum(open_now.values()),
             "open_tasks_by_tier": dict(sorted(open_now.items())),
             "annotations": len(annotations),
+            "resolutions": resolved,  # items labelled for good (consensus reached)
             "decisions": len(decisions),
             "auto_accepted": int(auto.sum()),
             "automation_rate": float(auto.mean()) if auto.size else None,

@@ -13,9 +13,9 @@ import numpy as np
 from loopwright.domain import Route, content_hash
 from loopwright.errors import Conflict, Invalid, ModelUnavailable, NotFitted
 from loopwright.learning import featurize
-from loopwright.learning.estimators import check_payload
-from loopwright.loop import audit, certification, duplicates, external, monitoring, preprocess
+from loopwright.loop import audit, certification, duplicates, external, media, monitoring, preprocess
 from loopwright.loop.context import Context
+from loopwright.loop.payload_schema import schema_for
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.queue import Carried, prioritise
 from loopwright.loop.scoring import champion_scorer
@@ -107,6 +107,7 @@ def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list
     errors: list[tuple[str, str]] = []
     records = list(records)
     dims = _embedding_dim(ctx, records)
+    schema = schema_for(ctx)  # fields, types and the image size every payload must have
     for i, rec in enumerate(records):
         if not isinstance(rec, Mapping):
             errors.append((f"[{i}]", f"item must be an object, not {type(rec).__name__}"))
@@ -121,9 +122,14 @@ def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list
         except preprocess.Dropped as exc:
             errors.append((f"[{i}].payload", exc.reason))
             continue
-        problem = check_payload(ctx.config, rec.get("payload"))
+        problem = schema.problem(rec.get("payload"))
         if problem:
             errors.append((f"[{i}].payload", problem))
+            continue
+        try:  # an image by reference: read and decoded now, inside the media roots
+            seen_media = media.check(ctx.config, rec["payload"])
+        except Invalid as exc:
+            errors.append((f"[{i}].payload.{ctx.config.input_key}", exc.message))
             continue
         metadata = rec.get("metadata") or {}
         if not isinstance(metadata, Mapping):
@@ -141,7 +147,7 @@ def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list
         record = _Record(
             str(ext),
             payload,
-            dict(metadata) | preprocess.lineage(ctx.config),
+            dict(metadata) | preprocess.lineage(ctx.config) | seen_media,
             content_hash(given),
             found,
             prediction,
@@ -335,7 +341,9 @@ def _ingest_chunk(ctx: Context, batch: list[_Record], actor: str) -> IngestRepor
             for ext, item in existing.items()
         }
         _write(ctx, uow, new, choices, scored, near, router.threshold, error, outcomes)
-        duplicates.remember(ctx, uow, near, [outcomes[r.external_id].item_id for r in new])
+        new_ids = [outcomes[r.external_id].item_id for r in new]
+        duplicates.remember(ctx, uow, near, new_ids)
+        duplicates.reuse(ctx, uow, near, choices, new_ids, actor)  # action reuse: the original's label
         report = IngestReport(tuple(outcomes[r.external_id] for r in batch), drift)
         created = [o.item_id for o in report.outcomes if not o.duplicate]
         if drift is not None and created:
@@ -408,7 +416,7 @@ def _write(
     uow.tasks.add_many(
         ctx.project.id,
         [
-            (item_id, decision_id, c.tier, c.priority, c.reason, ctx.config.tier(c.tier).required_annotations)
+            (item_id, decision_id, c.tier, c.priority, c.reason, duplicates.required(ctx, c))
             for item_id, decision_id, c in zip(item_ids, decision_ids, choices, strict=True)
             if c.route is Route.REVIEW and c.tier is not None
         ],

@@ -97,7 +97,10 @@ def ingest_items(name: str, body: IngestIn, ws: Ws, who: Caller) -> Any:
     loop = project(ws, name, who, Action.INGEST)
     records = [item.model_dump(exclude_none=True) for item in body.items]
     report = loop.ingest(records, actor=who.name)
-    return to_json(report, created=report.created, duplicates=report.duplicates)
+    drift = report.drift and {k: v for k, v in report.drift.items() if k != "features"} | {
+        "details": f"/v1/projects/{name}/drift"  # the per-feature table: the last drift check
+    }
+    return to_json(report, drift=drift, created=report.created, duplicates=report.duplicates)
 
 
 @router.post("/{name}/predict", response_model=wire.PredictionBatch)

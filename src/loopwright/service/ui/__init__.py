@@ -32,7 +32,7 @@ from loopwright.service.deps import SESSION_COOKIE, Body
 from loopwright.service.errors import Unauthenticated
 
 STATIC = Path(__file__).parent / "static"
-PAGES = ("index", "annotate", "review", "dashboard")
+PAGES = ("index", "annotate", "review", "dashboard", "admin")
 CSP = "; ".join(
     [
         "default-src 'self'",

@@ -60,6 +60,15 @@ def make_engine(url: str, pool_size: int | None = None) -> Engine:
     return create_engine(sa_url, pool_recycle=PG_RECYCLE_S, connect_args=connect_args, **pool)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None: another database, in memory, or a ``file:`` URI)."""
+    sa_url = make_url(url)
+    database = sa_url.database or ""
+    if sa_url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def _sqlite_engine(url: URL, pool: dict[str, Any]) -> Engine:
     """SQLite with WAL and foreign keys, where every transaction starts with BEGIN IMMEDIATE.
 

@@ -14,8 +14,17 @@
     api("GET", `/v1/projects/${name}/guidelines`),
   ]);
   const labels = config.labels;
+  const multi = config.task === "multilabel"; // a label set: each key ticks a box, Enter submits the set
   document.getElementById("guidelines").replaceChildren(render.guidelines(guide.guidelines));
-  document.getElementById("label-area").replaceChildren(render.labelButtons(labels, (l) => choose(l)));
+  document.getElementById("label-area").replaceChildren(render.labelButtons(labels, (l) => choose(l), multi));
+  // task rubric: a corrected answer may go with the rating ("/" to write it, Esc to leave the box)
+  const correction = config.task === "rubric" && !(config.rubric && config.rubric.corrections === false)
+    ? lw.el("textarea", { id: "correction", rows: "3", placeholder: "Optional: the answer the model should have given (press / to write, Esc to leave)" })
+    : null;
+  if (correction) {
+    document.getElementById("label-area").after(correction);
+    correction.addEventListener("keydown", (e) => e.key === "Escape" && correction.blur());
+  }
   document.getElementById("help").addEventListener("click", () => render.toggleHelp(false));
 
   let current = null; // {assignment, seconds, deadline, item}
@@ -98,7 +107,8 @@
 
   function show(got) {
     current = got;
-    selected = null;
+    selected = multi ? new Set() : null;
+    if (correction) correction.value = "";
     unsure = false;
     heatOn = false;
     lw.clearError();
@@ -108,7 +118,7 @@
     card.dataset.taskId = a.task.id;
     card.dataset.leaseId = a.lease.id;
     document.getElementById("task-title").textContent = `Item ${render.itemName(a.item)}`;
-    document.getElementById("task-why").textContent = a.why;
+    document.getElementById("task-why").textContent = lw.plainWhy(a.why);
     drawItem(null);
     updateChoice();
     render.notice(carry, "warn");
@@ -121,7 +131,7 @@
 
   function drawItem(explanation) {
     const a = current.assignment;
-    const drawn = render.item(config, a.item.payload, explanation);
+    const drawn = render.item(config, a.item.payload, explanation, `/v1/projects/${name}/items/${a.item.id}/image`);
     current.item = drawn;
     if (heatOn) drawn.heatToggle(true);
     document.getElementById("item").replaceChildren(drawn.view);
@@ -130,15 +140,22 @@
 
   function choose(label) {
     if (!current) return;
-    selected = label;
+    if (multi) selected.has(label) ? selected.delete(label) : selected.add(label);
+    else selected = label;
     updateChoice();
   }
 
   function updateChoice() {
     render.markSelected(selected);
     const chosen = document.getElementById("chosen");
-    chosen.className = selected ? "" : "muted";
-    chosen.replaceChildren(selected ? el("span", {}, "Your label: ", el("strong", { class: "big" }, selected), " — press ", el("kbd", {}, "Enter")) : "Choose a label: press its key.");
+    if (multi) {
+      const set = [...selected].sort();
+      chosen.className = "";
+      chosen.replaceChildren(el("span", {}, "Your labels: ", el("strong", { class: "big", id: "chosen-set" }, set.length ? set.join(", ") : "none"), " — keys tick and untick, ", el("kbd", {}, "Enter"), " submits the set"));
+    } else {
+      chosen.className = selected ? "" : "muted";
+      chosen.replaceChildren(selected ? el("span", {}, "Your label: ", el("strong", { class: "big" }, selected), " — press ", el("kbd", {}, "Enter")) : "Choose a label: press its key.");
+    }
     document.getElementById("unsure-flag").hidden = !unsure;
   }
 
@@ -152,7 +169,9 @@
       updateChoice();
       return;
     }
-    await act(() => api("POST", `/v1/leases/${current.assignment.lease.id}/submit`, { label: selected, unsure: unsure || asUnsure }));
+    const body = { label: multi ? [...selected].sort() : selected, unsure: unsure || asUnsure };
+    if (correction && correction.value.trim()) body.comment = correction.value.trim();
+    await act(() => api("POST", `/v1/leases/${current.assignment.lease.id}/submit`, body));
   }
 
   async function skip() {
@@ -224,6 +243,10 @@
       return submit(false);
     }
     if (key === "u" || key === "U") return submit(true);
+    if (key === "/" && correction && current) {
+      event.preventDefault();
+      return correction.focus();
+    }
     if (key === "s" || key === "S") return skip();
     if ((key === "h" || key === "H") && current && current.item) {
       heatOn = !heatOn;

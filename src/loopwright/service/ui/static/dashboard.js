@@ -483,7 +483,7 @@ function drawKpis(d) {
   const last = d.certifications[d.certifications.length - 1];
   document.getElementById("kpis").replaceChildren(
     kpi("open tasks", t.open_tasks, perTier || "queues empty"),
-    kpi("annotations", t.annotations, `${t.gold_answers} gold answers`),
+    kpi("annotations", t.annotations, `${t.resolutions} items resolved · ${t.gold_answers} gold answers`),
     kpi("automation rate", fmt.pct(t.automation_rate), `${t.auto_accepted} of ${t.decisions} auto-accepted`),
     kpi("certified threshold", t.threshold === null ? "none" : fmt.num(t.threshold),
       !last ? "not certified yet"

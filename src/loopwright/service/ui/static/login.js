@@ -10,6 +10,10 @@ document.getElementById("login").addEventListener("submit", async (event) => {
     field.value = "";
     const me = await lw.api("GET", "/v1/me");
     const project = lw.project(me);
+    if (!project && me.admin) {
+      location.href = "/ui/admin"; // a fresh server: the admin creates the first project
+      return;
+    }
     if (!project) throw new Error("You are not a member of any project yet; ask your lead.");
     localStorage.setItem("loopwright.project", project);
     location.href = `/ui/${lw.firstPage(me.projects[project])}`;

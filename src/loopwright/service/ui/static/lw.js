@@ -45,6 +45,7 @@ const lw = (() => {
     { page: "annotate", title: "Annotate", action: "review" },
     { page: "review", title: "Review", action: "review", roles: ["admin", "lead", "expert"] },
     { page: "dashboard", title: "Dashboard", action: "monitor" },
+    { page: "admin", title: "Admin", action: "manage", anyAdmin: true }, // admins: even with no project
   ];
 
   const canSee = (membership, entry) =>
@@ -76,7 +77,7 @@ const lw = (() => {
     nav.append(el("a", { href: "/ui/", class: "brand" }, "loopwright"));
     const membership = me.projects[current];
     for (const entry of PAGES) {
-      if (!canSee(membership, entry)) continue;
+      if (!canSee(membership, entry) && !(entry.anyAdmin && me.admin)) continue;
       const attrs = { href: `/ui/${entry.page}`, "data-page": entry.page };
       if (entry.page === active) attrs.class = "active";
       nav.append(el("a", attrs, entry.title));
@@ -91,8 +92,9 @@ const lw = (() => {
       localStorage.setItem(PROJECT, select.value);
       location.reload();
     });
-    const role = membership ? membership.role : "";
-    nav.append(el("span", { class: "spacer" }), select);
+    const role = membership ? membership.role : me.admin ? "admin" : "";
+    nav.append(el("span", { class: "spacer" }));
+    if (select.options.length) nav.append(select);
     nav.append(el("span", { class: "who" }, `${me.name} · ${role}`));
     nav.append(el("button", { class: "link", onclick: logout }, "log out"));
   }
@@ -113,7 +115,7 @@ const lw = (() => {
     drawNav(me, current, active);
     const membership = current ? me.projects[current] : null;
     const entry = PAGES.find((p) => p.page === active);
-    if (entry && !canSee(membership, entry)) {
+    if (entry && !canSee(membership, entry) && !(entry.anyAdmin && me.admin)) {
       const main = document.querySelector("main");
       const box = document.getElementById("error");
       for (const child of main ? main.children : []) child.hidden = !child.contains(box);
@@ -139,12 +141,36 @@ const lw = (() => {
     if (box) box.hidden = true;
   }
 
-  // Where a role starts: experts on the review page, everyone else on the first page they may see.
+  // Where a role starts: experts on review, leads and admins on the dashboard, the rest on the first page they may see.
   function firstPage(membership) {
-    const order = membership && membership.role === "expert" ? ["review"] : [];
+    const role = membership && membership.role;
+    const order = role === "expert" ? ["review"] : role === "lead" || role === "admin" ? ["dashboard"] : [];
     const pages = [...order.map((p) => PAGES.find((e) => e.page === p)), ...PAGES];
     return (pages.find((entry) => canSee(membership, entry)) || { page: "" }).page;
   }
 
-  return { api, ApiError, HEADERS, boot, el, login, logout, showError, clearError, firstPage, project };
+  // A task's "why" in words: no priorities or internal reason codes on a person's screen.
+  const REASONS = {
+    low_confidence: "the model is unsure",
+    uncertified: "automatic acceptance is not certified yet",
+    audit: "a random quality check",
+    disputed: "disputed: earlier reviewers disagreed",
+    escalated: "sent up from a lower tier",
+    feedback: "a user reported the prediction",
+    high_stakes: "a high-stakes label",
+    near_duplicate: "looks like an earlier item",
+    drift: "the data changed lately",
+  };
+  function plainWhy(why) {
+    const parts = String(why || "").split(" · ").filter((p) => !p.startsWith("priority "));
+    return parts
+      .map((p) => {
+        const code = p.split(":")[0].trim();
+        if (/^(no_model|model_error|model_unavailable)$/.test(code)) return "no model suggestion";
+        return REASONS[code] || p.replaceAll("_", " ");
+      })
+      .join(" · ");
+  }
+
+  return { api, ApiError, HEADERS, boot, el, login, logout, showError, clearError, firstPage, project, plainWhy };
 })();

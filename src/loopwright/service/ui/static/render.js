@@ -122,9 +122,136 @@ const render = (() => {
     return outer;
   }
 
+  // An image file the item references (imageUrl serves it): fitted to its box, zoomed with the
+  // wheel or + and -, dragged to pan; the explanation's heat grid (if any) laid over it with h.
+  // A preview (the server's 1024 px thumbnail) shows first; the original replaces it once
+  // zooming asks for more pixels than the preview has.
+  const PREVIEW = 1024;
+  let activeZoom = null;
+  function zoomableImage(src, heat) {
+    const box = el("div", { class: "zoom-box", title: "wheel or + / − to zoom, drag to pan" });
+    Object.assign(box.style, { position: "relative", overflow: "hidden", width: "min(640px, 55vw)", height: "min(65vh, 560px)",
+      background: "#2a2f3a", cursor: "grab", userSelect: "none", touchAction: "none", borderRadius: "6px" });
+    const stage = el("div", { class: "zoom-stage" });
+    Object.assign(stage.style, { position: "absolute", left: "0", top: "0", transformOrigin: "0 0" });
+    const img = el("img", { src: `${src}?size=${PREVIEW}`, alt: "the item's image", draggable: "false", class: "item-image" });
+    img.style.display = "block";
+    const overlay = el("canvas", { class: "heat-overlay" });
+    Object.assign(overlay.style, { position: "absolute", left: "0", top: "0", width: "100%", height: "100%", pointerEvents: "none", imageRendering: "pixelated" });
+    overlay.hidden = true;
+    stage.append(img, overlay);
+    box.append(stage);
+    const level = el("span", { class: "zoom-level muted small" });
+    const view = el("div", { class: "image-item zoomable" }, box, el("div", { class: "zoom-bar small muted" },
+      el("button", { type: "button", title: "zoom out (-)", onclick: () => zoom(0.8) }, "−"),
+      el("button", { type: "button", title: "zoom in (+)", onclick: () => zoom(1.25) }, "+"),
+      el("button", { type: "button", title: "fit the box", onclick: () => fit() }, "Fit"), level));
+    let scale = 1, x = 0, y = 0, fitted = 1, source = "preview", swap = null;
+    const apply = () => {
+      stage.style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
+      img.style.imageRendering = scale >= 2 ? "pixelated" : "auto";
+      const of = source === "full" ? "" : " (preview)";
+      level.textContent = ` ${Math.round(scale * 100)}% of ${img.naturalWidth}×${img.naturalHeight}${of}`;
+      view.dataset.scale = scale.toFixed(6);
+      view.dataset.source = source;
+      if (scale > 1 && source === "preview" && Math.max(img.naturalWidth, img.naturalHeight) >= PREVIEW) original();
+    };
+    // Swap the preview for the original at the same size on screen (a smaller image is its own preview).
+    function original() {
+      source = "loading";
+      const full = new Image();
+      full.src = src;
+      full.decode().then(() => {
+        swap = img.naturalWidth / full.naturalWidth;
+        img.src = src; // the load handler rescales once the original is in
+      }, () => (source = "preview"));
+    }
+    function fit() {
+      const w = img.naturalWidth, h = img.naturalHeight, bw = box.clientWidth, bh = box.clientHeight;
+      if (!w || !h) return;
+      if (!bw || !bh) return requestAnimationFrame(fit); // not laid out yet
+      scale = fitted = Math.min(bw / w, bh / h);
+      x = (bw - w * scale) / 2;
+      y = (bh - h * scale) / 2;
+      apply();
+    }
+    function zoom(factor, cx = box.clientWidth / 2, cy = box.clientHeight / 2) {
+      const next = Math.min(Math.max(scale * factor, fitted / 8), Math.max(64, fitted * 8));
+      x = cx - ((cx - x) * next) / scale;
+      y = cy - ((cy - y) * next) / scale;
+      scale = next;
+      apply();
+    }
+    box.addEventListener("wheel", (event) => {
+      event.preventDefault();
+      const r = box.getBoundingClientRect();
+      zoom(event.deltaY < 0 ? 1.25 : 0.8, event.clientX - r.left, event.clientY - r.top);
+    }, { passive: false });
+    let drag = null;
+    box.addEventListener("pointerdown", (event) => {
+      drag = { px: event.clientX, py: event.clientY, x, y };
+      box.setPointerCapture(event.pointerId);
+      box.style.cursor = "grabbing";
+    });
+    box.addEventListener("pointermove", (event) => {
+      if (!drag) return;
+      x = drag.x + event.clientX - drag.px;
+      y = drag.y + event.clientY - drag.py;
+      apply();
+    });
+    const stop = () => { drag = null; box.style.cursor = "grab"; };
+    box.addEventListener("pointerup", stop);
+    box.addEventListener("pointercancel", stop);
+    box.addEventListener("dblclick", () => fit());
+    new ResizeObserver(() => scale === fitted && fit()).observe(box); // still fitted: stays fitted
+    const side = heat ? pixelGrid(heat) : null;
+    img.addEventListener("load", () => {
+      if (swap !== null) { // the original replaced the preview: the same view, finer pixels
+        [scale, fitted, swap, source] = [scale * swap, fitted * swap, null, "full"];
+        return apply();
+      }
+      if (side) {
+        overlay.width = side;
+        overlay.height = side;
+        const ctx = overlay.getContext("2d");
+        const max = Math.max(...heat.map(Math.abs));
+        heat.forEach((w, j) => {
+          ctx.fillStyle = heatColour(w, max, 0.6);
+          ctx.fillRect(j % side, Math.floor(j / side), 1, 1);
+        });
+      }
+      fit();
+    });
+    img.addEventListener("error", () => view.replaceChildren(el("p", { class: "error" },
+      "The image could not be loaded: moved, deleted, unreadable or outside the project's media roots.")));
+    activeZoom = { zoom, fit };
+    return { view, heatToggle: (on) => (overlay.hidden = !(on && side)) };
+  }
+
+  // A conversation (task rubric / preference): the turns in a scrolling pane that starts at the
+  // latest turn, then the model's answer to rate — or answers A and B side by side.
+  function conversation(payload, pairwise) {
+    const turns = el("ol", { class: "chat-turns", id: "chat-turns", tabindex: "0" });
+    for (const t of payload.turns || []) {
+      turns.append(el("li", { class: `turn role-${t.role}` }, el("span", { class: "role" }, t.role), el("div", { class: "content" }, String(t.content))));
+    }
+    const answer = (title, text, id) => el("div", { class: "chat-answer", id }, el("h4", {}, title), el("div", { class: "content" }, String(text ?? "")));
+    const answers = pairwise
+      ? el("div", { class: "chat-pair" }, answer("Answer A", payload.answer_a, "answer-a"), answer("Answer B", payload.answer_b, "answer-b"))
+      : answer("The model's answer", payload.answer, "answer");
+    const view = el("div", { class: "chat-item" }, el("div", { class: "small muted" }, `${(payload.turns || []).length} turns`), turns, answers);
+    requestAnimationFrame(() => (turns.scrollTop = turns.scrollHeight));
+    return { view, heatToggle: () => {} };
+  }
+
   // The item as its modality needs: {view, heatToggle(on)} — heatToggle redraws an image overlay.
-  function item(config, payload, explanation) {
+  // imageUrl: where the server serves the image an item references by path or URL.
+  function item(config, payload, explanation, imageUrl = null) {
+    if (config.task === "rubric" || config.task === "preference") return conversation(payload, config.task === "preference");
     const key = config.input_field || { image: "pixels", text: "text" }[config.modality] || "features";
+    if (config.modality === "image" && typeof payload[key] === "string" && imageUrl) {
+      return zoomableImage(imageUrl, explanation && explanation.heat);
+    }
     if (config.modality === "image") {
       const values = (payload[key] || []).flat(Infinity).map(Number);
       const holder = el("div", { class: "image-item" });
@@ -197,23 +324,38 @@ const render = (() => {
   }
 
   // The row of label buttons with their keys; onPick(label) on click.
-  function labelButtons(labels, onPick) {
-    const row = el("div", { class: "labels", id: "labels" });
+  // multi: checkbox keys (task multilabel): each key ticks or unticks its label.
+  function labelButtons(labels, onPick, multi = false) {
+    const row = el("div", { class: multi ? "labels multi" : "labels", id: "labels" });
     const own = ownKeys(labels); // the key is the label itself: show it once
     labels.forEach((label, i) => {
       const text = own ? [label] : [el("kbd", {}, keyFor(labels, i)), ` ${label}`];
-      row.append(el("button", { "data-label": label, title: `key ${keyFor(labels, i)}`, onclick: () => onPick(label) }, ...text));
+      const attrs = { "data-label": label, title: `key ${keyFor(labels, i)}`, onclick: () => onPick(label) };
+      if (multi) Object.assign(attrs, { role: "checkbox", "aria-checked": "false" });
+      row.append(el("button", attrs, ...text));
     });
     return row;
   }
 
+  // selected: one label, or a Set of them (task multilabel: every ticked box)
   function markSelected(selected) {
     for (const b of document.querySelectorAll("#labels button")) {
-      b.classList.toggle("selected", b.dataset.label === selected);
+      const on = selected instanceof Set ? selected.has(b.dataset.label) : b.dataset.label === selected;
+      b.classList.toggle("selected", on);
+      if (selected instanceof Set) b.setAttribute("aria-checked", String(on));
     }
   }
 
   const typing = (event) => ["INPUT", "TEXTAREA", "SELECT"].includes(event.target.tagName);
+
+  // + and - zoom the image on show (the wheel too); they are never label keys.
+  document.addEventListener("keydown", (event) => {
+    if (!activeZoom || !activeZoom.fit || typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+    const factor = { "+": 1.25, "=": 1.25, "-": 0.8, _: 0.8 }[event.key];
+    if (!factor || !document.querySelector(".zoomable")) return;
+    event.preventDefault();
+    activeZoom.zoom(factor);
+  });
 
   function notice(message, kind = "info") {
     const box = document.getElementById("notice");

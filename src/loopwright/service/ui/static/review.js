@@ -17,7 +17,13 @@
   const mine = ctx.membership && ctx.membership.tiers ? ctx.membership.tiers : config.tiers.map((t) => t.tier);
   const tiers = mine.filter((t) => t >= 2);
   document.getElementById("guidelines").replaceChildren(render.guidelines(guide.guidelines));
-  document.getElementById("label-area").replaceChildren(render.labelButtons(labels, (l) => resolve(l)));
+  const multi = config.task === "multilabel"; // label keys tick a set; Enter resolves with the set
+  const toggle = (l) => {
+    const set = new Set(selected instanceof Set ? selected : []);
+    set.has(l) ? set.delete(l) : set.add(l);
+    select(set);
+  };
+  document.getElementById("label-area").replaceChildren(render.labelButtons(labels, (l) => (multi ? toggle(l) : resolve(l)), multi));
   document.getElementById("tiers").textContent = `tiers ${tiers.join(", ")}`;
   document.getElementById("help").addEventListener("click", () => render.toggleHelp(false));
   const reason = document.getElementById("reason");
@@ -64,22 +70,28 @@
     card.dataset.taskId = a.task.id;
     card.dataset.leaseId = a.lease.id;
     document.getElementById("task-title").textContent = `Item ${render.itemName(a.item)} · tier ${a.task.tier}`;
-    document.getElementById("task-why").textContent = context.why;
-    current.item = render.item(config, a.item.payload, explanation);
+    document.getElementById("task-why").textContent = lw.plainWhy(context.why);
+    const tier = (config.tiers || []).find((t) => t.tier === a.task.tier);
+    current.needs = tier ? tier.required_annotations : 1; // > 1: a key records one vote of several
+    document.getElementById("key-hint").textContent = current.needs > 1 ? "label key records your vote" : "label key resolves";
+    current.item = render.item(config, a.item.payload, explanation, `/v1/projects/${name}/items/${a.item.id}/image`);
     document.getElementById("item").replaceChildren(current.item.view);
     document.getElementById("suggestion").replaceChildren(render.suggestion(config, a.suggestion, explanation));
     document.getElementById("method").textContent = `(${context.method.replaceAll("_", " ")})`;
     const ranked = labels.map((l) => [l, context.posterior[l] || 0]).sort((x, y) => y[1] - x[1]);
+    const voted = ranked.some(([, p]) => p > 0);
     document.getElementById("posterior").replaceChildren(
-      ...ranked.filter(([, p], i) => i < 3 || p > 0).slice(0, 5).map(([l, p]) =>
-        el("li", {}, el("strong", {}, l), render.bar(p), el("span", { class: "w" }, render.pct(p)))),
+      ...(voted
+        ? ranked.filter(([, p], i) => i < 3 || p > 0).slice(0, 5).map(([l, p]) =>
+            el("li", {}, el("strong", {}, l), render.bar(p), el("span", { class: "w" }, render.pct(p))))
+        : [el("li", { class: "muted empty" }, "No votes yet: yours is the first.")]),
     );
     drawVotes(context.annotations);
     // A clear posterior mode is preselected; a tie (or nothing yet) waits for a label key.
     const clear = ranked[0][1] > 0 && !(ranked.length > 1 && ranked[1][1] === ranked[0][1]);
     const consensus = clear ? ranked[0][0] : null;
     for (const b of document.querySelectorAll("#labels button")) b.classList.toggle("consensus", b.dataset.label === consensus);
-    select(consensus || null);
+    select(multi ? new Set(consensus ? JSON.parse(consensus) : []) : consensus || null);
   }
 
   function drawVotes(annotations) {
@@ -100,7 +112,11 @@
     selected = label;
     render.markSelected(label);
     const chosen = document.getElementById("chosen");
-    chosen.replaceChildren(label ? el("span", {}, "Marked: ", el("strong", { class: "big" }, label), " — ", el("kbd", {}, "Enter"), " resolves") : el("span", { class: "warn" }, "No consensus: press the key of the label you decide on."));
+    if (label instanceof Set) {
+      const text = label.size ? [...label].sort().join(", ") : "none";
+      return chosen.replaceChildren(el("span", {}, "Marked set: ", el("strong", { class: "big", id: "chosen-set" }, text), " — label keys tick and untick, ", el("kbd", {}, "Enter"), " resolves"));
+    }
+    chosen.replaceChildren(label ? el("span", {}, "Marked: ", el("strong", { class: "big" }, label), " — ", el("kbd", {}, "Enter"), current && current.needs > 1 ? " records your vote" : " resolves") : el("span", { class: "warn" }, "No consensus: press the key of the label you decide on."));
   }
 
   async function resolve(label) {
@@ -111,12 +127,13 @@
     const a = current.assignment;
     const comment = reason.value.trim() || undefined;
     try {
-      const result = await api("POST", `/v1/leases/${a.lease.id}/submit`, { label, comment });
+      const body = { label: label instanceof Set ? [...label].sort() : label, comment };
+      const result = await api("POST", `/v1/leases/${a.lease.id}/submit`, body);
       resolved += 1;
       document.getElementById("done-count").textContent = String(resolved);
       if (result.resolution) carry = [`Resolved item ${render.itemName(a.item)} as ${result.resolution.label}.`, "ok"];
       else if (result.escalated_to) carry = [`Item ${render.itemName(a.item)} went up to tier ${result.escalated_to.tier}.`, "ok"];
-      else carry = [`Recorded ${label} for item ${render.itemName(a.item)}; it waits for more reviewers.`, "ok"];
+      else carry = [`Recorded ${label instanceof Set ? body.label.join(", ") || "no labels" : label} for item ${render.itemName(a.item)}; it waits for more reviewers.`, "ok"];
     } catch (e) {
       if (e.status !== 409) {
         busy = false;
@@ -173,7 +190,7 @@
       return current.item.heatToggle(heatOn);
     }
     const label = render.labelForKey(labels, key);
-    if (label !== null) resolve(label);
+    if (label !== null) multi ? toggle(label) : resolve(label);
   });
   window.addEventListener("pagehide", () => current && render.releaseOnUnload([current.assignment.lease.id]));
 
