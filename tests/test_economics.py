@@ -115,3 +115,63 @@ def test_synthetic_items_never_join_the_eval_split(store: SqlStore) -> None:
     assert len(synthetic) == 30 and len(version.entries) == 60
     assert all(e.split is Split.TRAIN for e in version.entries if e.item_id in synthetic)
     assert any(e.split is Split.EVAL for e in version.entries if e.item_id not in synthetic)
+
+
+def test_augmented_training_adds_copies_only_while_labels_are_scarce() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from loopwright.learning.augment import AugmentedTraining
+
+    recipe = AugmentedTraining(LogisticRegression(max_iter=200), scarce=600, max_copies=3)
+    assert [recipe.copies_for(n) for n in (0, 100, 150, 200, 300, 599, 600)] == [0, 3, 3, 2, 1, 1, 0]
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 16, size=(40, 64))
+    y = np.array(["a", "b"] * 20)
+    fitted = recipe.fit(X, y)
+    assert isinstance(fitted, LogisticRegression) and fitted is recipe.estimator  # the plain estimator
+    assert recipe.synthetic_ == 120 and fitted.n_features_in_ == 64
+    again = AugmentedTraining(LogisticRegression(max_iter=200), scarce=600, max_copies=3).fit(X, y)
+    assert again.coef_.tolist() == fitted.coef_.tolist()  # seeded: the same copies every time
+    plenty = AugmentedTraining(LogisticRegression(max_iter=200), scarce=30)
+    plenty.fit(X, y)
+    assert plenty.synthetic_ == 0
+    tabular = AugmentedTraining(LogisticRegression(max_iter=200), scarce=600)
+    tabular.fit(X[:, :5], y)  # not a square image: nothing to transform, nothing added
+    assert tabular.synthetic_ == 0
+
+
+def test_the_review_budget_leaves_the_rest_pending(store: SqlStore) -> None:
+    from loopwright.simulate import team, work
+
+    config = {**CONFIG, "routing": {"audit_rate": 0.0, "bands": [{"min_confidence": 0.0, "tier": 1}]}}
+    loop = Workspace(store).create_project(config)
+    loop.ingest(items(0, 30))
+    people = team(["a", "b"], {1: 3}, {1: 1.0})
+    first = work(loop, people, lambda ext: "a", budget={1: 12})
+    assert first.annotations == 12 and first.by_tier == {1: 12}
+    assert loop.status().open_tasks_by_tier == {1: 18}  # pending: neither accepted nor labelled
+    second = work(loop, people, lambda ext: "a", budget={1: 100})
+    assert second.annotations == 18 and loop.status().open_tasks_by_tier == {}
+
+
+def test_audited_items_without_a_model_go_to_the_audit_tier() -> None:
+    from loopwright.config import RoutingConfig
+    from loopwright.routing import ThresholdRouter
+
+    config = RoutingConfig(audit_rate=0.5, audit_tier=3, fallback_tier=1)
+    choices = ThresholdRouter(config, threshold=None).route([None, None], [None, None], draws=[0.1, 0.9])
+    assert [(c.tier, c.audit, c.reason) for c in choices] == [(3, True, "no_model"), (1, False, "no_model")]
+
+
+def test_a_held_threshold_survives_a_slip_at_the_top() -> None:
+    from loopwright.routing import certify
+
+    conf = np.linspace(1.0, 0.5, 400)  # highest first
+    correct = np.ones(400, dtype=bool)
+    correct[[0, 1]] = False  # two slips among the most confident
+    fresh = certify(conf, correct, 0.02, 0.05, min_evidence=236)
+    assert fresh.threshold is None and (fresh.n_evidence, fresh.n_errors) == (236, 2)
+    held = certify(conf, correct, 0.02, 0.05, min_evidence=236, start_at=float(conf[319]))
+    assert held.threshold == pytest.approx(conf[-1]) and (held.n_evidence, held.n_errors) == (400, 2)
+    too_high = certify(conf, correct, 0.02, 0.05, min_evidence=236, start_at=float(conf[100]))
+    assert too_high.threshold is None and too_high.n_evidence == 149  # the scan starts where it is told

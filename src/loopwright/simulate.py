@@ -89,10 +89,14 @@ def work(
     annotators: Sequence[SimulatedAnnotator],
     truth: Callable[[str], str],
     max_annotations: int | None = None,
+    budget: Mapping[int, int] | None = None,
 ) -> WorkLog:
     """Let the annotators take turns (claim → answer → submit) until no one finds a task.
 
     ``truth(external_id)`` gives the true label, which only the simulated person sees.
+    ``budget[tier]`` caps the labels tier ``tier`` gives in this call (human capacity is
+    finite): tasks it does not reach stay open, in queue order, for the next call. Gold answers
+    are not counted against it.
     """
     log = WorkLog()
     idle: set[str] = set()
@@ -102,8 +106,12 @@ def work(
                 continue
             if max_annotations is not None and log.annotations >= max_annotations:
                 return log
+            tiers = _within_budget(annotator.tiers, budget, log.by_tier)
+            if not tiers:
+                idle.add(annotator.name)
+                continue
             try:
-                assignment = loop.next_task(annotator.name, annotator.tiers)
+                assignment = loop.next_task(annotator.name, tiers)
             except (Paused, Capped) as stop:  # a paused or capped person stops working
                 log.stopped[annotator.name] = stop.message
                 idle.add(annotator.name)
@@ -121,3 +129,12 @@ def work(
             log.by_annotator[annotator.name] += 1
             idle.clear()  # a submission may have escalated work to someone idle
     return log
+
+
+def _within_budget(
+    tiers: tuple[int, ...], budget: Mapping[int, int] | None, spent: Counter[int]
+) -> tuple[int, ...]:
+    """The tiers among ``tiers`` whose label budget is not spent yet (all without a budget)."""
+    if budget is None:
+        return tiers
+    return tuple(t for t in tiers if t not in budget or spent[t] < budget[t])

@@ -98,6 +98,17 @@ def _plots(summary: dict[str, Any]) -> list[tuple[str, str]]:
     return figs
 
 
+def _pending(summary: dict[str, Any]) -> str:
+    """Items left open when the review budget ran out: neither auto-accepted nor labelled."""
+    share = summary.get("pending_share")
+    if share is None:
+        return "n/a"
+    budget = summary.get("review_budget")
+    tiers = ", ".join(f"tier {t}: {n}" for t, n in (budget or {}).items())
+    per_round = f" · budget per round {tiers}" if tiers else ""
+    return f"{round(share * summary['items_seen'])} ({share:.0%}){per_round}"
+
+
 def render_report(summary: dict[str, Any]) -> str:
     def fmt(v: Any) -> str:
         return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
@@ -110,6 +121,7 @@ def render_report(summary: dict[str, Any]) -> str:
         ("human labels (+ gold answers)", f"{summary['human_labels']} (+{summary['gold_answers']})"),
         ("human labels per item", summary.get("human_labels_per_item")),
         ("auto-accepted", f"{summary['auto_accepted']} ({summary['auto_accepted'] / items:.0%})"),
+        ("pending (never reached by a human)", _pending(summary)),
         ("realised auto-accept error", summary["auto_accept_error"]),
         ("certified bound", "n/a" if eps is None else f"ε = {eps:g} at δ = {summary.get('delta'):g}"),
         ("final held-out accuracy", summary["champion_accuracy_by_round"][-1]),
@@ -174,7 +186,9 @@ figure{{display:inline-block;margin:.5rem}} figcaption{{text-align:center;color:
 <p>Seed {summary["seed"]}. Accuracy is measured on {summary["held_out_size"]} held-out digits that the loop
 never labels, trains or gates on. Auto-accept error is measured against the true labels, which the loop
 never sees. Synthetic items are seeded augmentations of pool digits (recorded in their metadata), never of
-the held-out ones.</p>
+the held-out ones. Human capacity is finite: each round the tiers label at most their budget, in the review
+queue's order; what they do not reach stays pending, neither auto-accepted nor labelled. The guarantee covers
+auto-accepted items only.</p>
 <table>{rows}</table>
 {story}{quality}
 <p>Routing: {html.escape(summary["routing"])}.</p>

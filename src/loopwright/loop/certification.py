@@ -40,7 +40,15 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
     if latest and latest.model_version_id == champion.id and latest.n_audited == len(audited):
         return latest
     confidences, correct = audit.score_version(ctx, uow, champion, audited)  # external: stored predictions
-    cert = certify(confidences, correct, config.epsilon, config.delta, min_evidence=config.min_evidence)
+    held = _held(uow, ctx.project.id)
+    cert = certify(
+        confidences,
+        correct,
+        config.epsilon,
+        config.delta,
+        min_evidence=config.min_evidence,
+        start_at=None if held is None else held.threshold,
+    )
     values = {k: v.item() if isinstance(v, np.generic) else v for k, v in asdict(cert).items()}
     stored = uow.certifications.add(ctx.project.id, champion.id, values)
     ctx.event(
@@ -58,6 +66,18 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
         reason=stored.reason,
     )
     return stored
+
+
+def _held(uow: UnitOfWork, project_id: int) -> Certification | None:
+    """The newest certificate, when it certified a threshold since the last drift: a new champion
+    (or new evidence) is tested from that threshold down, so the certificate carries across
+    promotions while the audited error at it still passes. When that test fails nothing is held,
+    and the next certification scans from the top again."""
+    latest = uow.certifications.latest(project_id)
+    if latest is None or latest.threshold is None:
+        return None
+    drift = uow.events.latest(project_id, audit.DRIFT_DETECTED)
+    return None if drift is not None and latest.created_at <= drift.at else latest
 
 
 def _stale(uow: UnitOfWork, project_id: int, cert: Certification) -> bool:

@@ -91,12 +91,17 @@ def certify(
     delta: float,
     thresholds: ArrayLike | None = None,
     min_evidence: int | None = None,
+    start_at: float | None = None,
 ) -> Certificate:
     """Lowest threshold certified to keep the auto-accept error ≤ ``ε`` with probability ≥ 1 - ``δ``.
 
     ``confidences`` and ``correct`` describe a uniform random audit sample of auto-acceptable
     predictions. ``thresholds`` is the candidate grid (default: the distinct audit confidences);
     ``min_evidence`` raises the number of audited items a threshold needs before it is tested.
+    ``start_at`` (a threshold certified before, for this model or the one it replaced) starts the
+    scan at the highest grid threshold at or below it instead, if that one has the fewest items
+    that could pass with no error: the sequence is fixed by what was certified before, never by
+    this model's correctness, so one slip above the old threshold cannot take it away.
     Too little evidence is not an error: the certificate then has ``threshold`` None and says why.
     """
     _check_levels(epsilon, delta)
@@ -107,6 +112,8 @@ def certify(
     n, k = _counts(conf, ok, grid)
     levels = f"ε={epsilon:g} at δ={delta:g}"
     tested = n >= need
+    if start_at is not None and ((grid <= start_at) & (n >= floor)).any():
+        tested = (grid <= start_at) & (n >= floor)
     if not tested.any():
         clean = " (all correct)" if need == floor else ""
         return Certificate(

@@ -65,8 +65,9 @@ class ThresholdRouter:
         choices = []
         for label, conf, draw in zip(labels, confidences, uniform, strict=True):
             audit = bool(draw < cfg.audit_rate)
-            if conf is None or label is None:
-                choices.append(RouteChoice(Route.REVIEW, cfg.fallback_tier, no_prediction_reason, audit, 0.5))
+            if conf is None or label is None:  # an audited item's label is evidence: the audit tier
+                tier = (cfg.audit_tier or cfg.fallback_tier) if audit else cfg.fallback_tier
+                choices.append(RouteChoice(Route.REVIEW, tier, no_prediction_reason, audit, 0.5))
             elif label in cfg.high_stakes_labels:
                 choices.append(RouteChoice(Route.REVIEW, cfg.high_stakes_tier, "high_stakes", audit, 1.0))
             elif audit:
