@@ -160,7 +160,7 @@ class TierConfig(_Strict):
 
 def _default_tiers() -> list[TierConfig]:
     return [
-        TierConfig(tier=1, name="bulk", required_annotations=2),
+        TierConfig(tier=1, name="bulk", required_annotations=1),  # one person can run the loop
         TierConfig(tier=2, name="uncertain", required_annotations=1),
         TierConfig(tier=3, name="expert", required_annotations=1),
     ]
@@ -339,10 +339,41 @@ PreprocessStep = Annotated[
 ]
 
 
+class MediaConfig(_Strict):
+    """Images that items reference (``{"image": "path or URL"}``) instead of carrying pixels:
+    where they may come from, and the features the built-in model reads from them."""
+
+    roots: list[str] = Field(
+        default_factory=list,
+        description="absolute directories and URL prefixes (https://host/path/, s3://bucket/prefix/) "
+        "images may come from; a reference anywhere else is refused (none: every reference is refused)",
+    )
+    features: Literal["thumbnail", "hog"] = Field(
+        "thumbnail",
+        description="thumbnail: the greyscale image shrunk to size x size (explanations map onto it); "
+        "hog: scikit-image HOG of that square (the images extra)",
+    )
+    size: int = Field(16, ge=8, le=256, description="side of the greyscale square the features read")
+    histogram: bool = Field(False, description="append a 16-bin histogram per colour channel")
+    max_bytes: int = Field(50_000_000, ge=1, description="largest image file read")
+    max_pixels: int = Field(100_000_000, ge=1, description="largest image decoded (decompression bombs)")
+
+    @model_validator(mode="after")
+    def _roots(self) -> Self:
+        for root in self.roots:
+            scheme, sep, rest = root.partition("://")
+            if sep and scheme.lower() != "file" and not rest.split("/")[0]:
+                raise ValueError(f"media root {root!r} needs a host or bucket after {scheme}://")
+            if (not sep or scheme.lower() == "file") and not Path(root.removeprefix("file://")).is_absolute():
+                raise ValueError(f"media root {root!r} must be an absolute directory or a URL prefix")
+        return self
+
+
 class DuplicatesConfig(_Strict):
     """Near-duplicate detection on ingest (text: MinHash LSH; images: perceptual hash;
     embeddings: ``embedding.duplicate_threshold``). A near duplicate is linked to its original
-    (metadata ``duplicate_of``); ``action: check`` also sends it to a cheap review."""
+    (metadata ``duplicate_of``); ``action: check`` also sends it to a cheap review, ``action:
+    reuse`` gives it the original's resolved label when there is one."""
 
     text_threshold: float | None = Field(
         None, gt=0.0, le=1.0, description="Jaccard similarity of word shingles; unset: no text check"
@@ -352,10 +383,12 @@ class DuplicatesConfig(_Strict):
     image_max_distance: int | None = Field(
         None, ge=0, le=32, description="perceptual-hash Hamming distance (of 64 bits); unset: no image check"
     )
-    action: Literal["link", "check"] = Field(
+    action: Literal["link", "check", "reuse"] = Field(
         "link",
-        description="link: record duplicate_of only; check: also route it to tier 1 with low "
-        "priority (reason near_duplicate)",
+        description="link: record duplicate_of only; check: also route it to a one-annotation "
+        "check at tier 1 with low priority (reason near_duplicate); reuse: give it the original's "
+        "resolved label (resolution method reused, linked in lineage), or the check when the "
+        "original has none yet",
     )
 
 
@@ -422,6 +455,12 @@ class ModelAnnotatorConfig(_Strict):
         return self
 
 
+class RubricConfig(_Strict):
+    """task rubric: the labels are the rubric's ratings; may a reviewer add a corrected answer?"""
+
+    corrections: bool = Field(True, description="allow a free-text correction with a rating")
+
+
 class ProjectConfig(_Strict):
     """Everything that defines a project; see ``examples/digits.yaml``."""
 
@@ -448,12 +487,20 @@ class ProjectConfig(_Strict):
         default_factory=list, description="steps applied to each payload on ingest, in order"
     )
     duplicates: DuplicatesConfig = Field(default_factory=DuplicatesConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
     model_annotators: list[ModelAnnotatorConfig] = Field(
         default_factory=list, description="weak annotators that are models (LLM judges, model versions)"
     )
     guidelines: str = Field(
         "", description="labelling guidelines shown to annotators (plain text; '#' headings, '-' lists)"
     )
+    task: Literal["single", "multilabel", "rubric", "preference"] = Field(
+        "single",
+        description="what an answer is: single (one of labels), multilabel (a set of labels), rubric "
+        "(a rating of a conversation's answer, one of labels) or preference (A, B or tie between "
+        "two answers; labels must be [A, B, tie]); rubric and preference items are conversations",
+    )
+    rubric: RubricConfig = Field(default_factory=lambda: RubricConfig())
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -474,6 +521,8 @@ class ProjectConfig(_Strict):
             raise ValueError(f"high_stakes_labels not in labels: {unknown}")
         if unknown := sorted(set(self.model.labels or ()) - set(self.labels)):
             raise ValueError(f"model.labels not in labels: {unknown}")
+        if self.task == "preference" and self.labels != ["A", "B", "tie"]:
+            raise ValueError("task preference needs labels: [A, B, tie]")
         return self
 
     @model_validator(mode="after")
@@ -517,7 +566,9 @@ class ProjectConfig(_Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            errors = [(".".join(str(p) for p in e["loc"]) or "(root)", e["msg"]) for e in exc.errors()]
+            from loopwright.config_hints import describe  # "did you mean" for keys and values
+
+            errors = [describe(cls, e) for e in exc.errors()]
             raise Invalid("invalid project configuration", errors) from None
 
     @classmethod

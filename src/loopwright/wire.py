@@ -397,7 +397,7 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 class Job(Wire):
-    """A background job (retrain, snapshot, drift_check, certify, export); the same shape on
+    """A background job (retrain, snapshot, drift_check, certify, export, select); the same shape on
     every job adapter."""
 
     id: int

@@ -20,8 +20,11 @@ from loopwright.cli.erase import erase_command
 from loopwright.cli.events_cmd import events_app
 from loopwright.cli.ingest_cmd import ingest_command
 from loopwright.cli.jobs import automation_app, jobs_app
+from loopwright.cli.labelstudio import labelstudio_app
 from loopwright.cli.lineage import lineage_app
-from loopwright.cli.options import DbOption, certificate_json
+from loopwright.cli.loop_cmds import gold_command, retrain_command
+from loopwright.cli.mlflow_cmd import mlflow_app
+from loopwright.cli.options import DbOption, certificate_json, existing_db, missing_extra
 from loopwright.cli.registry import datasets_app, models_app
 from loopwright.cli.select_cmd import select_command
 from loopwright.cli.simulate_cmd import simulate_command
@@ -32,6 +35,7 @@ from loopwright.errors import LoopwrightError
 from loopwright.settings import Settings
 
 if TYPE_CHECKING:  # the use cases load inside the commands that need them: start-up stays light
+    from loopwright.config import ProjectConfig
     from loopwright.loop import ProjectStatus
 
 app = typer.Typer(
@@ -44,6 +48,8 @@ app.command()(agreement)
 app.command("drift")(drift_command)
 app.command("erase")(erase_command)
 app.command("ingest")(ingest_command)
+app.command("retrain")(retrain_command)
+app.command("gold")(gold_command)
 app.command("simulate")(simulate_command)
 app.command("select")(select_command)
 app.add_typer(datasets_app, name="datasets")
@@ -53,6 +59,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(automation_app, name="automation")
+app.add_typer(labelstudio_app, name="labelstudio")
+app.add_typer(mlflow_app, name="mlflow")
 app.command("worker")(worker_command)
 app.add_typer(events_app, name="events")
 err = Console(stderr=True)
@@ -67,10 +75,19 @@ def demo(
     ] = Path("loopwright-demo"),
     seed: Annotated[int, typer.Option(help="Seed for the stream, the split and the annotators.")] = 0,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Six rounds of 225 digits instead of fourteen of 100.")
+        bool, typer.Option("--quick", help="A 5,200-item stream in 20 rounds instead of 20,800 in 80.")
     ] = False,
+    scenario: Annotated[
+        str, typer.Option(help="digits (default), images, multilabel or chat: one use case each.")
+    ] = "digits",
+    data: Annotated[
+        Path | None, typer.Option(help="The shared data sets (holding text/), for scenario chat.")
+    ] = None,
 ) -> None:
-    """Run the whole loop on scikit-learn's digits with simulated tiered annotators."""
+    """Run the whole loop on scikit-learn's digits (or another --scenario) with simulated annotators."""
+    if scenario != "digits":
+        _scenario(scenario, out_dir, seed, quick, data)
+        return
     from loopwright.cli.demo import RoundProgress, run_demo
     from loopwright.cli.report import render_report
 
@@ -94,6 +111,10 @@ def demo(
             )
 
         summary = run_demo(out_dir, seed=seed, quick=quick, on_round=on_round)
+    summary.setdefault("scenario", "digits")  # the fields every scenario reports (loopwright.scenarios)
+    summary.setdefault(
+        "final_metric", {"name": "held_out_accuracy", "value": summary["champion_accuracy_by_round"][-1]}
+    )
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out_dir / "report.html").write_text(render_report(summary), encoding="utf-8")
     acc = summary["champion_accuracy_by_round"][-1]
@@ -105,6 +126,23 @@ def demo(
         f"held-out accuracy {'n/a' if acc is None else f'{acc:.3f}'}"
     )
     out.print(f"wrote {out_dir / 'summary.json'}, {out_dir / 'report.html'} and {summary['database']}")
+
+
+def _scenario(name: str, out_dir: Path, seed: int, quick: bool, data: Path | None) -> None:
+    """``demo --scenario NAME`` other than digits (loopwright.scenarios)."""
+    from loopwright import scenarios
+
+    with err.status(f"running scenario {name} …"):
+        summary = scenarios.runner(name)(out_dir, seed=seed, quick=quick, data_dir=data)
+    scenarios.write(out_dir, summary)
+    metric, rate = summary["final_metric"], summary["auto_accept_error"]
+    value = "n/a" if metric["value"] is None else f"{metric['value']:.3f}"
+    out.print(
+        f"[bold green]done[/]: {summary['items_seen']} items, {summary['human_labels']} human labels, "
+        f"{summary['auto_accepted']} auto-accepted (error {'n/a' if rate is None else f'{rate:.3f}'}), "
+        f"{metric['name']} {value}"
+    )
+    out.print(f"wrote {out_dir / 'summary.json'} and {out_dir / 'report.html'}")
 
 
 @app.command()
@@ -124,7 +162,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Summarise each project: items, routes, queues, labels, datasets and the champion."""
-    ws = connect(db)
+    ws = connect(existing_db(db))
     names = [project] if project else [p.name for p in ws.projects()]
     rows = [ws.project(n).status() for n in names]
     if as_json:
@@ -137,8 +175,38 @@ def status(
     for s in rows:
         table = Table(title=f"project {s.project}", show_header=False)
         for k, v in _status_dict(s).items():
-            table.add_row(k, str(v))
+            table.add_row(k, _cell(v))
         out.print(table)
+        for note in waiting_notes(s, ws.project(s.project).config):
+            out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _cell(value: object) -> str:
+    """A table cell a person reads: mappings as ``key: value`` lines, never a raw dict."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {_cell(v)}" for k, v in value.items() if v is not None) or "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value) or "-"
+    return str(value)
+
+
+def waiting_notes(s: ProjectStatus, config: ProjectConfig) -> list[str]:
+    """Why nothing resolves or retrains yet, in words (empty when the loop is moving)."""
+    notes = []
+    if s.items and not s.annotations and sum(s.open_tasks_by_tier.values()):
+        notes.append("nothing annotated yet: reviewers claim tasks in the web UI or with loop.next_task")
+    multi = [t for t in config.tiers if t.required_annotations > 1]
+    if s.annotations and not s.resolutions and multi:
+        needs = ", ".join(f"tier {t.tier} needs {t.required_annotations} different people" for t in multi)
+        notes.append(f"no resolutions yet: {needs} per item (tiers.required_annotations)")
+    if not config.model.lives_elsewhere and s.resolutions < config.retrain.min_labels:
+        notes.append(
+            f"no retrain until {config.retrain.min_labels} resolved labels (retrain.min_labels); "
+            f"{s.resolutions} so far"
+        )
+    return notes
 
 
 @app.command()
@@ -178,6 +246,8 @@ def serve(
             webhook_timeout=settings.webhook_timeout,
             max_body_bytes=settings.max_body_bytes,
             broker_url=settings.broker_url,
+            pool_roots=settings.pool_roots,
+            dask_scheduler=settings.dask_scheduler,
             job_threads=job_threads,
             automation_every=automation_every or None,
         )
@@ -228,4 +298,11 @@ def main() -> None:
     except LoopwrightError as exc:
         err.print(f"[bold red]error[/] ({exc.code}): ", end="")
         err.print(exc.message, markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:  # an optional extra is not installed: say which
+        line = missing_extra(exc)
+        if line is None:
+            raise
+        err.print("[bold red]error[/] (missing_extra): ", end="")
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

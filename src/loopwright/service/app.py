@@ -17,12 +17,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from loopwright.api import connect
+from loopwright.learning.image_features import install_reader
 from loopwright.loop import Workspace
 from loopwright.loop.ports import Jobs
 from loopwright.service import errors, metrics, ui
 from loopwright.service.auth import Authenticator, SqlAuthenticator
 from loopwright.service.egress import EgressPolicy
 from loopwright.service.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, NoNul
+from loopwright.service.media_fetch import http_reader
 from loopwright.service.reads import ReadsNeverWait
 from loopwright.service.routes import ROUTERS
 from loopwright.service.sweeper import LeaseSweeper
@@ -47,6 +49,8 @@ def create_app(
     job_threads: int = 1,
     automation_every: float | None = None,
     broker_url: str | None = None,
+    pool_roots: Sequence[str] = (),
+    dask_scheduler: str | None = None,
 ) -> FastAPI:
     """The REST app on a workspace (or a database URL, opened and migrated here).
 
@@ -64,9 +68,12 @@ def create_app(
     with ``automation_every`` seconds, each project's triggers are evaluated that often.
     ``broker_url`` (``nats://…``) runs a :class:`~loopwright.integrations.broker.NatsPublisher`:
     every event to JetStream (a broker that is down is logged; its events wait in the outbox).
+    ``POST …/select`` reads pools only under ``pool_roots`` (paths or URL prefixes); its jobs
+    score on ``dask_scheduler`` (``tcp://…``) when given, else on a LocalCluster per job.
     """
-    EgressPolicy.parse(webhook_allow)  # a bad entry fails here, not at the first subscription
+    policy = EgressPolicy.parse(webhook_allow)  # a bad entry fails here, not at the first subscription
     webhook_allow = tuple(webhook_allow)
+    install_reader(("http", "https"), http_reader(policy))  # images by URL: public addresses only
     owned = isinstance(workspace_or_db_url, str)
     ws = connect(workspace_or_db_url) if isinstance(workspace_or_db_url, str) else workspace_or_db_url
     if open_access:
@@ -114,6 +121,7 @@ def create_app(
     app.state.workspace = ws
     app.state.authenticator = authenticator
     app.state.webhook_allow = webhook_allow
+    app.state.pool_roots, app.state.dask_scheduler = tuple(pool_roots), dask_scheduler
     if jobs is None and isinstance(ws.store, SqlStore):
         jobs = jobs_for(ws)  # SQLite: a jobs table, workers in this process; PostgreSQL: procrastinate
     app.state.jobs = jobs
@@ -179,6 +187,8 @@ def app_from_env() -> FastAPI:
         webhook_timeout=settings.webhook_timeout,
         max_body_bytes=settings.max_body_bytes,
         broker_url=settings.broker_url,
+        pool_roots=settings.pool_roots,
+        dask_scheduler=settings.dask_scheduler,
     )
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from loopwright.service.routes import (
+    admin,
     dashboard,
     datasets,
     erasure,
     gold,
     jobs,
     labels,
+    labelstudio,
     me,
+    media,
     models,
     monitoring,
     projects,
@@ -20,6 +23,7 @@ from loopwright.service.routes import (
 
 ROUTERS = [
     me.router,
+    admin.router,  # people, uploads and pasted-YAML projects (the admin page)
     projects.router,
     review.router,
     labels.router,
@@ -32,4 +36,6 @@ ROUTERS = [
     webhooks.router,
     jobs.router,
     workspace.router,
+    media.router,
+    labelstudio.router,  # Label Studio's ML backend protocol, per project
 ]
