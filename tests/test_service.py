@@ -32,6 +32,11 @@ CONFIG: dict[str, Any] = {
     "modality": "tabular",
     "features": ["x", "y"],
     "routing": {"accept_threshold": 0.9, "audit_rate": 0.0},
+    "tiers": [  # two people per tier-1 item (the default is one since issue 20)
+        {"tier": 1, "name": "bulk", "required_annotations": 2},
+        {"tier": 2, "name": "uncertain"},
+        {"tier": 3, "name": "expert"},
+    ],
 }
 ITEMS = [{"external_id": f"p{i}", "payload": {"x": float(i), "y": 1.0}} for i in range(2)]
 USERS = {  # name -> (admin, role in "toy", tiers)

@@ -45,9 +45,9 @@ def test_work_goes_through_the_review_api(store: SqlStore) -> None:
     loop.ingest([{"external_id": str(i), "payload": {"x": float(i)}} for i in range(10)])
     perfect = team(["a", "b"], {1: 3, 2: 1, 3: 1}, {1: 1.0, 2: 1.0, 3: 1.0})
     log = work(loop, perfect, lambda ext: "a" if int(ext) < 5 else "b")
-    assert log.annotations == 20 and log.by_tier == {1: 20}  # 10 items, overlap 2, no disputes
+    assert log.annotations == 10 and log.by_tier == {1: 10}  # 10 items, overlap 1 (the default), no disputes
     assert loop.status().resolutions == 10 and loop.status().open_tasks_by_tier == {}
-    assert sum(log.by_annotator.values()) == 20 and len(log.by_annotator) == 3
+    assert sum(log.by_annotator.values()) == 10 and len(log.by_annotator) == 3
 
 
 @pytest.mark.parametrize("limit", [0, 7])

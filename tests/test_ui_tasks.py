@@ -6,6 +6,7 @@ the review page. Screenshots go to ``test-artifacts/``."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -128,9 +129,20 @@ def page(browser: Any, world: World) -> Any:
     return _login(browser, world, world.token, "annotate")
 
 
-def _open(page: Any, project: str) -> None:
+def _active_leases(world: World) -> int:
+    with world.ws.store.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM leases WHERE status = 'active'").scalar_one())
+
+
+def _open(page: Any, project: str, world: World) -> None:
+    """Switch project: leave the page (its pagehide releases the claimed lease), wait until the
+    release has landed, then open the annotate page of ``project`` (a reload would race it)."""
     page.evaluate(f"localStorage.setItem('loopwright.project', '{project}')")
-    page.reload()
+    page.goto("about:blank")
+    deadline = time.monotonic() + 10
+    while _active_leases(world) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    page.goto(f"{world.base}/ui/annotate")
     try:
         page.wait_for_selector("#task-card:not([hidden])")
     except Exception:
@@ -139,7 +151,7 @@ def _open(page: Any, project: str) -> None:
 
 
 def test_a_label_set_with_checkbox_keys(page: Any, world: World) -> None:
-    _open(page, "tickets")
+    _open(page, "tickets", world)
     assert (
         page.eval_on_selector_all("#labels button", "bs => bs.map(b => b.getAttribute('role'))")
         == ["checkbox"] * 3
@@ -158,7 +170,7 @@ def test_a_label_set_with_checkbox_keys(page: Any, world: World) -> None:
 
 
 def test_a_30_turn_conversation_rated_with_a_correction(page: Any, world: World) -> None:
-    _open(page, "chat")
+    _open(page, "chat", world)
     assert page.locator(".chat-turns .turn").count() == 30
     pane = page.eval_on_selector(
         "#chat-turns",
@@ -184,7 +196,7 @@ def test_a_30_turn_conversation_rated_with_a_correction(page: Any, world: World)
 
 
 def test_a_pairwise_preference(page: Any, world: World) -> None:
-    _open(page, "pairs")
+    _open(page, "pairs", world)
     assert (
         page.inner_text("#answer-a .content") == "Tomorrow."
         and page.inner_text("#answer-b .content") == "No idea."

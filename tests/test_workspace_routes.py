@@ -21,6 +21,11 @@ CONFIG: dict[str, Any] = {
     "routing": {"accept_threshold": 1.0, "audit_rate": 0.0, "bands": [{"min_confidence": 0.0, "tier": 1}]},
     "fatigue": {"max_per_session": 5, "max_per_hour": 50},
     "guidelines": "# Toy\n- a: x large\n- b: y large",
+    "tiers": [  # two people per tier-1 item, so they can disagree (the default is one)
+        {"tier": 1, "name": "bulk", "required_annotations": 2},
+        {"tier": 2, "name": "uncertain"},
+        {"tier": 3, "name": "expert"},
+    ],
 }
 USERS = [("ann1", Role.ANNOTATOR, [1]), ("ann2", Role.ANNOTATOR, [1]), ("exp", Role.EXPERT, [2, 3])]
 

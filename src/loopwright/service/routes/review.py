@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from loopwright import wire
 from loopwright.errors import Invalid
@@ -23,13 +23,22 @@ class NextTaskIn(Body):
 
 
 class SubmitIn(Body):
-    label: Key | list[Key] = Field(
+    label: str | list[str] = Field(
         examples=["spam", ["billing", "urgent"]],
-        max_length=MAX_KEY,
-        description="a label; for task multilabel the set of labels (a list, or its JSON text)",
+        description=f"a label; for task multilabel the set of labels (a list, or its JSON text); "
+        f"at most {MAX_KEY} labels of at most {MAX_KEY} characters",
     )
     unsure: bool = False
     comment: str | None = Field(default=None, max_length=MAX_TEXT)
+
+    @field_validator("label")
+    @classmethod
+    def _bounded(cls, value: str | list[str]) -> str | list[str]:
+        """One error at ``body.label`` for a label or set too long (not one per union branch)."""
+        parts = [value] if isinstance(value, str) else value
+        if len(parts) > MAX_KEY or any(len(p) > MAX_KEY for p in parts):
+            raise ValueError(f"at most {MAX_KEY} labels of at most {MAX_KEY} characters")
+        return value
 
 
 class ExtendIn(Body):
