@@ -5,8 +5,8 @@ the review page. Screenshots go to ``test-artifacts/``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 
 from browser import chromium, live_server, require_browser, screenshot, watch
 from loopwright import Workspace
+from loopwright.errors import Conflict
 from loopwright.service import Role, SqlAuthenticator, create_app
 from loopwright.store.sql import SqlStore
 
@@ -129,19 +130,24 @@ def page(browser: Any, world: World) -> Any:
     return _login(browser, world, world.token, "annotate")
 
 
-def _active_leases(world: World) -> int:
+def _release_all(world: World) -> None:
+    """Release every active lease through the use case: the page claims an item of whichever
+    project it lands on, and its own release on leaving (a keepalive fetch) may come late."""
     with world.ws.store.engine.connect() as conn:
-        return int(conn.exec_driver_sql("SELECT count(*) FROM leases WHERE status = 'active'").scalar_one())
+        rows = conn.exec_driver_sql(
+            "SELECT l.id, l.annotator, p.name FROM leases l JOIN tasks t ON t.id = l.task_id "
+            "JOIN projects p ON p.id = t.project_id WHERE l.status = 'active'"
+        ).all()
+    for lease_id, annotator, project in rows:
+        with contextlib.suppress(Conflict):  # the page's own release landed first
+            world.ws.project(project).release(lease_id, annotator)
 
 
 def _open(page: Any, project: str, world: World) -> None:
-    """Switch project: leave the page (its pagehide releases the claimed lease), wait until the
-    release has landed, then open the annotate page of ``project`` (a reload would race it)."""
+    """Switch project: leave the page, release what it held, open the annotate page of ``project``."""
     page.evaluate(f"localStorage.setItem('loopwright.project', '{project}')")
     page.goto("about:blank")
-    deadline = time.monotonic() + 10
-    while _active_leases(world) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _release_all(world)
     page.goto(f"{world.base}/ui/annotate")
     try:
         page.wait_for_selector("#task-card:not([hidden])")
