@@ -8,11 +8,12 @@ it returns, instead of branching in each stage.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from loopwright.errors import UnknownLabel
+from loopwright.errors import Invalid, UnknownLabel
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,16 @@ class TaskType(Protocol):
     def export_row(self, answer: str, labels: Sequence[str]) -> dict[str, Any]:
         """The dataset-export fields for one resolved answer."""
         ...
+
+
+def json_list(value: Any, what: str) -> Any:
+    """An answer given as JSON text, decoded (anything else passes through unchanged)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise Invalid(f"label: {what} must be a JSON array, not {value[:80]!r}") from None
+    return value
 
 
 def unknown_label(field: str, value: Any, labels: Sequence[str]) -> UnknownLabel:

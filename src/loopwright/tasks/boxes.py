@@ -14,7 +14,7 @@ from typing import Any
 from loopwright.consensus.boxes import fuse
 from loopwright.errors import Invalid
 from loopwright.shapes import Box, parse_box
-from loopwright.tasks.base import Vote
+from loopwright.tasks.base import Vote, json_list
 
 
 def canonical(boxes: Sequence[Box]) -> str:
@@ -77,11 +77,7 @@ class Boxes:
     name = "boxes"
 
     def parse(self, value: Any, labels: Sequence[str]) -> str:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise Invalid(f"label: boxes must be a JSON array, not {value[:80]!r}") from None
+        value = json_list(value, "boxes")
         if not isinstance(value, list | tuple) or not all(isinstance(r, Mapping) for r in value):
             raise Invalid("label: must be a list of {x, y, w, h, label} objects")
         return canonical([parse_box(r, labels, where=f"label[{k}]") for k, r in enumerate(value)])

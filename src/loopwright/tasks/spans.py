@@ -14,7 +14,7 @@ from typing import Any
 from loopwright.consensus.spans import vote_by_offsets
 from loopwright.errors import Invalid
 from loopwright.shapes import Span, bio_tags, parse_spans, tokens
-from loopwright.tasks.base import Vote
+from loopwright.tasks.base import Vote, json_list
 
 
 def canonical(spans: Sequence[Span]) -> str:
@@ -43,23 +43,13 @@ def to_conll(text: str, spans: Sequence[Span]) -> str:
     return "".join(f"{w}\t{t}\n" for w, t in zip(words, bio_tags(text, spans), strict=True)) + "\n"
 
 
-def _listed(value: Any, what: str) -> Any:
-    """A JSON array given as text, decoded (a list passes through)."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            raise Invalid(f"label: {what} must be a JSON array, not {value[:80]!r}") from None
-    return value
-
-
 class Spans:
     """Labelled character spans of a text item (none is a valid answer: nothing to mark)."""
 
     name = "spans"
 
     def parse(self, value: Any, labels: Sequence[str]) -> str:
-        return canonical(parse_spans(_listed(value, "spans"), labels, where="label"))
+        return canonical(parse_spans(json_list(value, "spans"), labels, where="label"))
 
     def vote(self, answers: Sequence[str], labels: Sequence[str]) -> Vote:
         if not answers:
