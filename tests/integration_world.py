@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).parent))
 import test_loop
+from live import live_server
 from loopwright import Loop, Workspace
 
 PROJECT = "ext"
@@ -103,7 +102,6 @@ class Served:
 @contextmanager
 def serve(db_url: str) -> Iterator[Served]:
     """Seed ``db_url`` and serve it with uvicorn from a thread on a free port of 127.0.0.1."""
-    import uvicorn
 
     from loopwright.service import Role, TokenAuthenticator, create_app
     from loopwright.store.sql import SqlStore
@@ -118,19 +116,10 @@ def serve(db_url: str) -> Iterator[Served]:
         auth.add_membership(user, PROJECT, role)
         tokens[user] = auth.issue_token(user)
     app = create_app(ws, authenticator=auth)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = uv.servers[0].sockets[0].getsockname()[1]
     try:
-        yield Served(f"http://127.0.0.1:{port}", tokens, dataset, ws, db_url)
+        with live_server(app) as url:
+            yield Served(url, tokens, dataset, ws, db_url)
     finally:
-        uv.should_exit = True
-        thread.join(10)
         store.close()
 
 

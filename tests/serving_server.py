@@ -26,6 +26,8 @@ import joblib
 import numpy as np
 import pytest
 
+from live import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MLSERVER = ROOT / ".venv-serving" / "bin" / "mlserver"
 DEFAULT_MLFLOW = ROOT / ".venv-serving-mlflow" / "bin" / "mlflow"
@@ -68,13 +70,6 @@ def _binary(variable: str, default: Path, what: str) -> Path:
     if os.environ.get("LOOPWRIGHT_REQUIRE_SERVING") == "1":
         pytest.fail(reason + " — LOOPWRIGHT_REQUIRE_SERVING=1 makes this a failure")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def fit_digits(n_train: int = 600, seed: int = 0) -> tuple[Any, np.ndarray]:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import test_loop
-from browser import free_port
+from live import free_port
 from loopwright import Workspace
 from loopwright.loop import automation
 from loopwright.store.sql import SqlStore

@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 import test_loop
+from live import live_server
 from loopwright import Conflict, Invalid, Workspace
 from loopwright.service import SqlAuthenticator, create_app
 from loopwright.settings import Settings
@@ -56,19 +56,8 @@ def serve(store: SqlStore, **app_options: Any) -> Iterator[Served]:
     auth.add_membership("service", "toy", "service")
     tokens = {u: auth.issue_token(u) for u in ("root", "service")}
     app = create_app(ws, authenticator=auth, webhooks=False, **app_options)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Served(f"http://127.0.0.1:{port}", ws, tokens)
-    finally:
-        uv.should_exit = True
-        thread.join(10)
+    with live_server(app) as url:
+        yield Served(url, ws, tokens)
 
 
 def big_batch(n: int, prefix: str = "big") -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from live import free_port
 from loopwright import Workspace
 from loopwright.cli.app import app, main
 from loopwright.service import SqlAuthenticator
@@ -156,12 +156,6 @@ def test_clear_errors(
     with pytest.raises(SystemExit) as info:
         main()
     assert (info.value.code, capsys.readouterr().err.strip()) == (2, ERRORS[args])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _workers(pid: int) -> set[int]:

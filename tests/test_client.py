@@ -6,16 +6,14 @@ import json
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 
 import test_loop
+from live import live_server
 from loopwright import Client, Conflict, Invalid, NotFitted, NotFound, UnknownLabel, Workspace, wire
 from loopwright.client import ApiError, ServiceUnreachable
 from loopwright.service import Role, TokenAuthenticator, create_app
@@ -54,19 +52,10 @@ def server(store: SqlStore) -> Iterator[Server]:
     app = create_app(ws, authenticator=auth, jobs=jobs)
     worker = JobWorker(ws, jobs, poll_s=0.05)  # the lifespan is off: background jobs run here
     worker.start()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = uv.servers[0].sockets[0].getsockname()[1]
     try:
-        yield Server(f"http://127.0.0.1:{port}", tokens)
+        with live_server(app) as url:
+            yield Server(url, tokens)
     finally:
-        uv.should_exit = True
-        thread.join(10)
         worker.stop()
 
 

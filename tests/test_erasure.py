@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import text
 
+from live import live_server
 from loopwright import Client, Invalid, Loop, NotFound, Workspace
 from loopwright.client import ApiError
 from loopwright.domain import Split, content_hash
@@ -280,19 +280,8 @@ def served(story: Story) -> Iterator[tuple[str, dict[str, str]]]:
         tokens[user] = auth.issue_token(user)
     auth.add_membership("outsider", "other", Role.LEAD)
     app = create_app(ws, authenticator=auth)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", tokens
-    finally:
-        uv.should_exit = True
-        thread.join(10)
+    with live_server(app) as url:
+        yield url, tokens
 
 
 def test_rest_erase_for_leads_only(story: Story, served: tuple[str, dict[str, str]]) -> None:

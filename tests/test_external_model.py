@@ -12,8 +12,6 @@ rejected. Bad input is refused with nothing written.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 from sklearn.linear_model import LogisticRegression
 
 import test_loop
+from live import live_server
 from loopwright import Client, Conflict, Invalid, NotFound, Workspace, wire
 from loopwright.domain import ModelStatus
 from loopwright.loop.ingest import IngestReport
@@ -69,19 +67,8 @@ def server(store: SqlStore) -> Iterator[Server]:
         auth.add_membership(name, "ext", role)
         tokens[name] = auth.issue_token(name)
     app = create_app(ws, authenticator=auth)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Server(f"http://127.0.0.1:{port}", tokens, ws)
-    finally:
-        uv.should_exit = True
-        thread.join(10)
+    with live_server(app) as url:
+        yield Server(url, tokens, ws)
 
 
 def _fit(X: np.ndarray, y: list[str]) -> LogisticRegression:

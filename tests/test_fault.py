@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from live import free_port
 from loopwright import Workspace
 from loopwright.service import Role, SqlAuthenticator
 from loopwright.store.sql import SqlStore, make_engine
@@ -44,12 +44,6 @@ class Seen:
     acknowledged: dict[int, int] = field(default_factory=dict)  # lease id -> task id (submit: HTTP 200)
     held: dict[int, int] = field(default_factory=dict)  # lease id -> task id, claimed by a holder
     failures: list[str] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from live import free_port
 from loopwright.errors import Invalid
 from loopwright.loop import Loop
 from loopwright.loop.file_import import Rejected
@@ -202,17 +203,11 @@ def test_a_missing_column_names_the_file_and_the_columns(loop: Loop, tmp_path: P
 # -- an S3-compatible server: moto's server mode, a real S3-protocol endpoint --------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     pytest.importorskip("s3fs", reason="the import extra (s3fs) is not installed")
     pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -582,7 +582,7 @@ class _LabelStudio:
     """One ``label-studio start`` on 127.0.0.1 (its output in ``log``), stopped by ``stop``."""
 
     def __init__(self, binary: Path, data: Path, log: Path) -> None:
-        from browser import free_port
+        from live import free_port
 
         port = free_port()
         env = {

@@ -25,10 +25,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from conftest import PG_URL
+from live import free_port
 from loopwright import Workspace
 from loopwright.service import Role, SqlAuthenticator
 from loopwright.store.sql import SqlStore, make_engine
-from test_fault import free_port
 from test_webhooks import Receiver
 
 N_SERVERS, N_CLIENTS, N_ITEMS = 3, 9, 90
