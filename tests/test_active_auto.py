@@ -1,4 +1,5 @@
-"""The default strategy, ``auto``: a bandit over margin, hybrid and kcenter (Hsu & Lin 2015)."""
+"""The default strategy, ``auto``: margin unless a challenger proves better (explore-then-commit
+on the change each batch makes to the model)."""
 
 from __future__ import annotations
 
@@ -9,82 +10,128 @@ import pytest
 from numpy.typing import NDArray
 
 from loopwright.active import STRATEGIES, make_strategy
-from loopwright.active.bandit import Auto
+from loopwright.active.bandit import Auto, flipped
 from loopwright.active.strategies import DEFAULT_STRATEGY
 from loopwright.cli.simulate_cmd import Choice
 from loopwright.config import ActiveConfig
+from loopwright.errors import Invalid
 
 
 class Stub:
-    """A model that is right everywhere when ``good``, wrong everywhere otherwise."""
+    """Predicts "1" where the first feature exceeds ``threshold``."""
 
     classes_ = np.asarray(["0", "1"])
 
-    def __init__(self, good: bool) -> None:
-        self.good = good
-
-    @staticmethod
-    def truth(X: Any) -> NDArray[Any]:
-        return np.where(np.asarray(X)[:, 0] > 0, "1", "0")
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
 
     def predict(self, X: Any) -> NDArray[Any]:
-        right = self.truth(X)
-        return right if self.good else np.where(right == "1", "0", "1")
+        return np.where(np.asarray(X)[:, 0] > self.threshold, "1", "0")
 
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
-        p = 1 / (1 + np.exp(-2 * np.asarray(X)[:, 0]))
+        p = 1 / (1 + np.exp(-2 * (np.asarray(X)[:, 0] - self.threshold)))
         return np.column_stack([1 - p, p])
 
 
 def test_auto_is_registered_and_the_default_everywhere() -> None:
     assert DEFAULT_STRATEGY == "auto" and isinstance(make_strategy("auto"), Auto)
+    assert make_strategy("auto").arms == ("margin", "hybrid")  # type: ignore[attr-defined]
     assert ActiveConfig().strategy == "auto"
     assert {c.value for c in Choice} == set(STRATEGIES)
 
 
-def drive(rounds: int, better: str) -> Auto:
-    """Label batches of a seeded pool; a model is accurate iff the arm ``better`` chose the batch
-    it learnt last."""
+def drive(rounds: int, moves: dict[str, float]) -> Auto:
+    """Label batches of a seeded pool; learning a batch chosen by ``arm`` moves the model's
+    threshold by ``moves[arm]`` (so it flips that many units of the pool's first feature)."""
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(600, 2))
+    X = np.column_stack([np.linspace(-3, 3, 600), rng.normal(size=600)])
     auto = Auto()
-    labelled = list(range(10))
-    model = Stub(good=False)
+    labelled = list(range(0, 600, 60))
+    model = Stub(0.0)
     for _ in range(rounds):
         rest = np.setdiff1d(np.arange(len(X)), labelled)
-        picks = auto.select(model, X[rest], X[labelled], 10, rng, Stub.truth(X[labelled]))
+        picks = auto.select(model, X[rest], X[labelled], 10, rng, model.predict(X[labelled]))
         assert len(set(picks.tolist())) == 10
         labelled += rest[picks].tolist()
-        model = Stub(good=auto.history[-1] == better)
+        model = Stub(model.threshold + moves[auto.history[-1]])
     return auto
 
 
-def test_the_bandit_moves_to_the_arm_whose_batches_make_the_model_accurate() -> None:
-    auto = drive(30, "kcenter")
-    assert auto.history[0] == "margin"  # the anchor goes first
-    p = dict(zip(auto.arms, auto.probabilities(), strict=True))
-    assert max(p, key=p.__getitem__) == "kcenter"
-    assert auto.history.index("kcenter") == 9 and auto.history[-10:].count("kcenter") == 8
-    # the reward is the accuracy a batch bought: +1 for a kcenter batch after another arm's,
-    # -1 for another arm's after a kcenter batch, 0 when nothing changed
-    assert {r for arm, r in auto.rewards if arm == "kcenter"} == {0.0, 1.0}
-    assert {r for arm, r in auto.rewards if arm != "kcenter"} == {-1.0, 0.0}
+def test_margin_keeps_the_budget_when_the_challenger_moves_the_model_no_more() -> None:
+    auto = drive(8, {"margin": 0.3, "hybrid": 0.3})
+    assert auto.history == ["margin", "hybrid", "margin", "hybrid", "margin", "margin", "margin", "margin"]
+    assert auto.committed == "margin"
+    assert auto.ratios == {"hybrid": [1.158, 1.3014]}  # equal moves, a shrinking pool: no lead
 
 
-def test_the_bandit_stays_with_margin_when_it_is_the_better_arm() -> None:
-    auto = drive(30, "margin")
-    p = dict(zip(auto.arms, auto.probabilities(), strict=True))
-    assert max(p, key=p.__getitem__) == "margin" and p["margin"] > 0.8
-    assert auto.history.count("margin") == 29
+def test_a_challenger_that_moves_the_model_more_each_time_takes_over() -> None:
+    auto = drive(8, {"margin": 0.1, "hybrid": 0.5})
+    assert auto.history == ["margin", "hybrid", "margin", "hybrid", "margin", "hybrid", "hybrid", "hybrid"]
+    assert auto.committed == "hybrid" and min(auto.ratios["hybrid"]) > 4
 
 
-def test_the_reward_is_importance_weighted_accuracy() -> None:
+def test_one_weak_challenger_batch_keeps_margin() -> None:
+    """Every challenger batch must lead by ``lead``: one good batch out of two is not enough."""
     auto = Auto()
-    X = np.arange(8, dtype=float).reshape(4, 2) - 3
-    auto._asked = {X[i].tobytes(): q for i, q in enumerate([0.5, 0.5, 0.1, 0.1])}
-    y = np.asarray(["0", "0", "1", "0"])  # truth from Stub: x0 > 0 → "1"; rows 0, 1: "0"; 2, 3: "1"
-    # the good stub is right on rows 0, 1, 2 and wrong on row 3: (2 + 2 + 10) / (2 + 2 + 10 + 10)
-    assert auto.reward(Stub(good=True), X, y) == pytest.approx(14 / 24)
+    auto.history = ["margin", "hybrid", "margin", "hybrid", "margin"]
+    auto.changes = [0.10, 0.30, 0.10, 0.11, 0.10]
+    assert auto.next_arm() == "margin" and auto.committed == "margin"
+    assert auto.ratios == {"hybrid": [3.0, 1.1]}
+
+
+def test_the_challenger_reads_the_records_embeddings_for_diversity() -> None:
+    """With ``embed`` given (a record's ``embedding``), hybrid's k-center runs on it, margin never."""
+    calls: list[int] = []
+
+    def embed(X: Any) -> NDArray[np.float32]:
+        calls.append(len(X))
+        return np.asarray(X, dtype=np.float32)[:, ::-1].copy()
+
+    X = np.column_stack([np.linspace(-3, 3, 200), np.zeros(200)])
+    auto = Auto(embed=embed)
+    labelled = X[:10]
+    auto.select(Stub(0.0), X[10:], labelled, 5, np.random.default_rng(0))
+    assert auto.history == ["margin"] and calls == []
+    auto.select(Stub(0.1), X[10:], labelled, 5, np.random.default_rng(0))
+    assert auto.history == ["margin", "hybrid"] and calls == [50, 10]  # 10 x batch candidates, labelled
+
+
+def test_the_reward_is_the_share_of_the_pool_whose_label_flips() -> None:
+    X = np.column_stack([np.arange(10, dtype=float), np.zeros(10)])
+    assert flipped(Stub(2.5), Stub(5.5), X) == 0.3
+
+
+def test_bad_arms_are_refused() -> None:
+    with pytest.raises(Invalid, match="must include 'margin'"):
+        Auto(arms=("hybrid",))
+    with pytest.raises(Invalid, match="unknown arm 'qbc'"):
+        Auto(arms=("margin", "qbc"))
+
+
+def test_seeded_digits_run_is_pinned() -> None:
+    """Seed 0 on 600 digits: margin and hybrid alternate, hybrid moves the model more both times
+    (by 1.6x and 1.5x) and keeps the rest of the budget."""
+    from loopwright.active import experiment
+    from loopwright.active.experiment import digits, simulate
+
+    X, y, config = digits()
+    made: list[Any] = []
+    real = experiment.make_strategy
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    experiment.make_strategy = spy
+    try:
+        sim = simulate(X[:600], y[:600], config, "auto", 100, 10, [0])
+    finally:
+        experiment.make_strategy = real
+    auto = made[-1]
+    assert auto.history == ["margin", "hybrid", "margin", "hybrid", "margin", "hybrid", "hybrid", "hybrid"]
+    assert auto.committed == "hybrid" and auto.ratios == {"hybrid": [1.6034, 1.5448]}
+    accuracy = [0.333333, 0.44, 0.486667, 0.56, 0.7, 0.833333, 0.886667, 0.926667, 0.953333, 0.953333]
+    assert sim.runs[0].curve == list(zip(range(10, 101, 10), accuracy, strict=True))
 
 
 @pytest.mark.parametrize("rows", [slice(0, 600), slice(600, 1200)])

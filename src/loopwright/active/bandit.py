@@ -1,15 +1,22 @@
-"""Learning active learning (Hsu & Lin 2015, batch form): choose among strategies online, from the
-labels as they arrive.
+"""The default strategy, ``auto``: margin unless another strategy proves better on this pool.
 
-Each batch, an EXP3 bandit draws one arm (a strategy) with probabilities ``p``; every batch slot is
-filled, with probability ``uniform``, by an item drawn uniformly from the pool, else by the arm's
-next pick. Every item's query probability ``q`` is known (any arm's batch could have been drawn),
-so the importance-weighted accuracy ``sum(correct / q) / sum(1 / q)`` of a model on a batch it was
-not fitted on estimates its accuracy on the pool without a held-out set (Hsu & Lin's IW-ACC). The
-reward of the arm that chose batch ``t`` is what that batch bought: the IW-ACC on batch ``t + 1``
-of the model fitted with batch ``t`` minus that of the model before it (paired on the same items,
-so most of the noise cancels), credited by EXP3 as ``rate x reward / p[arm]``. ``margin`` is the
-anchor: the first warm batch uses it and the prior favours it, so another arm must earn its share.
+Choosing among strategies online (Hsu & Lin 2015) pays for its exploration in labels, and with
+the budgets of a labelling project (10-20 batches) an accuracy-based reward cannot tell the arms
+apart: the earlier EXP3 bandit with 10 % uniform slots for an importance-weighted accuracy was
+one batch *behind* plain margin on TREC. So ``auto`` is an explore-then-commit bandit with
+``margin`` as the incumbent:
+
+* warm batches alternate margin and a challenger (``hybrid`` by default: margin's most uncertain
+  items made diverse by k-center, on the records' embeddings when given) until every challenger
+  has had ``trials`` batches; margin plays every other batch;
+* the reward of a batch is how much it changed the model: the share of the unlabelled pool
+  whose predicted label flips once the batch is learnt (a label-free signal over thousands of
+  items, unlike an accuracy on a few labelled ones). It shrinks as the model converges, so a
+  challenger's batch is scored against the margin batches either side of it: ``ratio = Δ /
+  sqrt(Δ_before x Δ_after)``;
+* a challenger takes over only if *every* one of its ratios is at least ``lead`` (it moved the
+  model more than margin did each time); otherwise, when the rewards are indistinguishable,
+  margin keeps the rest of the budget.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from numpy.typing import NDArray
 
 from loopwright.active.diversity import check_batch
 from loopwright.active.strategies import Embed, Hybrid, KCenter, Strategy, UncertaintySampling, _ColdStart
+from loopwright.errors import Invalid
 
-ARMS = ("margin", "hybrid", "kcenter")
+ARMS = ("margin", "hybrid")
+ANCHOR = "margin"
 
 
 def _arm(name: str, cold_start: int | None, embed: Embed | None) -> Strategy:
@@ -32,54 +41,83 @@ def _arm(name: str, cold_start: int | None, embed: Embed | None) -> Strategy:
         return UncertaintySampling(cold_start=cold_start, embed=embed)
     if name == "hybrid":
         return Hybrid(cold_start=cold_start, embed=embed)
-    return KCenter(embed=embed)
+    if name == "kcenter":
+        return KCenter(embed=embed)
+    raise Invalid(f"unknown arm {name!r}: use margin, hybrid or kcenter")
 
 
-def _key(X: Any, i: int) -> Any:
-    row = X[i]
-    return row if isinstance(row, str) else np.asarray(row).tobytes()
+def flipped(before: Any, after: Any, X_pool: Any) -> float:
+    """Share of ``X_pool`` whose predicted label differs between the two models."""
+    return float(np.mean(np.asarray(before.predict(X_pool)) != np.asarray(after.predict(X_pool))))
 
 
 @dataclass
 class Auto(_ColdStart):
-    """The default strategy: an EXP3 bandit over ``arms`` rewarded by importance-weighted accuracy.
+    """Explore-then-commit over ``arms`` with ``margin`` the incumbent; model change as reward.
 
-    State (weights, the queried items and their query probabilities) lives on the instance, so one
-    instance serves one pool from start to end; with no history it picks as ``margin`` does.
+    State lives on the instance, so one instance serves one pool from start to end.
+    ``history`` is the arm of each warm batch, ``changes`` each warm batch's reward (``None``
+    until the next model exists), ``ratios`` each challenger's scores, ``committed`` the arm
+    chosen once exploration ended.
     """
 
     name: str = "auto"
     arms: Sequence[str] = ARMS
-    uniform: float = 0.1  # share of slots drawn uniformly: what keeps the reward unbiased
-    gamma: float = 0.1  # EXP3 exploration
-    rate: float = 1.0  # EXP3 learning rate on the accuracy gain
-    prior: float = 1.0  # margin's head start in log-weight units
-    history: list[str] = field(default_factory=list)  # the arm that chose each warm batch
-    rewards: list[tuple[str, float]] = field(default_factory=list)  # (arm credited, reward)
-    _log_w: NDArray[np.float64] | None = None
-    _asked: dict[Any, float] = field(default_factory=dict)  # last batch: item key → query probability
-    _models: list[Any] = field(default_factory=list)  # the models of the last two warm batches
-    _chosen: list[tuple[int, float]] = field(default_factory=list)  # (arm, its probability) per batch
+    trials: int = 2  # challenger batches per challenger before committing
+    lead: float = 1.25  # a challenger must move the model this many times margin's, every time
+    history: list[str] = field(default_factory=list)
+    changes: list[float | None] = field(default_factory=list)
+    ratios: dict[str, list[float]] = field(default_factory=dict)
+    committed: str | None = None
+    _last: Any = None  # the model the last warm batch was chosen with
+    _scored: set[int] = field(default_factory=set)  # challenger batches already scored
 
-    def probabilities(self) -> NDArray[np.float64]:
-        """Each arm's chance of choosing the next batch."""
-        if self._log_w is None:
-            self._log_w = np.zeros(len(self.arms))
-            self._log_w[list(self.arms).index("margin")] = self.prior
-        w = np.exp(self._log_w - self._log_w.max())
-        return (1 - self.gamma) * w / w.sum() + self.gamma / len(self.arms)
+    def __post_init__(self) -> None:
+        if ANCHOR not in self.arms:
+            raise Invalid(f"the arms must include {ANCHOR!r}, got {list(self.arms)}")
+        for name in self.arms:
+            _arm(name, None, None)  # an unknown arm fails here
+        if self.trials < 1:
+            raise Invalid(f"trials must be at least 1, got {self.trials}")
 
-    def reward(self, model: Any, X_labelled: Any, y_labelled: Any) -> float | None:
-        """``model``'s importance-weighted accuracy on the last batch, now labelled."""
-        if not self._asked or model is None or y_labelled is None or X_labelled is None:
-            return None
-        rows = [i for i in range(len(X_labelled)) if _key(X_labelled, i) in self._asked]
-        if not rows:
-            return None
-        q = np.asarray([self._asked[_key(X_labelled, i)] for i in rows])
-        X = [X_labelled[i] for i in rows] if isinstance(X_labelled, list) else X_labelled[rows]
-        correct = np.asarray(model.predict(X)) == np.asarray(y_labelled)[rows]
-        return float((correct / q).sum() / (1 / q).sum())
+    @property
+    def challengers(self) -> list[str]:
+        return [a for a in self.arms if a != ANCHOR]
+
+    def _score(self) -> None:
+        """Ratios for challenger batches whose two neighbouring margin batches are scored."""
+        for k, arm in enumerate(self.history):
+            if arm == ANCHOR or k + 1 >= len(self.changes) or k == 0:
+                continue
+            before, mine, after = self.changes[k - 1], self.changes[k], self.changes[k + 1]
+            if before is None or mine is None or after is None or k in self._scored:
+                continue
+            base = float(np.sqrt(before * after))
+            ratio = mine / base if base > 0 else (1.0 if mine == 0 else np.inf)
+            self.ratios.setdefault(arm, []).append(round(float(ratio), 4))
+            self._scored.add(k)
+
+    def next_arm(self) -> str:
+        """The arm for the next warm batch (after the last batch's reward is recorded)."""
+        if self.committed is not None:
+            return self.committed
+        if not self.challengers:
+            self.committed = ANCHOR
+            return ANCHOR
+        k = len(self.history)
+        played = {a: self.history.count(a) for a in self.challengers}
+        if min(played.values()) < self.trials:
+            if k % 2 == 0:  # margin on even batches, so each challenger batch has margin either side
+                return ANCHOR
+            return min(self.challengers, key=lambda a: (played[a], self.challengers.index(a)))
+        self._score()
+        if any(len(self.ratios.get(a, [])) < self.trials for a in self.challengers):
+            return ANCHOR  # waiting for the last challenger batch's neighbour
+        winners = [a for a in self.challengers if min(self.ratios[a]) >= self.lead]
+        self.committed = (
+            max(winners, key=lambda a: float(np.mean(np.log(self.ratios[a])))) if winners else ANCHOR
+        )
+        return self.committed
 
     def select(
         self,
@@ -90,47 +128,15 @@ class Auto(_ColdStart):
         rng: np.random.Generator,
         y_labelled: Any = None,
     ) -> NDArray[np.intp]:
-        n = len(X_pool)
-        check_batch(batch, n)
+        check_batch(batch, len(X_pool))
         if self.is_cold(model, X_labelled):
             return self.diverse(X_pool, X_labelled, batch, rng)
-        p = self.probabilities()
-        if len(self._models) == 2:  # the last batch is labelled: score the batch before it
-            newer = self.reward(self._models[1], X_labelled, y_labelled)
-            older = self.reward(self._models[0], X_labelled, y_labelled)
-            if newer is not None and older is not None:
-                arm, p_arm = self._chosen[-2]
-                self._log_w[arm] += self.rate * (newer - older) / p_arm  # type: ignore[index]
-                self.rewards.append((self.arms[arm], round(newer - older, 4)))
-                p = self.probabilities()
-        picks = {a: _arm(name, self.cold_start, self.embed) for a, name in enumerate(self.arms)}
-        first = not self._chosen  # the first warm batch goes to the anchor, margin
-        chosen = list(self.arms).index("margin") if first else int(rng.choice(len(self.arms), p=p))
-        orders = {
-            a: arm.select(model, X_pool, X_labelled, batch, rng, y_labelled) for a, arm in picks.items()
-        }
-        slots = rng.random(batch) < self.uniform
-        out: list[int] = []
-        taken: set[int] = set()
-        ranked = iter(orders[chosen].tolist())
-        for uniform_slot in slots:
-            if uniform_slot:
-                free = n - len(taken)
-                j = int(rng.integers(free))
-                pick = int(np.setdiff1d(np.arange(n), list(taken))[j]) if taken else j
-            else:
-                pick = next((i for i in ranked if i not in taken), -1)
-                if pick < 0:
-                    pick = int(np.setdiff1d(np.arange(n), list(taken))[0])
-            out.append(pick)
-            taken.add(pick)
-        share = self.uniform * batch / n
-        members = {a: set(order.tolist()) for a, order in orders.items()}
-        self._asked = {
-            _key(X_pool, i): share + (1 - self.uniform) * sum(p[a] for a in members if i in members[a])
-            for i in out
-        }
-        self._models = [*self._models[-1:], model]
-        self._chosen.append((chosen, float(p[chosen])))
-        self.history.append(self.arms[chosen])
-        return np.asarray(out, dtype=np.intp)
+        if self._last is not None and self.committed is None:  # the last batch is labelled now
+            self.changes[-1] = flipped(self._last, model, X_pool)
+        arm = self.next_arm()
+        self.history.append(arm)
+        self.changes.append(None)
+        self._last = model if self.committed is None else None
+        return _arm(arm, self.cold_start, self.embed).select(
+            model, X_pool, X_labelled, batch, rng, y_labelled
+        )

@@ -62,7 +62,7 @@ def simulate_command(
     ],
     budget: Annotated[int, typer.Option(min=1, help="Labels to spend per seed, seed set included.")],
     strategy: Annotated[
-        Choice, typer.Option(help="Selection strategy (auto: a bandit over margin, hybrid and kcenter).")
+        Choice, typer.Option(help="Selection strategy (auto: margin, or hybrid once it proves better).")
     ] = Choice.auto,
     batch: Annotated[int, typer.Option(min=1, help="Items labelled per round.")] = 10,
     seeds: Annotated[int, typer.Option(min=1, help="Runs with seeds 0 … K-1.")] = 1,
