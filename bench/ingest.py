@@ -8,8 +8,11 @@ batch), server CPU ms per 1,000 items, and the number of items stored afterwards
 
 ``--compare SRC`` runs the same thing a second time with ``PYTHONPATH=SRC`` (e.g. the ``src``
 of a ``git worktree`` of the commit before) in a child process, so both sides share one run.
+``--labelstudio`` also imports the same number of tasks into Label Studio (``label-studio
+start``, its venv as in ``peer_labelstudio.py``) in the same batches through
+``POST /api/projects/{id}/import`` — no model, so no prediction or routing there.
 
-    .venv/bin/python bench/ingest.py --compare /tmp/lw-base15b/src [--items 10000] [--repeats 3]
+    .venv/bin/python bench/ingest.py --compare /tmp/lw-head/src [--items 10000] [--repeats 3] [--labelstudio]
 """
 
 from __future__ import annotations
@@ -116,6 +119,61 @@ def one(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def run_label_studio(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Label Studio's task import of ``--items`` tasks, ``--batch`` a request (wall and CPU)."""
+    import tempfile
+
+    from _server import children, cpu_seconds, free_port, wait_http
+    from peer_labelstudio import LS_ADMIN, LS_CONFIG, LS_PASSWORD, LS_TOKEN, LS_VENV, ls_database, ls_env
+
+    with (
+        tempfile.TemporaryDirectory(prefix="ls-ingest-") as tmp,
+        ls_database(backend, Path(tmp), args.pg) as (db_env, _),
+    ):
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        cmd = [str(LS_VENV / "bin" / "label-studio"), "start", "--no-browser", "--internal-host", "127.0.0.1"]
+        cmd += ["--port", str(port), "--username", LS_ADMIN, "--password", LS_PASSWORD]
+        cmd += ["--user-token", LS_TOKEN, "--enable-legacy-api-token", "--log-level", "ERROR"]
+        env = ls_env(Path(tmp), db_env)
+        with (Path(tmp) / "server.log").open("wb") as log:
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            try:
+                wait_http(f"{base}/health", 300, proc)
+                admin = {"Authorization": f"Token {LS_TOKEN}"}
+                with httpx.Client(base_url=base, headers=admin, timeout=600) as client:
+                    config = {"title": "ingest", "label_config": LS_CONFIG, "maximum_annotations": 1}
+                    project_id = client.post("/api/projects", json=config).raise_for_status().json()["id"]
+                    url = f"/api/projects/{project_id}/import"
+                    client.post(url, json=_ls_tasks(10, 20_000_000)).raise_for_status()  # warm-up
+                    pids = [proc.pid, *children(proc.pid)]
+                    cpu0, t0 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
+                    for start in range(0, args.items, args.batch):
+                        client.post(
+                            url, json=_ls_tasks(min(args.batch, args.items - start), start)
+                        ).raise_for_status()
+                    wall = time.perf_counter() - t0
+                    cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+                    stored = client.get(f"/api/projects/{project_id}").json().get("task_number")
+            finally:
+                os.killpg(proc.pid, 15)
+                proc.wait(30)
+    return {
+        "items_per_s": args.items / wall,
+        "server_cpu_ms_per_1000": 1000 * cpu / args.items * 1000,
+        "stored": (stored or 0) - 10,
+        "wall_s": wall,
+        "load": load_average(),
+    }
+
+
+def _ls_tasks(n: int, start: int) -> list[dict[str, Any]]:
+    """The same items as :func:`records`, as Label Studio tasks (its config shows ``text``)."""
+    return [{"data": {"text": f"r{i}", "x": float(i % 100)}} for i in range(start, start + n)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg", default=PG_URL)
@@ -124,6 +182,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compare", help="the src directory of the code before (a git worktree)")
+    parser.add_argument("--labelstudio", action="store_true", help="also time Label Studio's import")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -137,6 +196,10 @@ def main() -> None:
         done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
         sys.stderr.write(done.stderr)
         results["before"] = json.loads(done.stdout)
+    if args.labelstudio:
+        results["labelstudio"] = {b: run_label_studio(b, args) for b in args.backends}
+        for b, r in results["labelstudio"].items():
+            print(f"  labelstudio {b}: {json.dumps(r)}", file=sys.stderr, flush=True)
     meta = {"items": args.items, "batch": args.batch, "repeats": args.repeats}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
@@ -146,6 +209,9 @@ def main() -> None:
 def table(results: dict[str, Any]) -> str:
     lines = ["| backend | before items/s | after items/s | ratio | server CPU ms/1,000 before | after |"]
     lines.append("|---|---|---|---|---|---|")
+    for backend, ls in results.get("labelstudio", {}).items():
+        rate, cpu = ls["items_per_s"], ls["server_cpu_ms_per_1000"]
+        lines.append(f"| Label Studio import, {backend} | - | {rate:.0f} | - | - | {cpu:.0f} |")
     for backend, after in results["after"].items():
         before = results.get("before", {}).get(backend)
         rate, cpu = after["items_per_s"], after["server_cpu_ms_per_1000"]

@@ -16,7 +16,7 @@ Users, tokens and projects are set up before the clock starts (Label Studio's us
 its Django ORM, loopwright's in-process). Afterwards each database is checked for tasks
 annotated twice and acknowledged annotations that are missing. Writes results/peer.{json,md}.
 
-    python3 -m venv .venv-ls && .venv-ls/bin/pip install label-studio   # once
+    python3 -m venv .venv-ls && .venv-ls/bin/pip install label-studio   # once (or LOOPWRIGHT_LS_VENV=dir)
     .venv/bin/python bench/peer_labelstudio.py [--duration 60] [--clients 20] [--tasks 10000]
 """
 
@@ -61,7 +61,8 @@ from _server import (
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-LS_VENV = ROOT / ".venv-ls"
+LS_START_TIMEOUT = 900  # s: Django migrates a fresh database on start (minutes on a busy machine)
+LS_VENV = Path(os.environ.get("LOOPWRIGHT_LS_VENV", ROOT / ".venv-ls")).expanduser()  # Label Studio's venv
 LS_CONFIG = (
     '<View><Text name="text" value="$text"/>'
     '<Choices name="label" toName="text">'
@@ -243,7 +244,7 @@ def run_label_studio(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         )
         try:
             t = time.perf_counter()
-            wait_http(f"{base}/health", 300, proc)
+            wait_http(f"{base}/health", LS_START_TIMEOUT, proc)
             startup = time.perf_counter() - t
             admin = {"Authorization": f"Token {LS_TOKEN}"}
             r = httpx.post(
@@ -396,7 +397,7 @@ def run_loopwright(args: argparse.Namespace, backend: str) -> dict[str, Any]:
 
             async def submit(client: httpx.AsyncClient, lease_id: Any, label: str) -> int | None:
                 r = await client.post(f"/v1/leases/{lease_id}/submit", json={"label": label})
-                return int(r.json()["annotation"]["id"]) if r.status_code == 200 else None
+                return int(lease_id) if r.status_code == 200 else None  # blind: no annotation id back
 
             clients = [
                 httpx.AsyncClient(
@@ -439,7 +440,7 @@ def main() -> None:
     parser.add_argument(
         "--backends", nargs="+", default=["sqlite", "postgres"], help="loopwright's databases"
     )
-    parser.add_argument("--ls-backends", nargs="+", default=["sqlite", "postgres"], help="Label Studio's")
+    parser.add_argument("--ls-backends", nargs="*", default=["sqlite", "postgres"], help="Label Studio's")
     parser.add_argument("--out", default="peer", help="results/<out>.json; '-' writes nothing")
     args = parser.parse_args()
     if not (LS_VENV / "bin" / "label-studio").exists():

@@ -78,6 +78,7 @@ class ProjectRepo(Protocol):
     def get(self, name: str) -> Project: ...  # NotFound
     def get_by_id(self, project_id: int) -> Project: ...  # NotFound
     def list(self) -> list[Project]: ...
+    def set_config(self, project_id: int, config: dict[str, Any]) -> None: ...
 
 
 class ItemRepo(Protocol):

@@ -36,10 +36,10 @@ class EstimatorScorer:
 
     def score(self, payloads: Sequence[Mapping[str, Any]]) -> Scores:
         labels = self.ctx.labels
-        X = featurize(self.ctx.config, [dict(p) for p in payloads])
+        X = featurize(self.ctx.config, [p if type(p) is dict else dict(p) for p in payloads])
         proba = predict_proba_by_label(self.estimator, X, labels)
-        rows = [dict(zip(labels, map(float, row), strict=True)) for row in proba]
-        return Scores.uniform(self.model_version_id, rows)
+        rows = tuple(dict(zip(labels, row, strict=True)) for row in proba.tolist())  # Python floats
+        return Scores(rows, (self.model_version_id,) * len(rows))
 
 
 class ExternalScorer:

@@ -278,6 +278,10 @@ class SqlAuthenticator:
         self.forget()
         return revoked
 
+    def cached(self, token: str) -> Principal | None:
+        """The principal of ``token`` if this process resolved it within the cache time (no query)."""
+        return self._cached("t" + hash_token(token))
+
     def resolve(self, token: str) -> Principal | None:
         key = "t" + hash_token(token)
         if (hit := self._cached(key)) is not None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import time
+import types
+import typing
 import weakref
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict
 
@@ -30,6 +35,7 @@ class Body(BaseModel):
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELDS: dict[type, tuple[str, ...]] = {}  # a dataclass's field names, per type
 
 
 def to_json(obj: Any, **extra: Any) -> Any:
@@ -44,14 +50,71 @@ def to_json(obj: Any, **extra: Any) -> Any:
         return to_json(obj.value)
     if kind is datetime:
         return obj.isoformat()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        data = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-        return jsonable_encoder({**{k: to_json(v) for k, v in data.items()}, **extra})
     if isinstance(obj, list | tuple):
         return [to_json(v) for v in obj]
     if isinstance(obj, dict):
         return {str(k): to_json(v) for k, v in obj.items()}
+    names = _FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(obj))
+    if names is not None:
+        data = {k: to_json(getattr(obj, k)) for k in names}
+        return {**data, **{k: to_json(v) for k, v in extra.items()}} if extra else data
     return jsonable_encoder(obj)
+
+
+_Spec = dict[str, Any]  # field name -> None (as is), "time", ("model", spec) or ("list", spec)
+_SPECS: dict[type[BaseModel], _Spec] = {}
+
+
+def _spec(model: type[BaseModel]) -> _Spec:
+    """What :func:`respond` keeps of ``model``: its fields, nested models' fields, datetimes."""
+    found = _SPECS.get(model)
+    if found is None:
+        found = _SPECS[model] = {}
+        for name, info in model.model_fields.items():
+            found[name] = _kind(info.annotation)
+    return found
+
+
+def _kind(annotation: Any) -> Any:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is list and args:
+        inner = _kind(args[0])
+        return ("list", inner[1]) if isinstance(inner, tuple) and inner[0] == "model" else None
+    if len(args) == 1 and typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return _kind(args[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return ("model", _spec(annotation))
+    return "time" if annotation is datetime else None
+
+
+def _shape(spec: _Spec, data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data
+    out = {}
+    for key, value in data.items():
+        if key not in spec:
+            continue  # as the response model drops it
+        kind = spec[key]
+        if kind is None or value is None:
+            out[key] = value
+        elif kind == "time":
+            out[key] = value[:-6] + "Z" if isinstance(value, str) and value.endswith("+00:00") else value
+        elif kind[0] == "list":
+            out[key] = [_shape(kind[1], v) for v in value]
+        else:
+            out[key] = _shape(kind[1], value)
+    return out
+
+
+def respond(model: type[BaseModel], data: Any) -> Response:
+    """``data`` (from :func:`to_json`, keys left out stay out) as FastAPI would send it for
+    ``response_model=model, response_model_exclude_unset=True`` — only the model's fields,
+    nested ones too, UTC datetimes with ``Z`` — encoded once, without validating it again
+    (the hot review routes; ``tests/test_cycle_cost.py`` compares both)."""
+    body = json.dumps(_shape(_spec(model), data), ensure_ascii=False, separators=(",", ":"))
+    return Response(body.encode(), media_type="application/json")
 
 
 def _bearer(request: Request) -> str | None:
@@ -87,39 +150,69 @@ def principal(request: Request) -> Principal:
     return found
 
 
-def workspace(request: Request) -> Workspace:
+async def caller(request: Request) -> Principal:
+    """:func:`principal` as a route dependency: a bearer token this process resolved within its
+    cache time is answered on the event loop (no thread hop, no query); anything else goes
+    through :func:`principal` in the thread pool."""
+    authenticator = request.app.state.authenticator
+    peek = getattr(authenticator, "cached", None)
+    if peek is not None and (token := _bearer(request)) is not None and (found := peek(token)):
+        return cast(Principal, found)
+    return await run_in_threadpool(principal, request)
+
+
+async def workspace(request: Request) -> Workspace:
+    """The app's workspace (async: reading app state needs no thread)."""
     ws: Workspace = request.app.state.workspace
     return ws
 
 
-Caller = Annotated[Principal, Depends(principal)]
+Caller = Annotated[Principal, Depends(caller)]
 Ws = Annotated[Workspace, Depends(workspace)]
 
 
-_PROJECTS: weakref.WeakKeyDictionary[Workspace, dict[str | int, Project]] = weakref.WeakKeyDictionary()
+_PROJECTS: weakref.WeakKeyDictionary[Workspace, dict[str | int, tuple[Project, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+CONFIG_TTL_SECONDS = 5.0  # an edited config (guidelines, tiers) reaches every process within this
+_now = time.monotonic  # the TTL's clock (tests move it)
 
 
 def cached_project(ws: Workspace, key: str | int) -> Project:
     """The project named (str) or numbered (int) ``key``, from this process's cache.
 
-    A project row never changes once created (its config is fixed; there is no rename or
-    delete), so a cached row is never stale; misses (NotFound) are not cached."""
+    A project's name and id never change; its config may be edited from the admin page
+    (:mod:`loopwright.loop.config_edit`), so a cached row older than ``CONFIG_TTL_SECONDS`` is
+    read again (one primary-key query per project per TTL) and, if its config changed, the
+    project's use cases are rebuilt. Misses (NotFound) are not cached."""
     known = _PROJECTS.setdefault(ws, {})
-    found = known.get(key)
-    if found is None:
-        with ws.store.unit_of_work() as uow:
-            found = uow.projects.get(key) if isinstance(key, str) else uow.projects.get_by_id(key)
-        known[found.name] = known[found.id] = found
+    hit = known.get(key)
+    now = _now()
+    if hit is not None and now - hit[1] < CONFIG_TTL_SECONDS:
+        return hit[0]
+    with ws.store.unit_of_work() as uow:
+        found = uow.projects.get(key) if isinstance(key, str) else uow.projects.get_by_id(key)
+    if hit is not None and hit[0].config != found.config:
+        _LOOPS.get(ws, {}).pop(found.id, None)
+    known[found.name] = known[found.id] = (found, now)
     return found
+
+
+def forget_project(ws: Workspace, proj: Project) -> None:
+    """Drop this process's cached row and use cases of ``proj`` (after editing its config)."""
+    known = _PROJECTS.get(ws, {})
+    known.pop(proj.name, None)
+    known.pop(proj.id, None)
+    _LOOPS.get(ws, {}).pop(proj.id, None)
 
 
 _LOOPS: weakref.WeakKeyDictionary[Workspace, dict[int, Loop]] = weakref.WeakKeyDictionary()
 
 
 def open_project(ws: Workspace, key: str | int) -> Loop:
-    """The use cases of project ``key`` (a name or an id), built once per process: the row and
-    its validated config never change, and the workspace's model cache is shared, so a request
-    neither re-validates the config nor reloads the champion's artifact."""
+    """The use cases of project ``key`` (a name or an id), built once per process and again
+    after an edit of its config (see :func:`cached_project`); the workspace's model cache is
+    shared, so a request neither re-validates the config nor reloads the champion's artifact."""
     proj = cached_project(ws, key)
     loops = _LOOPS.setdefault(ws, {})
     found = loops.get(proj.id)

@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field
 from loopwright import wire
 from loopwright.service.auth import Action
 from loopwright.service.blind import View
-from loopwright.service.deps import Body, Caller, Ws, project, to_json
+from loopwright.service.deps import Body, Caller, Ws, project, respond, to_json
 from loopwright.service.errors import Forbidden
 from loopwright.service.openapi import (
     ERRORS,
@@ -100,7 +100,21 @@ def ingest_items(name: str, body: IngestIn, ws: Ws, who: Caller) -> Any:
     drift = report.drift and {k: v for k, v in report.drift.items() if k != "features"} | {
         "details": f"/v1/projects/{name}/drift"  # the per-feature table: the last drift check
     }
-    return to_json(report, drift=drift, created=report.created, duplicates=report.duplicates)
+    outcomes = [  # built here, not by the generic encoder: a batch has up to 10,000 of them
+        {
+            "item_id": o.item_id,
+            "external_id": o.external_id,
+            "duplicate": o.duplicate,
+            "label": o.label,
+            "confidence": o.confidence,
+            "route": None if o.route is None else o.route.value,
+            "tier": o.tier,
+            "reason": o.reason,
+        }
+        for o in report.outcomes
+    ]
+    data = {"outcomes": outcomes, "drift": to_json(drift), "created": report.created}
+    return respond(wire.IngestReport, data | {"duplicates": report.duplicates})
 
 
 @router.post("/{name}/predict", response_model=wire.PredictionBatch)

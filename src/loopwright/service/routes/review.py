@@ -11,7 +11,16 @@ from pydantic import Field, field_validator
 from loopwright import wire
 from loopwright.errors import Invalid
 from loopwright.service.blind import View
-from loopwright.service.deps import Body, Caller, Ws, lease_project, open_project, remember_lease, to_json
+from loopwright.service.deps import (
+    Body,
+    Caller,
+    Ws,
+    lease_project,
+    open_project,
+    remember_lease,
+    respond,
+    to_json,
+)
 from loopwright.service.openapi import ERRORS, MAX_KEY, MAX_TEXT, MAX_TIERS, Id, Key, Tier
 
 router = APIRouter(tags=["review"], responses=ERRORS)
@@ -22,19 +31,28 @@ class NextTaskIn(Body):
     session_id: Key | None = None
 
 
+MAX_SHAPES = 10_000  # spans or boxes in one answer
+Answer = str | list[str] | list[dict[str, Any]]
+
+
 class SubmitIn(Body):
-    label: str | list[str] = Field(
-        examples=["spam", ["billing", "urgent"]],
+    label: Answer = Field(
+        examples=["spam", ["billing", "urgent"], [{"start": 0, "end": 5, "label": "PER"}]],
         description=f"a label; for task multilabel the set of labels (a list, or its JSON text); "
-        f"at most {MAX_KEY} labels of at most {MAX_KEY} characters",
+        f"at most {MAX_KEY} labels of at most {MAX_KEY} characters; for task spans / boxes the "
+        f"list of {{start, end, label}} / {{x, y, w, h, label}} objects (at most {MAX_SHAPES})",
     )
     unsure: bool = False
     comment: str | None = Field(default=None, max_length=MAX_TEXT)
 
     @field_validator("label")
     @classmethod
-    def _bounded(cls, value: str | list[str]) -> str | list[str]:
+    def _bounded(cls, value: Answer) -> Answer:
         """One error at ``body.label`` for a label or set too long (not one per union branch)."""
+        if isinstance(value, list) and any(isinstance(p, dict) for p in value):  # spans or boxes
+            if len(value) > MAX_SHAPES:
+                raise ValueError(f"at most {MAX_SHAPES} spans or boxes")
+            return value
         parts = [value] if isinstance(value, str) else value
         if len(parts) > MAX_KEY or any(len(p) > MAX_KEY for p in parts):
             raise ValueError(f"at most {MAX_KEY} labels of at most {MAX_KEY} characters")
@@ -64,7 +82,7 @@ def next_task(name: str, ws: Ws, who: Caller, body: NextTaskIn | None = None) ->
     if assignment is None:
         return Response(status_code=204)
     remember_lease(ws, assignment.lease.id, loop.project.id)
-    return view.assignment(loop, assignment)
+    return respond(wire.Assignment, view.assignment(loop, assignment))  # encoded once
 
 
 @router.post(
@@ -74,7 +92,7 @@ def submit(lease_id: Id, body: SubmitIn, ws: Ws, who: Caller) -> Any:
     loop = lease_project(ws, lease_id, who)
     label = body.label if isinstance(body.label, str) else json.dumps(body.label)  # a label set
     result = loop.submit(lease_id, who.name, label, body.unsure, body.comment)
-    return View(who, loop.project.name).submit(ws, result)
+    return respond(wire.SubmitResult, View(who, loop.project.name).submit(ws, result))
 
 
 @router.post("/v1/leases/{lease_id}/extend", response_model=wire.Lease)

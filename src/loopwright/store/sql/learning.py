@@ -7,16 +7,27 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Integer, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from loopwright.domain import DatasetEntry, DatasetVersion, ModelStatus, ModelVersion, Split
 from loopwright.errors import Conflict, NotFound
+from loopwright.store.sql.plain import CompiledSql
 from loopwright.store.sql.repositories import Repo, is_fk_violation, utcnow
 from loopwright.store.sql.tables import dataset_entries, dataset_versions, events, model_versions, projects
 
 _MODEL_COLUMNS = [c for c in model_versions.c if c.name != "artifact"]
 _ENTRY_COLUMNS = [c for c in dataset_entries.c if c.name not in ("dataset_version_id", "position")]
+_CHAMPION = CompiledSql(  # plain SQL on the hot path (see loopwright.store.sql.plain)
+    select(*_MODEL_COLUMNS)
+    .where(
+        model_versions.c.project_id == bindparam("project_id", type_=Integer),
+        model_versions.c.status == ModelStatus.CHAMPION.value,
+    )
+    .order_by(model_versions.c.version.desc())
+    .limit(1),
+    _MODEL_COLUMNS,
+)
 
 
 def _has_child(version_id: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -182,17 +193,8 @@ class SqlModelRepo(Repo):
 
     def champion(self, project_id: int) -> ModelVersion | None:
         """The project's champion (the newest, should there be several); None if there is none."""
-        stmt = (
-            select(*_MODEL_COLUMNS)
-            .where(
-                model_versions.c.project_id == project_id,
-                model_versions.c.status == ModelStatus.CHAMPION.value,
-            )
-            .order_by(model_versions.c.version.desc())
-            .limit(1)
-        )
-        row = self._conn.execute(stmt).first()
-        return None if row is None else _model(row._mapping)
+        row = _CHAMPION.first(self._conn, {"project_id": project_id})  # every blind `next` asks
+        return None if row is None else _model(row)
 
     def artifact(self, model_version_id: int) -> bytes:
         stmt = select(model_versions.c.artifact).where(model_versions.c.id == model_version_id)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Connection, Executable, Row, Table, exists, func, insert, select
+from sqlalchemy import Connection, Executable, Row, Table, exists, func, select, update
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +29,7 @@ from loopwright.domain import (
     Route,
 )
 from loopwright.errors import Conflict, NotFound
+from loopwright.store.sql import bulk
 from loopwright.store.sql import statements as hot  # plain SQL for what every request runs
 from loopwright.store.sql.tables import (
     certifications,
@@ -112,11 +113,7 @@ class Repo:
         if not rows:
             return []
         try:
-            if self._conn.dialect.name == "postgresql":
-                ids = self._pipelined(table, rows, key)
-            else:  # SQLite: multi-row INSERT … VALUES … RETURNING, a few hundred rows each
-                stmt = insert(table).returning(table.c[key], table.c.id)
-                ids = dict(self._conn.execute(stmt, [dict(r) for r in rows]).all())
+            ids = bulk.insert_many(self._conn, table, rows, key)  # a few statements, plain SQL
             return [ids[r[key]] for r in rows]
         except IntegrityError as exc:
             if missing and is_fk_violation(exc):
@@ -124,32 +121,6 @@ class Repo:
             if conflict:
                 raise Conflict(conflict) from exc
             raise
-
-    def _pipelined(self, table: Table, rows: Sequence[Mapping[str, Any]], key: str) -> dict[Any, int]:
-        """PostgreSQL: ``INSERT … SELECT * FROM unnest(<one array per column>) RETURNING``: one
-        short statement for all rows (a multi-row VALUES costs more to parse client-side than
-        to run, and one statement per row a round trip each)."""
-        import psycopg
-        from psycopg.types.json import Json
-
-        dialect = self._conn.dialect
-        names = list(rows[0])
-        arrays = [f"%s::{table.c[n].type.compile(dialect=dialect)}[]" for n in names]
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({', '.join(arrays)})"
-            f" RETURNING {key}, id"
-        )
-        columns = []
-        for n in names:
-            wrap = isinstance(table.c[n].type, JSON)
-            columns.append([Json(r[n]) if wrap else r[n] for r in rows])
-        cursor = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor:
-            try:
-                cursor.execute(sql, columns, prepare=False)
-            except psycopg.IntegrityError as exc:  # as SQLAlchemy would have raised it
-                raise IntegrityError(sql, None, exc) from exc
-            return {k: i for k, i in cursor.fetchall()}
 
     def _upsertable(self, table: Table) -> pg.Insert | sqlite.Insert:
         """An INSERT of the connection's dialect, which offers ``on_conflict_do_nothing``."""
@@ -177,6 +148,10 @@ class SqlProjectRepo(Repo):
     def list(self) -> builtins.list[Project]:
         rows = self._conn.execute(select(projects).order_by(projects.c.id))
         return [Project(**r._mapping) for r in rows]
+
+    def set_config(self, project_id: int, config: dict[str, Any]) -> None:
+        """Replace a project's stored config (the edit pages: guidelines, tiers, leaderboard)."""
+        self._conn.execute(update(projects).where(projects.c.id == project_id).values(config=config))
 
 
 class SqlItemRepo(Repo):
@@ -246,8 +221,8 @@ class SqlItemRepo(Repo):
         """The items of ``project_id`` among ``external_ids``, keyed by external id; absent ones left out."""
         found: dict[str, Item] = {}
         for part in chunks(list(dict.fromkeys(external_ids))):
-            stmt = select(items).where(items.c.project_id == project_id, items.c.external_id.in_(part))
-            found.update((r.external_id, Item(**r._mapping)) for r in self._conn.execute(stmt))
+            rows = bulk.items_by_external_id(self._conn, project_id, part)
+            found.update((r["external_id"], Item(**r)) for r in rows)
         return found
 
     def count(self, project_id: int) -> int:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from loopwright.domain import Annotation, GoldAnswer, Lease, LeaseStatus, MachineLabel, Task, TaskStatus
 from loopwright.errors import Conflict, NotFound
 from loopwright.store.sql import statements as hot
+from loopwright.store.sql.plain import PlainSql
 from loopwright.store.sql.repositories import Repo, chunks, is_fk_violation, utcnow
 from loopwright.store.sql.tables import (
     annotations,
@@ -395,6 +396,19 @@ class SqlLeaseRepo(Repo):
         return self._conn.execute(stmt).rowcount
 
 
+_ANNOTATION_COLUMNS = ", ".join(c.name for c in annotations.c)
+_ANNOTATION_ADD_BUMP = PlainSql(  # PostgreSQL only: a data-modifying CTE (SQLite has none)
+    "WITH added AS ("
+    "INSERT INTO annotations (task_id, item_id, lease_id, annotator, label, unsure, created_at)"
+    " VALUES (:task_id, :item_id, :lease_id, :annotator, :label, :unsure, :created_at)"
+    f" ON CONFLICT DO NOTHING RETURNING {_ANNOTATION_COLUMNS}), "
+    "bumped AS (UPDATE tasks SET n_annotations = n_annotations + 1"
+    " WHERE id = :task_id AND EXISTS (SELECT 1 FROM added))"
+    f" SELECT {_ANNOTATION_COLUMNS} FROM added",
+    annotations.c,
+)
+
+
 class SqlAnnotationRepo(Repo):
     def add(
         self,
@@ -416,8 +430,9 @@ class SqlAnnotationRepo(Repo):
             "unsure": unsure,
             "created_at": at or utcnow(),
         }
-        try:
-            row = hot.ANNOTATION_ADD.first(self._conn, values)
+        postgres = self._conn.dialect.name == "postgresql"
+        try:  # PostgreSQL: the insert and the task's counter in one statement
+            row = (_ANNOTATION_ADD_BUMP if postgres else hot.ANNOTATION_ADD).first(self._conn, values)
         except IntegrityError as exc:
             if is_fk_violation(exc):
                 missing = f"task id {task_id}, item id {item_id} or lease id {lease_id}"
@@ -425,7 +440,8 @@ class SqlAnnotationRepo(Repo):
             raise
         if row is None:
             raise Conflict(f"{annotator!r} has already annotated task {task_id}")
-        hot.TASK_BUMP.execute(self._conn, {"id": task_id})
+        if not postgres:
+            hot.TASK_BUMP.execute(self._conn, {"id": task_id})
         return Annotation(**row)
 
     def for_task(self, task_id: int) -> list[Annotation]:
