@@ -78,6 +78,13 @@ def iou_matrix(a: Sequence[Box], b: Sequence[Box]) -> NDArray[np.float64]:
     return np.asarray(inter / (area_a + area_b - inter), dtype=np.float64)
 
 
+def least_confident(scores: Sequence[float]) -> float:
+    """An item's confidence from its model's scored decisions: that of the least certain one,
+    ``min max(s, 1 - s)`` (a proposal scored s, or a candidate left out because s < 0.5); 1.0
+    when the model weighed nothing (routing's certificate then measures how often that is wrong)."""
+    return min((max(float(s), 1.0 - float(s)) for s in scores), default=1.0)
+
+
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 

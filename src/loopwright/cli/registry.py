@@ -168,7 +168,12 @@ def _print_diff(d: DatasetDiff, limit: int) -> None:
 @datasets_app.command("export")
 def datasets_export(
     version: Annotated[str, typer.Argument(help="Version id, a unique prefix (≥ 6 chars) or 'latest'.")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl, csv, parquet or dvc.")],
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format", help="jsonl, csv, parquet or dvc; spans: offsets or conll; boxes: coco or yolo."
+        ),
+    ],
     out_path: Annotated[
         Path | None,
         typer.Option(

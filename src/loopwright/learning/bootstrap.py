@@ -1,9 +1,14 @@
-"""A paired bootstrap over units (images, documents): is the challenger's metric lower?"""
+"""A paired bootstrap over units (images, documents): is the challenger's metric lower?
+
+:func:`shape_gate` is the structured gates' verdict on it (entity F1 for spans,
+:func:`loopwright.tasks.spans.gate`; mAP at an IoU for boxes, :func:`loopwright.tasks.boxes.gate`),
+champion and challenger scored on the same resampled items each time."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,3 +53,72 @@ def paired_bootstrap(
     p_worse = float((np.sum(centred <= observed) + 1) / (n_resamples + 1))
     low, high = np.percentile(diffs, [2.5, 97.5])
     return PairedBootstrap(champion, challenger, observed, p_worse, (float(low), float(high)))
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeGateResult:
+    """A structured gate's verdict (spans: entity F1; boxes: mAP at an IoU); a result, not an error."""
+
+    passed: bool
+    metric: str
+    n_eval: int
+    challenger: float
+    champion: float | None
+    delta: float  # challenger - champion
+    p_worse: float | None
+    interval: tuple[float, float] | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def shape_gate(
+    metric_name: str,
+    metric: Callable[[Sequence[Any], Sequence[Any]], float],
+    truth: Sequence[Any],
+    challenger: Sequence[Any],
+    champion: Sequence[Any] | None,
+    alpha: float = 0.05,
+    min_eval_items: int = 10,
+    n_resamples: int = 1000,
+    random_state: int = 0,
+) -> ShapeGateResult:
+    """Pass unless the challenger is significantly worse (:func:`paired_bootstrap` over items,
+    ``p_worse < alpha``) or too few items; the first model passes on enough items.
+
+    ``metric(predicted, truth)`` scores a list of items' answers (one list of spans or boxes each)."""
+    n = len(truth)
+    if len(challenger) != n or (champion is not None and len(champion) != n):
+        raise Invalid(f"the gate needs one prediction per evaluation item ({n})")
+    mine = metric(challenger, truth)
+    if n < min_eval_items:
+        return ShapeGateResult(
+            False, metric_name, n, mine, None, 0.0, None, None, f"{n} evaluation items, need {min_eval_items}"
+        )
+    if champion is None:
+        return ShapeGateResult(True, metric_name, n, mine, None, 0.0, None, None, "first model: no champion")
+    champ = champion
+
+    def both(rows: Sequence[int]) -> tuple[float, float]:
+        t = [truth[i] for i in rows]
+        return metric([champ[i] for i in rows], t), metric([challenger[i] for i in rows], t)
+
+    test = paired_bootstrap(n, both, n_resamples, random_state)
+    passed = test.p_worse >= alpha
+    verdict = "not significantly worse" if passed else "significantly worse"
+    reason = (
+        f"{metric_name} {test.challenger:.4f} vs {test.champion:.4f} (Δ {test.difference:+.4f}); "
+        f"{verdict}, p={test.p_worse:.3f}"
+    )
+    return ShapeGateResult(
+        passed,
+        metric_name,
+        n,
+        test.challenger,
+        test.champion,
+        test.difference,
+        test.p_worse,
+        test.interval,
+        reason,
+    )

@@ -14,6 +14,7 @@ array is averaged to grey.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +35,21 @@ def _crop(image: NDArray[np.float64], box: Box, cell: int) -> NDArray[np.float64
     ys = np.clip((box.y + (np.arange(cell) + 0.5) * box.h / cell).astype(int), 0, image.shape[0] - 1)
     xs = np.clip((box.x + (np.arange(cell) + 0.5) * box.w / cell).astype(int), 0, image.shape[1] - 1)
     return image[np.ix_(ys, xs)].ravel()
+
+
+def _crops(image: NDArray[np.float64], windows: Sequence[Box], cell: int) -> NDArray[np.float64]:
+    """:func:`_crop` of many whole-pixel windows inside the image at once (one row each)."""
+    out = np.empty((len(windows), cell * cell))
+    if not windows:
+        return out
+    corners = np.array([(w.x, w.y, w.w, w.h) for w in windows], dtype=np.int64)
+    for side in np.unique(corners[:, 2]):
+        rows = np.flatnonzero(corners[:, 2] == side)
+        step = ((np.arange(cell) + 0.5) * side / cell).astype(np.int64)
+        ys = corners[rows, 1][:, None] + step
+        xs = corners[rows, 0][:, None] + step
+        out[rows] = image[ys[:, :, None], xs[:, None, :]].reshape(len(rows), -1)
+    return out
 
 
 def nms(boxes: Sequence[Box], iou: float) -> list[Box]:
@@ -75,9 +91,7 @@ class SlidingWindowDetector:
             for x in range(0, w - s + 1, self.stride)
         ]
 
-    def fit(
-        self, images: Sequence[NDArray[np.float64]], boxes: Sequence[Sequence[Box]]
-    ) -> SlidingWindowDetector:
+    def fit(self, images: Sequence[NDArray[Any]], boxes: Sequence[Sequence[Box]]) -> SlidingWindowDetector:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -94,9 +108,9 @@ class SlidingWindowDetector:
             far = [c for c, o in zip(candidates, overlap, strict=True) if o < 0.2]
             near = [c for c, o in zip(candidates, overlap, strict=True) if 0.2 <= o < 0.5]
             for pool in (far, near):  # empty canvas, and windows half on an object: both background
-                for k in rng.choice(len(pool), size=min(self.background_per_image, len(pool)), replace=False):
-                    X.append(_crop(g, pool[k], self.cell))
-                    y.append(BACKGROUND)
+                picked = rng.choice(len(pool), size=min(self.background_per_image, len(pool)), replace=False)
+                X.extend(_crops(g, [pool[k] for k in picked], self.cell))
+                y.extend([BACKGROUND] * len(picked))
         if len(set(y) - {BACKGROUND}) < 1 or BACKGROUND not in y:
             raise Invalid("the detector needs at least one labelled box and some background to learn from")
         self.model_ = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
@@ -104,7 +118,7 @@ class SlidingWindowDetector:
         self.classes_ = np.asarray(self.model_.classes_)
         return self
 
-    def predict(self, images: Sequence[NDArray[np.float64]]) -> list[list[Box]]:
+    def predict(self, images: Sequence[NDArray[Any]]) -> list[list[Box]]:
         out: list[list[Box]] = []
         for image in images:
             g = grey(image)
@@ -112,7 +126,7 @@ class SlidingWindowDetector:
             if not windows:
                 out.append([])
                 continue
-            proba = self.model_.predict_proba(np.array([_crop(g, w, self.cell) for w in windows]))
+            proba = self.model_.predict_proba(_crops(g, windows, self.cell))
             best = proba.argmax(axis=1)
             found = [
                 Box(w.x, w.y, w.w, w.h, str(self.classes_[k]), round(float(p[k]), 6))

@@ -70,6 +70,13 @@ class SpanTagger:
         return self
 
     def predict(self, texts: Sequence[str]) -> list[list[Span]]:
+        return [spans for spans, _ in self.predict_scored(texts)]
+
+    def predict_scored(self, texts: Sequence[str]) -> list[tuple[list[Span], float]]:
+        """Spans per text and the text's confidence: its least confident token decision (the
+        highest tag probability of its most doubtful token, inside a span or not; 1.0 for a text
+        without tokens). It is at most the lowest proposed span's score, and it is low when a token
+        left outside nearly became a span: the routing confidence of a span item."""
         proba = self.model_.predict_proba(self._hash(texts)) if texts else np.empty((0, 0))
         out, row = [], 0
         for text in texts:
@@ -78,7 +85,8 @@ class SpanTagger:
             row += n
             tags = [str(self.classes_[k]) for k in p.argmax(axis=1)] if n else []
             conf = p.max(axis=1) if n else np.empty(0)
-            out.append([_scored(text, s, conf) for s in spans_from_tags(text, tags)])
+            found = [_scored(text, s, conf) for s in spans_from_tags(text, tags)]
+            out.append((found, round(float(conf.min()), 6) if n else 1.0))
         return out
 
 

@@ -37,6 +37,13 @@ class ExportFormat(StrEnum):
     CSV = "csv"
     PARQUET = "parquet"
     DVC = "dvc"  # <out>/<id[:12]>/{manifest.json, train.jsonl, eval.jsonl, README.md}
+    OFFSETS = "offsets"  # spans: JSONL {id, text, spans: [{start, end, label, text}]}
+    CONLL = "conll"  # spans: token TAB BIO tag, a blank line after each document
+    COCO = "coco"  # boxes: <out>/<id[:12]>-coco/annotations.json
+    YOLO = "yolo"  # boxes: <out>/<id[:12]>-yolo/{classes.txt, <image stem>.txt, …}
+
+
+STRUCTURED = {"offsets": "spans", "conll": "spans", "coco": "boxes", "yolo": "boxes"}  # format → task
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +214,8 @@ def export(ctx: Context, ref: str, fmt: ExportFormat | str, out: Path) -> Path:
     data = rows(ctx, version)
     if fmt is ExportFormat.DVC:
         return _export_dvc(ctx, version, data, Path(out))
+    if fmt.value in STRUCTURED:
+        return _export_structured(ctx, version, data, fmt.value, Path(out))
     target = Path(out)
     if target.is_dir():
         target = target / f"{version.id[:12]}.{fmt.value}"
@@ -217,6 +226,30 @@ def export(ctx: Context, ref: str, fmt: ExportFormat | str, out: Path) -> Path:
     }[fmt]
     write_atomic(target, writer(data))
     return target
+
+
+def _export_structured(
+    ctx: Context, version: DatasetVersion, data: list[dict[str, Any]], fmt: str, out: Path
+) -> Path:
+    """Spans as ``offsets``/``conll`` (a file, like jsonl), boxes as ``coco``/``yolo`` (a directory)."""
+    if ctx.config.task != STRUCTURED[fmt]:
+        task = STRUCTURED[fmt]
+        raise Invalid(f"export format {fmt} is for task {task} projects; this one is {ctx.config.task}")
+    from loopwright.tasks import boxes, spans  # on use: numpy
+
+    if fmt in ("offsets", "conll"):
+        ext = "jsonl" if fmt == "offsets" else "conll"
+        target = out / f"{version.id[:12]}.{ext}" if out.is_dir() else out
+        write_atomic(target, spans.export_text(data, ctx.config.input_key, fmt))
+        return target
+    with ctx.store.unit_of_work() as uow:
+        metadata = {i.id: i.metadata for i in uow.items.get_many([r["item_id"] for r in data])}
+    files = boxes.export_files(data, metadata, ctx.config.input_key, fmt, ctx.labels)
+    folder = out / f"{version.id[:12]}-{fmt}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, blob in files.items():
+        write_atomic(folder / name, blob)
+    return folder
 
 
 def jsonl_bytes(data: list[dict[str, Any]]) -> bytes:

@@ -52,7 +52,10 @@ def check_kind(kind: str, params: dict[str, Any]) -> None:
     if kind not in JOB_KINDS:
         raise Invalid(f"unknown job kind {kind!r}; one of {', '.join(JOB_KINDS)}")
     if kind == "export" and not (params.get("format") and params.get("path")):
-        raise Invalid("an export job needs params format (jsonl, csv, parquet, dvc) and path")
+        raise Invalid(
+            "an export job needs params format (jsonl, csv, parquet, dvc, offsets, conll, coco, yolo) "
+            "and path"
+        )
     if kind == "select":
         check_select(params)
 

@@ -204,6 +204,8 @@ def submit(
         if task.status not in (TaskStatus.OPEN, TaskStatus.GOLD):
             # a lease that ran out mid-flight lost its slot to a new claimer, who finished first
             raise Conflict(f"task {task.id} is already {task.status.value}; claim another task")
+        if ctx.config.task in ("spans", "boxes"):  # geometry against the item, before any write
+            _check_shapes(ctx, label, uow.items.get(task.item_id))
         if gold_in_use(ctx):
             gold.check_not_paused(ctx, uow, annotator, task.tier)
         uow.leases.set_status(lease.id, LeaseStatus.SUBMITTED)
@@ -243,6 +245,17 @@ def answer_of(ctx: Context, label: Any, comment: str | None) -> tuple[str, str |
     if isinstance(kind, tasks.Rubric):
         comment = kind.check_correction(comment, ctx.config.rubric.corrections)
     return canonical, comment
+
+
+def _check_shapes(ctx: Context, answer: str, item: Item) -> None:
+    """Spans inside the text (as annotators see it) and not crossing; boxes inside the image."""
+    from loopwright.tasks import boxes, spans
+
+    key = ctx.config.input_key
+    if ctx.config.task == "spans":
+        spans.check_item(answer, _for_annotators(ctx, item).payload, key, ctx.labels)
+    else:
+        boxes.check_item(answer, item.payload, item.metadata, key, ctx.labels)
 
 
 def extend(ctx: Context, lease_id: int, annotator: str, seconds: int | None = None) -> Lease:

@@ -20,6 +20,9 @@ MEDIA_TYPES = {
     "jsonl": "application/x-ndjson",
     "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
+    "offsets": "application/x-ndjson",  # spans with character offsets
+    "conll": "text/plain; charset=utf-8",  # spans as BIO tags
+    "coco": "application/json",  # boxes: the COCO annotations.json (YOLO is a folder: use the CLI)
 }
 Ref = Annotated[str, PathParam(description="a full id, a unique prefix of ≥ 6 characters, or latest")]
 
@@ -79,12 +82,14 @@ def export(
     ref: Ref,
     ws: Ws,
     who: Caller,
-    format: Annotated[Literal["jsonl", "csv", "parquet"], Query()] = "jsonl",
+    format: Annotated[Literal["jsonl", "csv", "parquet", "offsets", "conll", "coco"], Query()] = "jsonl",
 ) -> Response:
     """The version as one file, byte for byte what ``loopwright datasets export`` writes."""
     loop = project(ws, name, who, Action.READ)
     with tempfile.TemporaryDirectory(prefix="loopwright-export-") as tmp:
         path = loop.export_dataset(ref, format, Path(tmp))
+        if path.is_dir():  # coco: <id>-coco/annotations.json
+            path = path / "annotations.json"
         blob = path.read_bytes()
     headers = {"Content-Disposition": f'attachment; filename="{path.name}"'}
     return Response(blob, media_type=MEDIA_TYPES[format], headers=headers)

@@ -246,7 +246,11 @@ const render = (() => {
 
   // The item as its modality needs: {view, heatToggle(on)} — heatToggle redraws an image overlay.
   // imageUrl: where the server serves the image an item references by path or URL.
-  function item(config, payload, explanation, imageUrl = null) {
+  // shapes (task spans / boxes): the spans or boxes to start from (the model's, or a consensus).
+  // others: earlier answers [{who, shapes}] the editor shows (review).
+  function item(config, payload, explanation, imageUrl = null, shapes = [], others = []) {
+    if (config.task === "spans") return spans.editor(config, String(payload[config.input_field || "text"] ?? ""), shapes, others);
+    if (config.task === "boxes") return boxes.editor(config, imageUrl, shapes, others);
     if (config.task === "rubric" || config.task === "preference") return conversation(payload, config.task === "preference");
     const key = config.input_field || { image: "pixels", text: "text" }[config.modality] || "features";
     if (config.modality === "image" && typeof payload[key] === "string" && imageUrl) {
@@ -267,8 +271,17 @@ const render = (() => {
   }
 
   // The model's suggestion, confidence and the list of what pushed it.
-  function suggestion(config, pred, explanation) {
+  function suggestion(config, pred, explanation, payload = null) {
     const box = el("div", { class: "suggestion" });
+    if (config.task === "spans" || config.task === "boxes") { // the proposals are drawn on the item
+      const shapes = spans.proposed(pred, payload), what = config.task === "spans" ? "span" : "box";
+      const many = shapes.length === 1 ? what : `${what}${what === "box" ? "es" : "s"}`;
+      const least = Math.min(...shapes.map((s) => (s.score == null ? 1 : s.score)));
+      box.append(el("p", { class: shapes.length ? "" : "muted", id: "proposal-summary" }, shapes.length
+        ? `The model proposes ${shapes.length} ${many} (dashed); the least sure at ${pct(least)}.`
+        : `No ${what === "box" ? "boxes" : "spans"} proposed by the model for this item.`));
+      return box;
+    }
     if (!pred || pred.label == null) {
       box.append(el("p", { class: "muted" }, "No model suggestion for this item."));
       return box;
