@@ -461,6 +461,7 @@ def test_images_scenario_writes_files_and_the_summary(
     modes = {Image.open(p).mode for p in pngs[:10]}
     assert modes == {"L", "RGB"}
     assert (result["scenario"], result["items_seen"], result["synthetic_items"]) == ("images", 300, 0)
+    assert result["epsilon"] == 0.05  # quick certifies 5 % at δ = 10 % (the project's 2 % needs more audits)
     # nothing is certified on 300 items, so a person labels each one (gold answers apart)
     assert (result["auto_accepted"], result["auto_accept_error"], result["human_labels"]) == (0, None, 300)
     assert result["final_metric"]["name"] == "held_out_accuracy"

@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from loopwright import Conflict, Invalid, LeaseExpired, Loop, NotFound, UnknownLabel, Workspace
 from loopwright.domain import LeaseStatus, ModelStatus, Route, TaskStatus
+from loopwright.errors import TooFewLabels
 from loopwright.store.sql import SqlStore
 
 
@@ -239,6 +240,23 @@ def test_retrain_needs_labels(loop: Loop) -> None:
     with pytest.raises(Invalid, match="training labels"):
         loop.retrain()
     assert loop.maybe_retrain() is None
+
+
+def test_a_due_retrain_waits_while_the_training_split_is_short(loop: Loop) -> None:
+    """Resolved labels reach retrain.min_labels before the training split does (30 % evaluate):
+    maybe_retrain waits (None) instead of failing, retrain() says why, and both train later."""
+    data = points(12, seed=3)
+    loop.ingest([r for r, _ in data])
+    label_all(loop, {r["external_id"]: y for r, y in data})
+    assert loop.status().resolutions == 12 and loop.retrain_due()
+    with pytest.raises(TooFewLabels, match="has 8 training labels in 3 classes; need ≥ 10"):
+        loop.retrain()
+    assert loop.maybe_retrain() is None and loop.status().champion is None
+    more = points(10, seed=4, start=100)
+    loop.ingest([r for r, _ in more])
+    label_all(loop, {r["external_id"]: y for r, y in more})
+    outcome = loop.maybe_retrain()
+    assert outcome is not None and outcome.model.version == 1
 
 
 def test_promote_unknown_or_rejected(loop: Loop, store: SqlStore) -> None:

@@ -55,6 +55,11 @@ class Invalid(LoopwrightError):
         super().__init__(message)
 
 
+class TooFewLabels(Invalid):
+    """Too few training labels to retrain: the audit and evaluation shares are not trained on,
+    so a retrain due by its count of resolved labels may still have to wait for more."""
+
+
 class UnknownLabel(Invalid):
     """A label outside the project's label set."""
 

@@ -67,6 +67,8 @@ def default_estimator(config: ProjectConfig, seed: int) -> Pipeline | SVC:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC  # on use: keeps start-up light
 
+    if config.task == "multilabel":
+        return _one_vs_rest(config, seed)
     if config.modality is Modality.IMAGE:
         # probability=True: libsvm's internal 5-fold Platt scaling; unlike CalibratedClassifierCV
         # it copes with classes that have one or two labels (early rounds, just after a drift).
@@ -80,6 +82,39 @@ def default_estimator(config: ProjectConfig, seed: int) -> Pipeline | SVC:
     if text:
         return make_pipeline(TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)), classifier)
     return make_pipeline(StandardScaler(), classifier)
+
+
+def _one_vs_rest(config: ProjectConfig, seed: int) -> Pipeline:
+    """``task: multilabel``: one binary model per label (columns in the project's label order), fit
+    on a multi-hot matrix. Each is the modality's single-label classifier (Platt-calibrated RBF
+    SVM for images, logistic regression otherwise), so every column is a calibrated probability
+    that its label applies; the text vectoriser is fit once for all labels."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    params = config.model.params
+    if config.modality is Modality.IMAGE:
+        svm = SVC(**{"probability": True, "random_state": seed, **params})
+        return make_pipeline(StandardScaler(), OneVsRestClassifier(svm))
+    text = config.modality is Modality.TEXT
+    defaults: dict[str, Any] = {"C": 10.0, "class_weight": "balanced"} if text else {"C": 1.0}
+    logistic = LogisticRegression(random_state=seed, **{"max_iter": 2000, **defaults, **params})
+    first = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)) if text else StandardScaler()
+    return make_pipeline(first, OneVsRestClassifier(logistic))
+
+
+def is_multilabel(model: Any) -> bool:
+    """Whether ``model`` (or a pipeline's last step) was fit on a multi-hot matrix: its
+    ``predict_proba`` columns are per-label probabilities, not one distribution."""
+    last = getattr(model, "_final_estimator", model)
+    try:
+        return bool(getattr(last, "multilabel_", False))
+    except Exception:  # an unfitted scikit-learn estimator raises on the property
+        return False
 
 
 def featurize(config: ProjectConfig, payloads: Sequence[dict[str, Any]]) -> Any:
@@ -137,11 +172,15 @@ def predict_proba_by_label(model: ProbabilisticModel, X: Any, labels: Sequence[s
     """Probabilities with columns in ``labels`` order, validated; raises ``Invalid`` if unusable.
 
     Columns are matched through ``model.classes_`` (never by position); labels the model does
-    not know get probability 0. Any exception from the model propagates to the caller.
+    not know get probability 0. A multi-label model (:func:`is_multilabel`) gives per-label
+    probabilities instead, one column per label in ``labels`` order, each in [0, 1]. Any
+    exception from the model propagates to the caller.
     """
     proba = np.asarray(model.predict_proba(X), dtype=np.float64)
-    classes = [str(c) for c in np.asarray(model.classes_).tolist()]
     n = len(X)
+    if is_multilabel(model):
+        return _per_label(proba, n, labels)
+    classes = [str(c) for c in np.asarray(model.classes_).tolist()]
     if proba.shape != (n, len(classes)):
         raise Invalid(f"model returned probabilities of shape {proba.shape}, expected {(n, len(classes))}")
     if unknown := sorted(set(classes) - set(labels)):
@@ -155,3 +194,16 @@ def predict_proba_by_label(model: ProbabilisticModel, X: Any, labels: Sequence[s
     for i, c in enumerate(classes):
         out[:, position[c]] = proba[:, i]
     return out
+
+
+def _per_label(proba: NDArray[np.float64], n: int, labels: Sequence[str]) -> NDArray[np.float64]:
+    """A multi-label model's per-label probabilities, validated: one column per project label,
+    in the project's label order (the order its multi-hot training matrix had)."""
+    if proba.shape != (n, len(labels)):
+        raise Invalid(
+            f"multi-label model returned probabilities of shape {proba.shape}, expected {(n, len(labels))} "
+            "(one column per label)"
+        )
+    if not np.isfinite(proba).all() or (proba < 0).any() or (proba > 1).any():
+        raise Invalid("multi-label model returned probabilities outside [0, 1]")
+    return proba

@@ -13,6 +13,7 @@ from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.scoring import EXTERNAL, scores_of
+from loopwright.tasks.multilabel import decide
 
 DRIFT_DETECTED = "drift.detected"
 
@@ -57,8 +58,8 @@ def score(
         return np.zeros(0), np.zeros(0, dtype=bool)
     items = uow.items.get_many(list(labels))
     proba = predict_proba_by_label(model, featurize(ctx.config, [i.payload for i in items]), ctx.labels)
-    predicted = np.asarray(ctx.labels)[proba.argmax(axis=1)]
-    return proba.max(axis=1), predicted == np.asarray([labels[i.id] for i in items])
+    predicted, confidence = decide(ctx.config.task, ctx.labels, proba)  # a label set: the whole set
+    return confidence, np.asarray(predicted) == np.asarray([labels[i.id] for i in items])
 
 
 def score_version(
@@ -74,5 +75,5 @@ def score_version(
     if not ids:
         return np.zeros(0), np.zeros(0, dtype=bool)
     proba = np.asarray([[found[i][label] for label in ctx.labels] for i in ids], dtype=np.float64)
-    predicted = np.asarray(ctx.labels)[proba.argmax(axis=1)]
-    return proba.max(axis=1), predicted == np.asarray([labels[i] for i in ids])
+    predicted, confidence = decide(ctx.config.task, ctx.labels, proba)
+    return confidence, np.asarray(predicted) == np.asarray([labels[i] for i in ids])

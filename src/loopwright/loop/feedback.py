@@ -9,6 +9,8 @@ with the same content returns the stored record; with other content it is a Conf
 
 from __future__ import annotations
 
+from typing import Any
+
 from loopwright.domain import Feedback, FeedbackKind, TaskStatus
 from loopwright.errors import Conflict, Invalid, NotFound, UnknownLabel
 from loopwright.loop.context import Context
@@ -22,7 +24,7 @@ def give_feedback(
     prediction_id: int,
     kind: str,
     idempotency_key: str,
-    correction: str | None = None,
+    correction: str | list[str] | None = None,
     comment: str | None = None,
     actor: str = "end-user",
 ) -> Feedback:
@@ -35,8 +37,8 @@ def give_feedback(
         raise Invalid("idempotency_key must not be empty: give each feedback event its own key")
     if (fkind is FeedbackKind.CORRECTION) != (correction is not None):
         raise Invalid("give a correction label exactly when kind is 'correction'")
-    if correction is not None and correction not in ctx.labels:
-        raise UnknownLabel(f"correction {correction!r} is not a label of this project: {ctx.labels}")
+    if correction is not None:
+        correction = _correction(ctx, correction)
     pid = ctx.project.id
     with ctx.store.unit_of_work() as uow:
         if (old := uow.feedback.by_key(pid, idempotency_key)) is not None:
@@ -92,3 +94,18 @@ def give_feedback(
             task_id=task_id,
         )
         return stored
+
+
+def _correction(ctx: Context, correction: Any) -> str:
+    """A correction's canonical text: one of the labels, or for ``task: multilabel`` a label
+    set (a list or its JSON text; stored sorted, so the same set is the same correction)."""
+    if ctx.config.task != "multilabel":
+        if correction not in ctx.labels:
+            raise UnknownLabel(f"correction {correction!r} is not a label of this project: {ctx.labels}")
+        return str(correction)
+    from loopwright.tasks import MultiLabel  # NumPy: loaded on use
+
+    try:
+        return MultiLabel().parse(correction, ctx.labels)
+    except Invalid as exc:
+        raise type(exc)(exc.message.replace("label:", "correction:", 1)) from None

@@ -1,8 +1,8 @@
 """Gold (honeypot) tasks: items with a known answer mixed into review; annotator skill; pausing.
 
 A gold task has status ``gold`` and never closes: every annotator may answer it once. Its
-answers are scored, never consolidated, so a gold item gets no Resolution and so never enters
-a dataset version.
+answers are scored (a label set is right only on an exact set match), never consolidated, so a
+gold item gets no Resolution and so never enters a dataset version.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from loopwright import tasks
 from loopwright.config import GoldConfig
 from loopwright.domain import GoldAnswer, Task, content_hash
 from loopwright.errors import Conflict, Invalid, Paused
@@ -116,15 +117,11 @@ def add_gold(
 ) -> list[Task]:
     """Store items with a known ``label`` as gold tasks on ``tiers`` (default: every tier)."""
     records = list(records)
-    errors = [
-        (f"[{i}].label", f"must be one of {ctx.labels}")
-        for i, r in enumerate(records)
-        if isinstance(r, Mapping) and r.get("label") not in ctx.labels
-    ]
+    answers, errors = _gold_answers(ctx, records)
     if errors:
         raise Invalid(f"{len(errors)} gold item(s) rejected; nothing was added", errors)
     batch = validate_records(ctx, records)
-    labels = {str(r["external_id"]): str(r["label"]) for r in records}
+    labels = {str(r["external_id"]): answers[i] for i, r in enumerate(records)}
     tiers = list(tiers) if tiers is not None else [t.tier for t in ctx.config.tiers]
     if unknown := sorted(set(tiers) - {t.tier for t in ctx.config.tiers}):
         raise Invalid(f"unknown tier(s) {unknown}")
@@ -137,6 +134,28 @@ def add_gold(
             created += [uow.tasks.add_gold(ctx.project.id, item.id, t, labels[r.external_id]) for t in tiers]
         ctx.event(uow, actor, "gold.added", ("project", ctx.project.name), items=len(batch), tiers=tiers)
     return created
+
+
+def _gold_answers(ctx: Context, records: Sequence[Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Each record's known answer as canonical text, and the errors naming the bad ones. For
+    ``task: multilabel`` the answer is a label set (a list or its JSON text), stored canonical,
+    and a gold answer is right only when its whole set matches."""
+    answers: list[str] = []
+    errors: list[tuple[str, str]] = []
+    kind = None if ctx.config.task == "single" else tasks.task_type(ctx.config.task)
+    for i, r in enumerate(records):
+        label = r.get("label") if isinstance(r, Mapping) else None
+        if kind is None:
+            if isinstance(r, Mapping) and label not in ctx.labels:
+                errors.append((f"[{i}].label", f"must be one of {ctx.labels}"))
+            answers.append(str(label))
+            continue
+        try:
+            answers.append(kind.parse(label, ctx.labels))
+        except Invalid as exc:  # UnknownLabel included
+            errors.append((f"[{i}].label", exc.message.removeprefix("label: ")))
+            answers.append("")
+    return answers, errors
 
 
 def annotator_stats(ctx: Context, annotator: str, session_id: str | None = None) -> AnnotatorStats:

@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -21,6 +22,8 @@ from loopwright.loop.queue import Carried, prioritise
 from loopwright.loop.scoring import champion_scorer
 from loopwright.privacy import scrub_payload
 from loopwright.routing import ThresholdRouter
+from loopwright.tasks import boxes, spans
+from loopwright.tasks.multilabel import top
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,11 @@ def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list
         if not isinstance(metadata, Mapping):
             errors.append((f"[{i}].metadata", "must be an object"))
             continue
+        try:  # a spans/boxes item's model proposals, checked against its text or image
+            _check_proposals(ctx, rec["payload"], dict(metadata) | seen_media)
+        except Invalid as exc:
+            errors.append((f"[{i}].payload", exc.message))
+            continue
         prediction, embedding, problems = _carried(ctx, i, rec, dims)
         if problems:
             errors += problems
@@ -161,6 +169,14 @@ def validate_records(ctx: Context, records: Iterable[Mapping[str, Any]]) -> list
     if errors:
         raise Invalid(f"{len(errors)} item(s) rejected; nothing was ingested", errors)
     return list(out.values())
+
+
+def _check_proposals(ctx: Context, payload: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
+    """Invalid when a spans or boxes item's ``proposals`` leave its text or image (tasks.spans/boxes)."""
+    if ctx.config.task == "spans" and "proposals" in payload:
+        spans.proposals(payload, ctx.config.input_key, ctx.labels)
+    elif ctx.config.task == "boxes" and "proposals" in payload:
+        boxes.proposals(payload, metadata, ctx.config.input_key, ctx.labels)
 
 
 def _scrubbed(ctx: Context, payload: Mapping[str, Any]) -> tuple[dict[str, Any], Counter[str]]:
@@ -239,8 +255,10 @@ def _for_queue(ctx: Context, records: list[_Record], scored: _Scored) -> Carried
     """What the active-learning order reads instead of querying a model in this process: the
     scored probabilities, when no such model exists or the records carry embeddings."""
     embedded = bool(records) and all(r.embedding is not None for r in records)
-    if scored.model is not None and not embedded:
+    margin = ctx.config.active.strategy == "auto" and ctx.config.task == "single"
+    if scored.model is not None and not embedded and not margin:
         return None  # the built-in path: the strategy queries the estimator on the features
+    # "auto" ranks by margin, which the scored probabilities give without predicting again
     rows = [None if p is None else [p[label] for label in ctx.labels] for p in scored.rows]
     return Carried(rows, scored.X, embedded)
 
@@ -252,23 +270,19 @@ def _features(ctx: Context, records: list[_Record]) -> Any:
     return featurize(ctx.config, [r.payload for r in records])
 
 
-def _top(labels: list[str], rows: list[dict[str, float] | None]) -> tuple[list[Any], list[Any]]:
-    """Each row's top label (first in label order on ties) and its probability; None, None
-    where a row has no prediction."""
-    pred_labels: list[str | None] = [None] * len(rows)
-    confidences: list[float | None] = [None] * len(rows)
-    for i, row in enumerate(rows):
-        if row is not None:
-            p = np.asarray([row[label] for label in labels], dtype=np.float64)
-            j = int(p.argmax())
-            pred_labels[i], confidences[i] = labels[j], float(p[j])
-    return pred_labels, confidences
+def _top(
+    labels: list[str], rows: list[dict[str, float] | None], task: str = "single"
+) -> tuple[list[Any], list[Any]]:
+    """Each row's answer (top label, first in label order on ties; for ``task: multilabel`` the
+    set with p ≥ 0.5) and its confidence; None, None where a row has no prediction."""
+    return top(task, labels, rows)
 
 
 def _audit_draws(ctx: Context, records: list[_Record]) -> list[float]:
     """Uniform draws from the item hash and the project seed: random, yet reproducible."""
-    seed = ctx.config.retrain.seed
-    return [int(content_hash(f"audit:{seed}:{r.hash}")[:8], 16) / 0x1_0000_0000 for r in records]
+    seed = ctx.config.retrain.seed  # content_hash of the string, without its JSON encoder:
+    digests = (sha256(f'"audit:{seed}:{r.hash}"'.encode()).hexdigest() for r in records)  # ASCII
+    return [int(d[:8], 16) / 0x1_0000_0000 for d in digests]
 
 
 def _threshold(ctx: Context, uow: UnitOfWork, actor: str) -> float | Literal["config"] | None:
@@ -317,7 +331,7 @@ def _ingest_chunk(ctx: Context, batch: list[_Record], actor: str) -> IngestRepor
         new = [r for r in batch if r.external_id not in existing]
         scored = _predict(ctx, uow, new, actor) if new else _Scored(None, [], [], None)
         model_id, error = scored.model_version_id, scored.error
-        pred_labels, confidences = _top(labels, scored.rows)
+        pred_labels, confidences = _top(labels, scored.rows, ctx.config.task)
         reason = error.partition(":")[0] if error else "no_model"  # model_error, model_unavailable
         threshold = _threshold(ctx, uow, actor)
         if threshold != "config" and _foreign(ctx, uow, scored):
@@ -376,7 +390,7 @@ def _write(
 ) -> None:
     """Store the new items with their predictions, decisions and tasks: a few multi-row
     statements per table, not one statement per row; fills ``outcomes``."""
-    pred_labels, confidences = _top(ctx.labels, scored.rows)
+    pred_labels, confidences = _top(ctx.labels, scored.rows, ctx.config.task)
     item_ids = uow.items.add_many(
         ctx.project.id,
         [

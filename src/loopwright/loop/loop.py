@@ -22,7 +22,7 @@ from loopwright.domain import (
     Resolution,
     Task,
 )
-from loopwright.errors import Invalid, NotFitted
+from loopwright.errors import Invalid, NotFitted, TooFewLabels
 from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.learning.estimators import check_payload
 from loopwright.learning.explain import Explanation
@@ -183,11 +183,17 @@ class Loop:
     def maybe_retrain(self, actor: str = "system") -> _retrain.RetrainOutcome | None:
         """Retrain when the policy says enough new labels arrived; ``None`` otherwise. A project
         whose model lives elsewhere (``model.kind: external``) is never trained: a due retrain
-        emits one ``model.retrain_due`` event per trigger for its pipeline, and None is returned."""
+        emits one ``model.retrain_due`` event per trigger for its pipeline, and None is returned.
+        None too while the training split holds fewer than ``retrain.min_labels`` labels."""
         if self.config.model.lives_elsewhere:  # external, or http (a served model)
             _retrain.signal_due(self._ctx, actor)
             return None
-        return self.retrain(actor) if self.retrain_due() else None
+        if not self.retrain_due():
+            return None
+        try:
+            return self.retrain(actor)
+        except TooFewLabels:  # due by resolved labels, but audits and the eval share do not train
+            return None
 
     # -- models that live elsewhere -----------------------------------------------------------
 
@@ -341,7 +347,8 @@ class Loop:
         return _datasets.diff(self._ctx, a, b)
 
     def export_dataset(self, ref: str, fmt: str, out: Path) -> Path:
-        """Write a version as ``jsonl``, ``csv``, ``parquet`` or a ``dvc`` directory; the path written."""
+        """Write a version as ``jsonl``, ``csv``, ``parquet`` or a ``dvc`` directory (spans:
+        ``offsets``, ``conll``; boxes: ``coco``, ``yolo`` directories); the path written."""
         return _datasets.export(self._ctx, ref, fmt, out)
 
     def model(self, ref: int | str) -> ModelVersion:

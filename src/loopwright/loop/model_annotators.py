@@ -3,10 +3,11 @@
 ``annotate`` runs right after an ingest batch is stored, for its new items routed to review
 (audit items excepted: the audit is the unbiased, human-only evidence that certifies the
 threshold). Each answer becomes a machine label (``MachineLabel``): ``labelled`` with one of the
-project's labels, ``unparseable`` with the raw answer, or ``failed`` with the error. Machine
-labels are never annotations: they do not count toward a task's required annotations, so a
-machine never resolves an item alone. Dawid-Skene consensus counts them as the annotator
-``machine:<name>`` with its own estimated skill, and reviewers see them as pre-labels.
+project's labels (for ``task: multilabel`` a label set, :func:`parse_set`), ``unparseable``
+with the raw answer, or ``failed`` with the error. Machine labels are never annotations: they
+do not count toward a task's required annotations, so a machine never resolves an item alone.
+Dawid-Skene consensus counts them as the annotator ``machine:<name>`` with its own estimated
+skill, and reviewers see them as pre-labels.
 
 A judge that fails (down, too slow, garbage) is asked no more in that batch: one timeout per
 batch at most, and the items stay with the humans. There is no job engine yet, so the calls run
@@ -57,6 +58,29 @@ def parse_label(answer: str, labels: Sequence[str]) -> str | None:
         text = text.removesuffix(".").strip()
     found = [label for label in labels if label.casefold() == text.casefold()]
     return found[0] if len(found) == 1 else None
+
+
+def parse_set(answer: str, labels: Sequence[str]) -> str | None:
+    """The label set ``answer`` names, as canonical text: a JSON array of labels, or labels
+    separated by commas (each read like :func:`parse_label`; ``none`` or ``[]`` is the empty
+    set); ``None`` when any part is no label."""
+    from loopwright.tasks.multilabel import canonical  # NumPy: loaded on use
+
+    text = answer.strip()
+    if not text:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if isinstance(found, list) and all(isinstance(x, str) for x in found):
+        parts: list[str] = found
+    else:
+        parts = [p for p in text.strip("[]").split(",") if p.strip()]
+        if len(parts) == 1 and parts[0].strip().strip("\"'`.").casefold() == "none":
+            parts = []
+    named = [parse_label(p, labels) for p in parts]
+    return None if any(n is None for n in named) else canonical(n for n in named if n is not None)
 
 
 def render(template: str, payload: Mapping[str, Any], labels: Sequence[str]) -> str:
@@ -162,7 +186,7 @@ def _ask_chat(ctx: Context, a: ModelAnnotatorConfig, targets: list[tuple[Item, i
             log.warning("model annotator %s failed: %s", a.name, exc)
             rows.append(_row(a, model, item, task_id, None, "failed", f"{type(exc).__name__}: {exc}"))
             break
-        label = parse_label(answer, labels)
+        label = parse_set(answer, labels) if ctx.config.task == "multilabel" else parse_label(answer, labels)
         status, detail = ("labelled", None) if label else ("unparseable", answer)
         rows.append(_row(a, model, item, task_id, label, status, detail))
     return rows
@@ -182,9 +206,12 @@ def _ask_version(
         log.warning("model annotator %s failed: %s", a.name, exc)
         item, task_id = targets[0]
         return [_row(a, model, item, task_id, None, "failed", f"{type(exc).__name__}: {exc}")]
+    from loopwright.tasks.multilabel import decide  # NumPy: loaded on use
+
+    answers, _ = decide(ctx.config.task, ctx.labels, proba)  # multilabel: the set with p ≥ 0.5
     return [
-        _row(a, model, item, task_id, ctx.labels[int(j)], "labelled", None)
-        for (item, task_id), j in zip(targets, proba.argmax(axis=1), strict=True)
+        _row(a, model, item, task_id, answer, "labelled", None)
+        for (item, task_id), answer in zip(targets, answers, strict=True)
     ]
 
 

@@ -11,27 +11,31 @@ import numpy as np
 
 from loopwright.config import ProjectConfig
 from loopwright.domain import DatasetEntry, DatasetVersion, ModelStatus, ModelVersion, Split, content_hash
-from loopwright.errors import Conflict, Invalid
+from loopwright.errors import Conflict, Invalid, TooFewLabels
 from loopwright.learning import (
     GateResult,
     as_model,
     default_estimator,
     dump_model,
     featurize,
+    predict_proba_by_label,
 )
 from loopwright.loop import audit, custom_model
 from loopwright.loop.context import Context
 from loopwright.loop.judging import predict_labels, verdict
 from loopwright.loop.ports import UnitOfWork
+from loopwright.loop.scoring import StoredScores
 from loopwright.loop.scoring import champion_model as champion_model_for
 from loopwright.loop.snapshot import snapshot
+from loopwright.tasks.gate import SetGateResult, set_gate
+from loopwright.tasks.multilabel import multi_hot
 
 
 @dataclass(frozen=True, slots=True)
 class RetrainOutcome:
     dataset: DatasetVersion
     model: ModelVersion
-    gate: GateResult
+    gate: GateResult | SetGateResult  # the set gate (micro-F1, paired bootstrap) for task multilabel
     promoted: bool
 
 
@@ -115,7 +119,7 @@ def retrain(
     if cfg.drift.learn_since_drift:
         train, evals = _since_drift(ctx, train, evals)
     if len(train) < cfg.retrain.min_labels or len({e.label for e in train}) < 2:
-        raise Invalid(
+        raise TooFewLabels(
             f"dataset {dataset.id[:12]} has {len(train)} training labels in "
             f"{len({e.label for e in train})} classes; need ≥ {cfg.retrain.min_labels} in ≥ 2 classes"
         )
@@ -128,15 +132,17 @@ def retrain(
     X_train = featurize(cfg, [payloads[e.item_id] for e in train])
     X_eval = featurize(cfg, [payloads[e.item_id] for e in evals]) if evals else None
     build = trainer or default_estimator
-    estimator = build(cfg, cfg.retrain.seed).fit(X_train, [e.label for e in train])
-    challenger_pred, challenger_conf = predict_labels(ctx, estimator, X_eval) if evals else ([], [])
-    result = verdict(ctx, evals, X_eval, challenger_pred, challenger_conf, champion_model)
-    metrics = {
-        "train_size": len(train),
-        "eval_size": len(evals),
-        "eval_accuracy": result.challenger_accuracy,
-        "resolutions_seen": resolved,
-    }
+    result: GateResult | SetGateResult
+    if cfg.task == "multilabel":
+        estimator, result, scores = _fit_sets(ctx, build, X_train, train, X_eval, evals, champion_model)
+    else:
+        estimator = build(cfg, cfg.retrain.seed).fit(X_train, [e.label for e in train])
+        challenger_pred, challenger_conf = predict_labels(ctx, estimator, X_eval) if evals else ([], [])
+        result = verdict(ctx, evals, X_eval, challenger_pred, challenger_conf, champion_model)
+        scores = {"eval_accuracy": result.challenger_accuracy}
+    metrics = {"train_size": len(train), "eval_size": len(evals), **scores, "resolutions_seen": resolved}
+    # a custom trainer's model must load in every other process (trusted types), or nothing is written
+    blob = dump_model(estimator) if trainer is None else custom_model.artifact(ctx, estimator, persist=True)
     with ctx.store.unit_of_work() as uow:
         version = uow.models.add(
             ctx.project.id,
@@ -145,7 +151,7 @@ def retrain(
             content_hash(cfg.model_dump(mode="json")),
             cfg.retrain.seed,
             metrics,
-            dump_model(estimator),
+            blob,
         )
         version = uow.models.set_gate(version.id, {**result.as_dict(), "champion_version": _v(champion)})
         ctx.event(
@@ -163,6 +169,50 @@ def retrain(
             version = uow.models.set_status(version.id, ModelStatus.REJECTED)
     ctx.models[version.id] = estimator
     return RetrainOutcome(dataset, version, result, result.passed)
+
+
+def _fit_sets(
+    ctx: Context,
+    build: Trainer,
+    X_train: Any,
+    train: list[DatasetEntry],
+    X_eval: Any,
+    evals: list[DatasetEntry],
+    champion: Any,
+) -> tuple[Any, SetGateResult, dict[str, float]]:
+    """``task: multilabel``: fit on the multi-hot matrix of the resolved sets, then the set gate
+    (micro-F1, paired bootstrap) against the champion's sets on the same eval items. A champion
+    that cannot predict any more is no comparison: the challenger is judged as a first model."""
+    cfg, labels = ctx.config, ctx.labels
+    estimator = build(cfg, cfg.retrain.seed).fit(X_train, multi_hot([e.label for e in train], labels))
+    Y_eval = multi_hot([e.label for e in evals], labels)
+    mine = _sets(ctx, estimator, X_eval) if evals else np.zeros_like(Y_eval, dtype=bool)
+    theirs = None
+    if champion is not None and evals:
+        try:
+            theirs = _sets(ctx, champion, X_eval)
+        except Exception:  # judged without a champion, as the single-label gate does
+            theirs = None
+    g = cfg.gate
+    result = set_gate(
+        Y_eval, mine, theirs, "micro_f1", g.alpha, g.min_eval_items, random_state=cfg.retrain.seed
+    )
+    exact = float((mine == Y_eval.astype(bool)).all(axis=1).mean()) if evals else 0.0
+    scores = {
+        "eval_accuracy": round(exact, 6),  # whole sets right: the error certification bounds
+        "eval_micro_f1": round(result.challenger["micro_f1"], 6),
+        "eval_macro_f1": round(result.challenger["macro_f1"], 6),
+    }
+    return estimator, result, scores
+
+
+def _sets(ctx: Context, model: Any, X: Any) -> Any:
+    """A model's predicted sets as a boolean multi-hot matrix (per-label probability ≥ 0.5)."""
+    if isinstance(model, StoredScores):  # a champion elsewhere: its stored per-label probabilities
+        proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    else:
+        proba = predict_proba_by_label(model, X, ctx.labels)
+    return proba >= 0.5
 
 
 def _since_drift(

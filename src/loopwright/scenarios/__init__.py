@@ -25,6 +25,8 @@ SCENARIOS = {
     "images": "digits rendered as PNG files, referenced by path",
     "multilabel": "digits with four derived attributes: a label set per image",
     "chat": "TREC questions as a support chatbot's inbox: rubric ratings and pairwise preferences",
+    "spans": "SMS messages with seeded personal data, marked as character spans",
+    "boxes": "real digits placed on larger canvases, found as labelled boxes",
 }
 DEFAULT_DATA = Path("../shared/data")  # the shared data sets, relative to the working directory
 

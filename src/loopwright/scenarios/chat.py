@@ -9,9 +9,12 @@ kind of answer it will give. Its rubric grade is derived from the TREC labels: `
 (right fine type), ``partially_correct`` (right coarse type, wrong fine type) or ``wrong``.
 
 Part 1, rubric: conversations are ingested into a ``task: rubric`` project whose built-in text
-model learns to grade the bot; confident grades auto-accept under a certified threshold, the
-rest are rated by simulated reviewers through the review API (a correction with every
-non-``correct`` rating). End users press "report issue" on some auto-accepted wrong answers:
+model learns to grade the bot from the question, the answer, the bot's logged confidence and
+whether a stronger reference model (the large bot below) gives the same answer type;
+confident grades auto-accept under a threshold certified on an audit the lead rates (ε = 0.2,
+δ = 0.1: the grader is right on about 80 % of answers, so a tighter bound certifies nothing in
+a quick run); the rest are rated by simulated reviewers through the review API (a correction
+with every non-``correct`` rating). End users press "report issue" on some auto-accepted wrong answers:
 those come back as priority review tasks. Part 2, preference: a small and a large bot answer the
 same questions; reviewers pick the better answer (A/B/tie, sides shuffled); Bradley-Terry ranks
 the bots and the resolved pairs are exported as preference-tuning JSONL.
@@ -49,8 +52,9 @@ COARSE = {
     "NUM": "a number",
 }
 SYSTEM = "You are the help-desk assistant. Say what kind of answer the user needs, then answer."
+EPSILON = 0.2  # a grade of a free-text answer: the grader is right on ~80 %, the lead on 98 %
 ROUND_SIZE = {True: 100, False: 300}
-ROUNDS = {True: 4, False: 10}
+ROUNDS = {True: 6, False: 10}  # quick: enough auto-accepted answers for the realised error to settle
 PAIRS = {True: 60, False: 400}
 BOT_TRAIN = {"small": 150, "large": 1500}
 
@@ -82,9 +86,34 @@ def grade(kind: str, coarse: str, fine: str) -> str:
     return "correct" if said_fine == fine else "partially_correct"
 
 
-def conversation(question: str, answer: str) -> dict[str, Any]:
+def sureness(p: float) -> str:
+    """The bot's own confidence in words, as a support bot logs it with its answer."""
+    return "high" if p >= 0.6 else "medium" if p >= 0.3 else "low"
+
+
+def reference_check(kind: str, reference: str) -> str:
+    """How the bot's answer type compares with the reference model's: agrees, partly, differs."""
+    if kind == reference:
+        return "agrees"
+    return "partly" if kind.split(":")[0] == reference.split(":")[0] else "differs"
+
+
+def conversation(
+    question: str, answer: str, bot_confidence: float | None = None, reference: str | None = None
+) -> dict[str, Any]:
+    """The payload: the turns and the answer for the reviewer; ``text`` (question, answer, the
+    bot's logged confidence and the reference check, when there are) for the grading model."""
     turns = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
-    return {"turns": turns, "answer": answer, "text": f"{question} || {answer}"}
+    text = f"{question} || {answer}"
+    if bot_confidence is None or reference is None:
+        return {"turns": turns, "answer": answer, "text": text}
+    return {
+        "turns": turns,
+        "answer": answer,
+        "bot_confidence": round(bot_confidence, 4),
+        "reference": reference,
+        "text": f"{text} || {sureness(bot_confidence)} || reference {reference}",
+    }
 
 
 def rubric_config() -> ProjectConfig:
@@ -97,7 +126,8 @@ def rubric_config() -> ProjectConfig:
             "input_field": "text",
             "routing": {
                 "audit_rate": 0.3,
-                "certify": {"epsilon": 0.15, "delta": 0.1},
+                "audit_tier": 2,  # the lead rates the audit: the evidence that certifies
+                "certify": {"epsilon": EPSILON, "delta": 0.1, "min_evidence": 45},  # 5 errors may pass
                 "bands": [{"min_confidence": 0.0, "tier": 1}],
             },
             "tiers": [
@@ -105,7 +135,7 @@ def rubric_config() -> ProjectConfig:
                 {"tier": 2, "name": "lead", "required_annotations": 1},
             ],
             "consensus": {"method": "majority", "min_agreement": 0.6},
-            "retrain": {"every_n_labels": 100, "min_labels": 60},
+            "retrain": {"every_n_labels": 100, "min_labels": 40},  # of ~55 training labels after round 0
             "guidelines": "Rate the assistant's last answer: correct, partially_correct (right kind of "
             "answer, wrong detail) or wrong. Write the answer it should have given when it is not correct.",
         }
@@ -147,7 +177,7 @@ class Rater:
 
 def _raters(labels: list[str], truth: dict[str, str], fix: dict[str, str] | None, seed: int) -> list[Rater]:
     people = [SimulatedAnnotator(f"t1-{k}", (1,), 0.85, labels, seed * 100 + k) for k in range(4)]
-    people.append(SimulatedAnnotator("lead", (2,), 0.95, labels, seed * 100 + 9))
+    people.append(SimulatedAnnotator("lead", (2,), 0.98, labels, seed * 100 + 9))
     return [Rater(p, truth, fix) for p in people]
 
 
@@ -163,7 +193,7 @@ def run(out: Path, seed: int = 0, quick: bool = False, data_dir: Path | None = N
     held = [rows[i] for i in order[-500:]]  # never in the inbox: the grader's held-out set
     small, large = train_bot(bot_rows[: BOT_TRAIN["small"]], seed), train_bot(bot_rows, seed)
     ws = connect(fresh_db(out))
-    rubric = _rubric_part(ws.create_project(rubric_config()), small, inbox, held, quick, seed)
+    rubric = _rubric_part(ws.create_project(rubric_config()), (small, large), inbox, held, quick, seed)
     pairs = inbox[: PAIRS[quick]]
     preference = _preference_part(ws.create_project(preference_config()), small, large, pairs, out, rng, seed)
     result = summary(
@@ -176,6 +206,7 @@ def run(out: Path, seed: int = 0, quick: bool = False, data_dir: Path | None = N
         value=rubric["held_out_accuracy"],
         seed=seed,
         quick=quick,
+        epsilon=EPSILON,
         rubric=rubric,
         preference=preference,
         data="TREC question classification (Li & Roth 2002; freely distributed for research, "
@@ -190,13 +221,14 @@ def run(out: Path, seed: int = 0, quick: bool = False, data_dir: Path | None = N
 
 def _rubric_part(
     loop: Loop,
-    bot: Pipeline,
+    bots: tuple[Pipeline, Pipeline],
     inbox: list[tuple[str, str, str]],
     held: list[tuple[str, str, str]],
     quick: bool,
     seed: int,
 ) -> dict[str, Any]:
-    kinds = bot.predict([q for q, _, _ in inbox])
+    bot, reference = bots  # the bot under review, and the large one as the grader's reference
+    kinds, sure, refs = _answers(bot, reference, [q for q, _, _ in inbox])
     truth = {
         f"chat-{k}": grade(kind, c, f) for k, (kind, (_, c, f)) in enumerate(zip(kinds, inbox, strict=True))
     }
@@ -207,7 +239,10 @@ def _rubric_part(
     history: list[dict[str, Any]] = []
     for r in range(ROUNDS[quick]):
         records = [
-            {"external_id": f"chat-{k}", "payload": conversation(inbox[k][0], answer_text(kinds[k]))}
+            {
+                "external_id": f"chat-{k}",
+                "payload": conversation(inbox[k][0], answer_text(kinds[k]), sure[k], refs[k]),
+            }
             for k in range(r * size, (r + 1) * size)
         ]
         report = loop.ingest(records)
@@ -235,9 +270,12 @@ def _rubric_part(
                 "certified_threshold": (cert := loop.status().certification) and cert.threshold,
             }
         )
-    held_kinds = bot.predict([q for q, _, _ in held])
+    held_kinds, held_sure, held_refs = _answers(bot, reference, [q for q, _, _ in held])
     held_truth = [grade(kind, c, f) for kind, (_, c, f) in zip(held_kinds, held, strict=True)]
-    payloads = [conversation(q, answer_text(kind)) for kind, (q, _, _) in zip(held_kinds, held, strict=True)]
+    payloads = [
+        conversation(q, answer_text(kind), p, r)
+        for kind, p, r, (q, _, _) in zip(held_kinds, held_sure, held_refs, held, strict=True)
+    ]
     accuracy = None
     if loop.status().champion is not None:
         predicted = np.asarray(loop.config.labels)[loop.predict(payloads).argmax(axis=1)]
@@ -255,6 +293,13 @@ def _rubric_part(
         "promotions": sum(m.promoted_at is not None for m in loop.models()),
         "history": history,
     }
+
+
+def _answers(bot: Pipeline, reference: Pipeline, questions: list[str]) -> tuple[Any, Any, list[str]]:
+    """The bot's answer types and confidences, and how each compares with the reference's."""
+    kinds = bot.predict(questions)
+    checks = [reference_check(k, r) for k, r in zip(kinds, reference.predict(questions), strict=True)]
+    return kinds, bot.predict_proba(questions).max(axis=1), checks
 
 
 def rng_report(seed: int, external_id: str) -> bool:

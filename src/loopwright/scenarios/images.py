@@ -48,9 +48,20 @@ def render(pixels: np.ndarray, path: Path, mode: str) -> None:
     Image.fromarray(image[..., 0] if mode == "L" else image, mode=mode).save(path, format="PNG")
 
 
-def project_config(root: Path) -> dict[str, Any]:
-    """The shipped digits project, reading PNG files under ``root`` instead of pixel lists."""
+QUICK_CERTIFY = {"epsilon": 0.05, "delta": 0.1, "min_evidence": None}
+
+
+def project_config(root: Path, quick: bool = False) -> dict[str, Any]:
+    """The shipped digits project, reading PNG files under ``root`` instead of pixel lists.
+
+    ``quick`` (1,600 items, some 300 audited) certifies ε = 0.05 at δ = 0.1 instead of the
+    project's 0.02 at 0.05: that needs at least 149 error-free audited items above the threshold
+    (313 with the expert's slips allowed for), more than a quick run audits above any useful
+    threshold, so it would certify nothing.
+    """
     config = yaml.safe_load((files("loopwright") / "examples" / "digits.yaml").read_text(encoding="utf-8"))
+    if quick:
+        config["routing"]["certify"] = QUICK_CERTIFY
     config.update(
         name="images",
         input_field="image",
@@ -112,7 +123,7 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     stream = [stream[j] for j in rng.permutation(len(stream))]
 
     ws = connect(db_url)
-    loop = ws.create_project(project_config(images))
+    loop = ws.create_project(project_config(images, quick))
     loop.add_gold(
         {"external_id": f"digit-{i}", "payload": {"image": refs[f"digit-{i}"]}, "label": y[i]}
         for i in gold_ids

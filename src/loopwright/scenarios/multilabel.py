@@ -5,14 +5,15 @@ Handwritten Digits, CC BY 4.0), shipped in the scikit-learn wheel. The labels ar
 each scan's true digit, stated plainly: ``even``, ``large`` (5-9), ``prime`` (2, 3, 5, 7) and
 ``round`` (a closed loop: 0, 6, 8, 9); a digit can have none, one or several.
 
-The loop: items stream in rounds. A one-vs-rest RBF SVM (Platt-calibrated per-label probabilities)
-scores each batch; an item's confidence is that of its least certain label decision, and it
-auto-accepts only above a threshold certified on a uniform audit sample (set error ≤ ε with
-probability ≥ 1 - δ; :func:`loopwright.routing.certify`). Everything else is ingested into a
-``task: multilabel`` project and reviewed by simulated people through the review API (two
-answers per item, per-label majority; a split on any label escalates to an expert). The
-resolved sets train the next challenger, which the multi-label gate (micro-F1, paired
-bootstrap on a frozen eval share of the human labels) promotes or rejects.
+The loop is the project's own (``task: multilabel``, ``model.kind: default``): items stream in
+rounds into ``loop.ingest``; the built-in one-vs-rest RBF SVM (Platt-calibrated per-label
+probabilities) scores them; an item's confidence is that of its least certain label decision
+and it auto-accepts only above the threshold certified on the project's uniform audit sample
+(whole-set error ≤ ε with probability ≥ 1 - δ). Everything else is reviewed by simulated people
+through the review API (two answers per item, per-label majority; a split on any label
+escalates to an expert). ``loop.maybe_retrain`` trains the challenger on the resolved sets
+(multi-hot) and the multi-label gate (micro-F1, paired bootstrap on the frozen eval split)
+promotes or rejects it.
 """
 
 from __future__ import annotations
@@ -25,17 +26,12 @@ from typing import Any
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
 
 from loopwright.api import connect
 from loopwright.config import ProjectConfig
+from loopwright.domain import Route
 from loopwright.loop.review import Assignment
-from loopwright.routing.certify import certify
 from loopwright.scenarios import Answer, all_annotations, fresh_db, new_resolutions, review, summary
-from loopwright.tasks.gate import set_gate
 from loopwright.tasks.multilabel import (
     LabelwiseDawidSkene,
     agreement,
@@ -43,16 +39,14 @@ from loopwright.tasks.multilabel import (
     decode,
     f1_scores,
     multi_hot,
-    predict_sets,
-    set_confidence,
 )
 
 LABELS = ["even", "large", "prime", "round"]
 ROUND_SIZE = 120
 QUICK_ROUNDS, FULL_ROUNDS = 5, 11  # 600 and all 1,347 pool digits
-AUDIT_RATE = 0.15
-EPSILON, DELTA = 0.05, 0.1
-MIN_TRAIN = 40
+AUDIT_RATE = 0.25
+EPSILON, DELTA = 0.1, 0.1  # on whole sets of four decisions: ~2.6 % per decision
+MIN_TRAIN = 20  # the first retrain comes at ROUND_SIZE // 2 resolved sets, 60 % of them training
 
 
 def attributes(digit: int) -> list[str]:
@@ -66,7 +60,7 @@ def attributes(digit: int) -> list[str]:
     return [label for label in LABELS if found[label]]
 
 
-def config() -> ProjectConfig:
+def config(seed: int = 0) -> ProjectConfig:
     return ProjectConfig.model_validate(
         {
             "name": "multilabel-digits",
@@ -74,13 +68,19 @@ def config() -> ProjectConfig:
             "task": "multilabel",
             "modality": "image",
             "input_field": "pixels",
-            "model": {"kind": "external"},  # scored here, per label: see the module docstring
-            "routing": {"audit_rate": 0.0, "bands": [{"min_confidence": 0.0, "tier": 1}]},
+            "model": {"kind": "default", "params": {"C": 10.0}},  # one-vs-rest RBF SVMs, Platt-calibrated
+            "routing": {
+                "audit_rate": AUDIT_RATE,
+                "certify": {"epsilon": EPSILON, "delta": DELTA, "min_evidence": 38},  # 1 error may pass
+                "bands": [{"min_confidence": 0.0, "tier": 1}],
+            },
             "tiers": [
                 {"tier": 1, "name": "bulk", "required_annotations": 2},
                 {"tier": 2, "name": "expert", "required_annotations": 1},
             ],
             "consensus": {"method": "majority", "min_agreement": 0.5},
+            "active": {"strategy": "least-confidence"},  # the set confidence orders the queue
+            "retrain": {"every_n_labels": ROUND_SIZE // 2, "min_labels": MIN_TRAIN, "seed": seed},
             "guidelines": "Tick every attribute the digit has: even, large (5-9), prime (2, 3, 5, 7), "
             "round (a closed loop: 0, 6, 8, 9). None may apply.",
         }
@@ -99,13 +99,6 @@ class SetReviewer:
         flips = self.rng.random(len(LABELS)) > self.accuracy
         said = [label for label, flip in zip(LABELS, flips, strict=True) if (label in held) != flip]
         return canonical(said), False, None
-
-
-def _model(seed: int) -> OneVsRestClassifier:
-    """One RBF SVM per label, Platt-calibrated: per-label probabilities."""
-    return OneVsRestClassifier(
-        make_pipeline(StandardScaler(), SVC(C=10.0, probability=True, random_state=seed))
-    )
 
 
 def run(out: Path, seed: int = 0, quick: bool = False, data_dir: Path | None = None) -> dict[str, Any]:
@@ -127,87 +120,50 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     truth = {f"digit-{i}": canonical(attributes(int(y[i]))) for i in stream}
     Y_held = multi_hot([canonical(attributes(int(y[i]))) for i in held_out], LABELS)
     ws = connect(fresh_db(out))
-    loop = ws.create_project(config())
+    loop = ws.create_project(config(seed))
     reviewers = [SetReviewer(f"t1-{k}", (1,), 0.93, truth, seed * 100 + k) for k in range(4)]
     reviewers.append(SetReviewer("expert", (2,), 0.99, truth, seed * 100 + 9))
-    champion: OneVsRestClassifier | None = None
-    audit_conf: list[float] = []
-    audit_ok: list[bool] = []
-    human: dict[int, str] = {}  # pool index → resolved set
-    eval_ids: set[int] = set()
-    index_of: dict[int, int] = {}  # item id → pool index
-    after = human_labels = auto_total = auto_wrong = promotions = 0
+    human: dict[str, str] = {}  # external id → resolved set
+    index_of: dict[int, str] = {}  # item id → external id
+    after = human_labels = auto_total = auto_wrong = 0
     history: list[dict[str, Any]] = []
     for r in range(rounds):
         batch = stream[r * ROUND_SIZE : (r + 1) * ROUND_SIZE]
-        audited = rng.random(len(batch)) < AUDIT_RATE
-        cert = certify(audit_conf, audit_ok, EPSILON, DELTA) if audit_conf else None
-        auto = np.zeros(len(batch), dtype=bool)
-        predicted: list[str | None] = [None] * len(batch)
-        conf = np.zeros(len(batch))
-        if champion is not None:
-            P = champion.predict_proba(X[batch])
-            conf = set_confidence(P)
-            predicted = list(predict_sets(P, LABELS))
-            if cert is not None and cert.threshold is not None:
-                auto = (conf >= cert.threshold) & ~audited
-        wrong = sum(predicted[k] != truth[f"digit-{i}"] for k, i in enumerate(batch) if auto[k])
-        auto_total, auto_wrong = auto_total + int(auto.sum()), auto_wrong + wrong
-        to_review = [int(i) for k, i in enumerate(batch) if not auto[k]]
         report = loop.ingest(
-            [{"external_id": f"digit-{i}", "payload": {"pixels": X[i].tolist()}} for i in to_review]
+            [{"external_id": f"digit-{i}", "payload": {"pixels": X[i].tolist()}} for i in batch]
         )
-        index_of.update((o.item_id, int(o.external_id.removeprefix("digit-"))) for o in report.outcomes)
+        index_of.update((o.item_id, o.external_id) for o in report.outcomes)
+        auto = [o for o in report.outcomes if o.route is Route.AUTO_ACCEPT]
+        wrong = sum(o.label != truth[o.external_id] for o in auto)
+        auto_total, auto_wrong = auto_total + len(auto), auto_wrong + wrong
         log = review(loop, reviewers)
         human_labels += log.annotations
         resolved, after = new_resolutions(loop, after)
-        for item_id, label in resolved.items():
-            i = index_of[item_id]
-            human[i] = label
-            if rng.random() < 0.2:
-                eval_ids.add(i)  # frozen: evaluates gates, never trains
-        for k, i in enumerate(batch):
-            if audited[k] and predicted[k] is not None and int(i) in human:
-                audit_conf.append(float(conf[k]))
-                audit_ok.append(predicted[k] == human[int(i)])
-        train = [i for i in human if i not in eval_ids]
-        gate_row: dict[str, Any] | None = None
-        if len(train) >= MIN_TRAIN:
-            Y_train = multi_hot([human[i] for i in train], LABELS)
-            challenger = _model(seed).fit(X[train], Y_train)
-            evals = sorted(eval_ids)
-            Y_eval = multi_hot([human[i] for i in evals], LABELS)
-            verdict = set_gate(
-                Y_eval,
-                challenger.predict(X[evals]),
-                None if champion is None else champion.predict(X[evals]),
-                random_state=seed,
-            )
-            gate_row = verdict.as_dict()
-            if verdict.passed:
-                champion, promotions = challenger, promotions + 1
-        held_f1 = None if champion is None else f1_scores(Y_held, champion.predict(X[held_out]))
+        human.update((index_of[item_id], label) for item_id, label in resolved.items())
+        outcome = loop.maybe_retrain()
+        cert = loop.status().certification
+        held_f1 = _held_f1(loop, X[held_out], Y_held)
         history.append(
             {
                 "round": r,
                 "items": len(batch),
-                "auto_accepted": int(auto.sum()),
+                "auto_accepted": len(auto),
                 "auto_accept_errors": int(wrong),
-                "reviewed": len(to_review),
+                "reviewed": len(batch) - len(auto),
                 "human_labels": log.annotations,
                 "certified_threshold": None if cert is None else cert.threshold,
                 "certificate": None if cert is None else cert.reason,
-                "gate": gate_row,
+                "gate": None if outcome is None else outcome.gate.as_dict(),
                 "held_out_micro_f1": None if held_f1 is None else round(held_f1[0], 4),
             }
         )
-    final = f1_scores(Y_held, champion.predict(X[held_out])) if champion is not None else (None, None)
+    final = _held_f1(loop, X[held_out], Y_held) or (None, None)
     votes = all_annotations(loop)
     items, workers, answers = zip(*votes, strict=True)
     ds = LabelwiseDawidSkene(LABELS).fit(items, workers, answers)
-    ext = {str(item_id): f"digit-{i}" for item_id, i in index_of.items()}
+    ext = {str(item_id): e for item_id, e in index_of.items()}
     ds_exact = float(np.mean([s == truth[ext[item]] for item, s in zip(ds.items_, ds.labels_, strict=True)]))
-    resolved_exact = float(np.mean([human[i] == truth[f"digit-{i}"] for i in human]))
+    resolved_exact = float(np.mean([label == truth[e] for e, label in human.items()]))
     version = loop.snapshot()
     export = loop.export_dataset(version.id, "jsonl", out)
     result = summary(
@@ -224,7 +180,7 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
         quick=quick,
         epsilon=EPSILON,
         delta=DELTA,
-        promotions=promotions,
+        promotions=sum(m.promoted_at is not None for m in loop.models()),
         resolved_items=len(human),
         resolved_set_accuracy=round(resolved_exact, 4),
         labelwise_dawid_skene_set_accuracy=round(ds_exact, 4),
@@ -238,3 +194,11 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     )
     ws.close()
     return result
+
+
+def _held_f1(loop: Any, X: Any, Y: Any) -> tuple[float, float] | None:
+    """(micro, macro) F1 of the champion's sets on the held-out digits; None without a champion."""
+    if loop.status().champion is None:
+        return None
+    P = loop.predict([{"pixels": row.tolist()} for row in X])
+    return f1_scores(Y, P >= 0.5)

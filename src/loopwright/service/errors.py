@@ -14,6 +14,7 @@ Paused                 403     the annotator may not work on that tier for now (
 Capped                 429     fatigue cap reached; the message says when to resume
 Invalid                422     ``errors`` lists the fields; same code as body validation
 UnknownLabel           422     an Invalid with its own code
+TooFewLabels           422     an Invalid: too few training labels to retrain yet
 NotFitted              409     the project has no champion yet: a state, not a bad request
 StoreUnavailable       503     the database could not be reached after retrying
 ModelUnavailable       503     a served model is down, too slow or answered garbage
@@ -46,6 +47,7 @@ from loopwright.errors import (
     NotFound,
     Paused,
     StoreUnavailable,
+    TooFewLabels,
     UnknownLabel,
 )
 
@@ -59,6 +61,7 @@ STATUS_BY_ERROR: dict[type[LoopwrightError], int] = {
     Capped: 429,
     Invalid: 422,
     UnknownLabel: 422,
+    TooFewLabels: 422,
     NotFitted: 409,
     StoreUnavailable: 503,
     ModelUnavailable: 503,

@@ -13,7 +13,7 @@ if the whole set is — so a certificate on that confidence bounds the error of 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -104,6 +104,31 @@ def set_confidence(proba: ArrayLike) -> NDArray[np.float64]:
 def predict_sets(proba: ArrayLike, labels: Sequence[str], threshold: float = 0.5) -> list[str]:
     """Canonical sets holding every label with probability ≥ ``threshold``."""
     return from_multi_hot(np.asarray(proba) >= threshold, labels)
+
+
+def decide(task: str, labels: Sequence[str], proba: ArrayLike) -> tuple[list[str], NDArray[np.float64]]:
+    """Each row's answer and confidence: for ``multilabel`` the set of labels with p ≥ 0.5 and
+    :func:`set_confidence`; otherwise the most probable label (first on ties) and its probability."""
+    P = np.asarray(proba, dtype=np.float64).reshape(-1, len(labels))
+    if task == "multilabel":
+        return predict_sets(P, labels), set_confidence(P)
+    return [labels[j] for j in P.argmax(axis=1)], P.max(axis=1, initial=0.0)
+
+
+def top(
+    task: str, labels: Sequence[str], rows: Sequence[Mapping[str, float] | None]
+) -> tuple[list[str | None], list[float | None]]:
+    """:func:`decide` over stored prediction rows (probabilities by label); None, None for a
+    row without a prediction."""
+    found = [i for i, row in enumerate(rows) if row is not None]
+    answers: list[str | None] = [None] * len(rows)
+    confidences: list[float | None] = [None] * len(rows)
+    if found:
+        P = [[float(row[label]) for label in labels] for row in rows if row is not None]
+        decided, conf = decide(task, labels, P)
+        for k, i in enumerate(found):
+            answers[i], confidences[i] = decided[k], float(conf[k])
+    return answers, confidences
 
 
 class LabelwiseDawidSkene:
