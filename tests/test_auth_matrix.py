@@ -118,6 +118,15 @@ def _member(w: World, s: Seeded) -> str:
 _SIDE_MEMBER: set[int] = set()
 
 
+def _settings(w: World, s: Seeded) -> dict[str, Any]:
+    """An edit of the guidelines from the stored config's current version."""
+    from loopwright.loop.config_edit import config_version
+
+    with w.ws.store.unit_of_work() as uow:
+        version = config_version(uow.projects.get(s.name).config)
+    return {"version": version, "guidelines": f"edit {next(_fresh)}"}
+
+
 LEASE: dict[str, Value] = {"lease_id": _live_lease}
 WEBHOOK: dict[str, Value] = {"webhook_id": lambda w, s: s.webhook_id}
 DATASET: dict[str, Value] = {"ref": lambda w, s: s.dataset}
@@ -219,6 +228,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/projects/{name}/uploads"): Row(
         Action.MANAGE, query={"format": "csv"}, content=b"external_id,x,y\nupload1,0.5,0.5\n"
     ),
+    ("GET", "/v1/projects/{name}/settings"): Row(Action.MANAGE),
+    ("PUT", "/v1/projects/{name}/settings"): Row(Action.MANAGE, body=_settings),
+    ("GET", "/v1/projects/{name}/leaderboard"): Row(Action.MONITOR),  # annotators: if the project says
     ("GET", "/"): Row(PUBLIC),
     ("GET", "/ui/"): Row(PUBLIC),
     ("GET", "/ui/vendor/plotly.min.js"): Row(PUBLIC),

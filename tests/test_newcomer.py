@@ -113,6 +113,38 @@ def test_status_says_why_nothing_resolves(tmp_path: Path) -> None:
     assert "no retrain until 20 resolved labels (retrain.min_labels); 0 so far" in text
 
 
+# -- 3. nothing is promoted that other processes cannot load ------------------------------------
+
+
+def test_a_custom_trainer_whose_model_no_process_can_load_is_refused(tmp_path: Path) -> None:
+    """``use_model`` already refused untrusted classes (tests/test_custom_models.py); a retrain
+    with a custom ``trainer`` stored whatever it built and promoted it: every other process then
+    found no champion it could load. Now it is refused like ``use_model``, and nothing is written."""
+    import test_loop
+    from custom_classifier import NearestCentre
+
+    store = SqlStore(f"sqlite:///{tmp_path}/custom.db")
+    loop = Workspace(store).create_project(test_loop.CONFIG)
+    data = test_loop.points(60)
+    loop.ingest([r for r, _ in data])
+    test_loop.label_all(loop, {r["external_id"]: y for r, y in data})
+    dataset = loop.snapshot()
+    with pytest.raises(Invalid) as caught:
+        loop.retrain(dataset_id=dataset.id, trainer=lambda cfg, seed: NearestCentre())
+    message = str(caught.value)
+    assert "['custom_classifier.NearestCentre']" in message and "model.trusted_types" in message
+    assert loop.models() == []  # nothing stored, nothing promoted
+    trusted = {"trusted_types": ["custom_classifier.NearestCentre"]}
+    trusting = Workspace(store).create_project({**test_loop.CONFIG, "name": "trusting", "model": trusted})
+    trusting.ingest([r for r, _ in data])
+    test_loop.label_all(trusting, {r["external_id"]: y for r, y in data})
+    outcome = trusting.retrain(trainer=lambda cfg, seed: NearestCentre())
+    assert outcome.promoted
+    fresh = Workspace(SqlStore(f"sqlite:///{tmp_path}/custom.db")).project("trusting")  # another process
+    served = fresh.ingest([r for r, _ in test_loop.points(3, start=60)]).outcomes[0]
+    assert served.reason != "model_unavailable"
+
+
 # -- 4. read-only commands refuse a database that does not exist ---------------------------------
 
 

@@ -455,6 +455,13 @@ class ModelAnnotatorConfig(_Strict):
         return self
 
 
+class LeaderboardConfig(_Strict):
+    """Gamified annotation: streaks and an accuracy-weighted leaderboard per tier
+    (``loopwright.loop.leaderboard``). Leads and admins always see it; annotators only if on."""
+
+    visible_to_annotators: bool = Field(False, description="show the leaderboard to annotators and experts")
+
+
 class RubricConfig(_Strict):
     """task rubric: the labels are the rubric's ratings; may a reviewer add a corrected answer?"""
 
@@ -494,13 +501,15 @@ class ProjectConfig(_Strict):
     guidelines: str = Field(
         "", description="labelling guidelines shown to annotators (plain text; '#' headings, '-' lists)"
     )
-    task: Literal["single", "multilabel", "rubric", "preference"] = Field(
+    task: Literal["single", "multilabel", "rubric", "preference", "spans", "boxes"] = Field(
         "single",
         description="what an answer is: single (one of labels), multilabel (a set of labels), rubric "
-        "(a rating of a conversation's answer, one of labels) or preference (A, B or tie between "
-        "two answers; labels must be [A, B, tie]); rubric and preference items are conversations",
+        "(a rating of a conversation's answer, one of labels), preference (A, B or tie between "
+        "two answers; labels must be [A, B, tie]; rubric and preference items are conversations), "
+        "spans (labelled character spans of a text) or boxes (labelled boxes on an image)",
     )
     rubric: RubricConfig = Field(default_factory=lambda: RubricConfig())
+    leaderboard: LeaderboardConfig = Field(default_factory=LeaderboardConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -523,6 +532,11 @@ class ProjectConfig(_Strict):
             raise ValueError(f"model.labels not in labels: {unknown}")
         if self.task == "preference" and self.labels != ["A", "B", "tie"]:
             raise ValueError("task preference needs labels: [A, B, tie]")
+        if self.task in ("spans", "boxes") and self.consensus.method != "majority":
+            raise ValueError(
+                f"task {self.task} consolidates answers with its own structured vote: "
+                "consensus.method must be majority"
+            )
         return self
 
     @model_validator(mode="after")

@@ -1,6 +1,7 @@
 """Running a project from the browser: create one from a form or pasted YAML (admins), upload a
-CSV/JSONL file into it, and manage its people: add a member with a role and tiers, issue a
-token (shown once) and revoke tokens (admins, and the project's leads)."""
+CSV/JSONL file into it, edit its guidelines, tiers and leaderboard flag, and manage its people:
+add a member with a role and tiers, issue a token (shown once) and revoke tokens (admins, and
+the project's leads)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from loopwright.errors import Invalid, NotFound
+from loopwright.loop import config_edit
 from loopwright.service.auth import Action, Principal, Role
-from loopwright.service.deps import Body, Caller, Ws, project, to_json
+from loopwright.service.deps import Body, Caller, Ws, forget_project, project, to_json
 from loopwright.service.errors import Forbidden
 from loopwright.service.openapi import ERRORS
 from loopwright.store.sql import SqlStore
@@ -36,6 +38,15 @@ class NewMember(Body):
     user: Name
     role: Role
     tiers: list[Annotated[int, Field(ge=1)]] | None = Field(None, description="annotators, experts: tiers")
+
+
+class SettingsEdit(Body):
+    """New guidelines, tiers or leaderboard flag, and the version they were edited from."""
+
+    version: str = Field(min_length=1, max_length=64, description="the version GET .../settings gave")
+    guidelines: str | None = Field(None, max_length=100_000)
+    tiers: list[dict[str, Any]] | None = Field(None, min_length=1, max_length=50)
+    leaderboard: dict[str, Any] | None = None
 
 
 def _store(ws: Any) -> SqlStore:
@@ -211,3 +222,25 @@ def revoke_token(name: str, user: str, token_id: int, request: Request, ws: Ws, 
             raise NotFound(f"{user!r} has no live token with id {token_id}")
     _forget(request)
     return to_json({"user": user, "id": token_id, "revoked": True})
+
+
+@router.get("/v1/projects/{name}/settings")
+def get_settings(name: str, ws: Ws, who: Caller) -> Any:
+    """The editable settings (guidelines, tiers, leaderboard) and their version (leads, admins)."""
+    project(ws, name, who, Action.MANAGE)
+    with ws.store.unit_of_work() as uow:
+        row = uow.projects.get(name)  # fresh, not the cached row: the form edits what is stored
+    return config_edit.settings(row)
+
+
+@router.put("/v1/projects/{name}/settings")
+def edit_settings(name: str, body: SettingsEdit, ws: Ws, who: Caller) -> Any:
+    """Save edited settings; 409 if someone saved since ``version``. This process uses them at
+    once, other API processes within ``CONFIG_TTL_SECONDS`` (5 s)."""
+    project(ws, name, who, Action.MANAGE)
+    changes = body.model_dump(exclude_none=True, exclude={"version"})
+    if not changes:
+        raise Invalid("nothing to change: send guidelines, tiers or leaderboard")
+    row = config_edit.edit_settings(ws.store, name, body.version, changes, actor=who.name)
+    forget_project(ws, row)
+    return config_edit.settings(row)

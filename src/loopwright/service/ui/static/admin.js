@@ -1,6 +1,7 @@
 // loopwright UI: the admin and lead page. Admins create projects (a form or pasted YAML, with
 // the server's field errors); admins and leads upload items, manage people and their tokens
-// (a token is shown once), see and cancel jobs, and promote, roll back and compare models.
+// (a token is shown once), see and cancel jobs, promote, roll back and compare models, and edit
+// the guidelines, tiers and leaderboard flag (an edit names the version it started from).
 "use strict";
 
 (async () => {
@@ -13,7 +14,7 @@
   const lead = project && (me.admin || (ctx.membership && ctx.membership.role === "lead"));
   $("admin-project").textContent = project ? `· ${project}` : "";
 
-  const sections = ["sec-create", "sec-upload", "sec-people", "sec-jobs", "sec-models"];
+  const sections = ["sec-create", "sec-upload", "sec-people", "sec-jobs", "sec-models", "sec-settings"];
   if (me.admin) $("sec-create").hidden = false;
   if (lead) for (const id of sections.slice(1)) $(id).hidden = false;
   document.addEventListener("keydown", (e) => {
@@ -324,8 +325,67 @@
     table(node, ["", `v${a.version}`, `v${b.version}`], keys.map((k) => [k, show(fa[k]), show(fb[k])]));
   });
 
+  // -- guidelines, tiers, leaderboard -------------------------------------------------------
+  let settingsVersion = null;
+  let tierCount = 0;
+  function tierRow(t) {
+    const cell = (cls, attrs) => el("td", {}, el("input", { class: cls, ...attrs }));
+    const n = String(t.tier);
+    return el(
+      "tr",
+      { "data-tier": n },
+      el("td", {}, n),
+      cell("t-name", { value: t.name, required: "", "aria-label": `tier ${n} name` }),
+      cell("t-required", { type: "number", min: "1", max: "50", value: String(t.required_annotations), "aria-label": `tier ${n} people per item` }),
+      cell("t-lease", { type: "number", min: "5", value: String(t.lease_seconds), "aria-label": `tier ${n} lease seconds` }),
+    );
+  }
+  function drawSettings(s) {
+    settingsVersion = s.version;
+    $("s-guidelines").value = s.guidelines;
+    $("s-leaderboard").checked = Boolean(s.leaderboard.visible_to_annotators);
+    const node = $("s-tiers");
+    node.replaceChildren(el("tr", {}, ...["Tier", "Name", "People per item", "Lease (s)"].map((h) => el("th", {}, h))));
+    for (const t of s.tiers) node.append(tierRow(t));
+    tierCount = s.tiers.length;
+  }
+  async function settingsLoad() {
+    drawSettings(await api("GET", `${base}/settings`));
+  }
+  $("s-add-tier").addEventListener("click", () => {
+    tierCount += 1;
+    $("s-tiers").append(tierRow({ tier: tierCount, name: `tier ${tierCount}`, required_annotations: 1, lease_seconds: 300 }));
+    $("s-tiers").querySelector(`tr[data-tier="${tierCount}"] .t-name`).focus();
+  });
+  $("settings-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearError();
+    const box = $("settings-errors");
+    box.hidden = true;
+    const tiers = [...$("s-tiers").querySelectorAll("tr[data-tier]")].map((row) => ({
+      tier: Number(row.dataset.tier),
+      name: row.querySelector(".t-name").value.trim(),
+      required_annotations: Number(row.querySelector(".t-required").value),
+      lease_seconds: Number(row.querySelector(".t-lease").value),
+    }));
+    const body = {
+      version: settingsVersion,
+      guidelines: $("s-guidelines").value,
+      tiers,
+      leaderboard: { visible_to_annotators: $("s-leaderboard").checked },
+    };
+    try {
+      drawSettings(await rawApi("PUT", `${base}/settings`, body));
+      $("s-status").textContent = "Saved.";
+    } catch (e) {
+      $("s-status").textContent = "";
+      box.replaceChildren(el("li", {}, e.message), ...(e.errors || []).map((f) => el("li", {}, el("code", {}, f.field), ` ${f.message}`)));
+      box.hidden = false;
+    }
+  });
+
   try {
-    await Promise.all([people(), jobs(), modelList()]);
+    await Promise.all([people(), jobs(), modelList(), settingsLoad()]);
   } catch (e) {
     fail(e);
   }

@@ -15,6 +15,7 @@
   ]);
   const labels = config.labels;
   const multi = config.task === "multilabel"; // a label set: each key ticks a box, Enter submits the set
+  const shaped = config.task === "spans" || config.task === "boxes"; // an editor: keys mark shapes, Enter submits them
   document.getElementById("guidelines").replaceChildren(render.guidelines(guide.guidelines));
   document.getElementById("label-area").replaceChildren(render.labelButtons(labels, (l) => choose(l), multi));
   // task rubric: a corrected answer may go with the rating ("/" to write it, Esc to leave the box)
@@ -26,6 +27,19 @@
     correction.addEventListener("keydown", (e) => e.key === "Escape" && correction.blur());
   }
   document.getElementById("help").addEventListener("click", () => render.toggleHelp(false));
+  if (ctx.membership && ctx.membership.leaderboard) showLeaderboard(); // if the project turns it on
+
+  // The leaderboard card beside the work (leaderboard.js draws it), refreshed every minute.
+  function showLeaderboard() {
+    const card = lw.el("div", { class: "card", id: "board-card" }, lw.el("h3", {}, "Leaderboard"));
+    const body = lw.el("div", { id: "board", class: "small" });
+    card.append(body);
+    document.querySelector(".ws-side").append(card);
+    const script = lw.el("script", { src: "/ui/static/leaderboard.js" });
+    const refresh = () => lwBoard.load(ctx.project, body, ctx.me.name, true).catch(() => card.remove());
+    script.addEventListener("load", () => refresh() && setInterval(refresh, 60000));
+    document.head.append(script);
+  }
 
   let current = null; // {assignment, seconds, deadline, item}
   let upcoming = null; // Promise<{assignment, seconds, deadline} | {error} | {empty}> claimed in advance
@@ -131,15 +145,18 @@
 
   function drawItem(explanation) {
     const a = current.assignment;
-    const drawn = render.item(config, a.item.payload, explanation, `/v1/projects/${name}/items/${a.item.id}/image`);
+    if (shaped && current.item) return; // the editor keeps its work; its proposals are the suggestion
+    const shapes = shaped ? spans.proposed(a.suggestion, a.item.payload) : [];
+    const drawn = render.item(config, a.item.payload, explanation, `/v1/projects/${name}/items/${a.item.id}/image`, shapes);
     current.item = drawn;
     if (heatOn) drawn.heatToggle(true);
     document.getElementById("item").replaceChildren(drawn.view);
-    document.getElementById("suggestion").replaceChildren(render.suggestion(config, a.suggestion, explanation));
+    document.getElementById("suggestion").replaceChildren(render.suggestion(config, a.suggestion, explanation, a.item.payload));
   }
 
   function choose(label) {
     if (!current) return;
+    if (shaped) return current.item.pick(label);
     if (multi) selected.has(label) ? selected.delete(label) : selected.add(label);
     else selected = label;
     updateChoice();
@@ -148,7 +165,10 @@
   function updateChoice() {
     render.markSelected(selected);
     const chosen = document.getElementById("chosen");
-    if (multi) {
+    if (shaped) {
+      chosen.className = "";
+      chosen.replaceChildren(el("span", {}, "Mark what you see, then ", el("kbd", {}, "Enter"), ` submits your ${config.task}`));
+    } else if (multi) {
       const set = [...selected].sort();
       chosen.className = "";
       chosen.replaceChildren(el("span", {}, "Your labels: ", el("strong", { class: "big", id: "chosen-set" }, set.length ? set.join(", ") : "none"), " — keys tick and untick, ", el("kbd", {}, "Enter"), " submits the set"));
@@ -163,6 +183,7 @@
 
   async function submit(asUnsure) {
     if (!current || busy) return;
+    if (shaped) selected = current.item.value(); // the list of spans / boxes (may be empty)
     if (!selected) {
       render.notice(asUnsure ? "Marked unsure — now choose a label (its key), then Enter." : "Choose a label first: press the key shown on its button.", "warn");
       unsure = unsure || asUnsure;
@@ -256,11 +277,18 @@
     if (label !== null) choose(label);
   });
 
+  // Leaving gives the leases back (keepalive); on a reload those requests can land after this
+  // page's first claim, so they are also noted per tab and released first when the page comes back.
+  const LEFT = "loopwright.leftover-leases";
   window.addEventListener("pagehide", () => {
     const ids = current ? [current.assignment.lease.id] : [];
     if (upcomingValue && upcomingValue.assignment) ids.push(upcomingValue.assignment.lease.id);
+    sessionStorage.setItem(LEFT, JSON.stringify(ids));
     render.releaseOnUnload(ids);
   });
+  const leftover = JSON.parse(sessionStorage.getItem(LEFT) || "[]");
+  sessionStorage.removeItem(LEFT);
+  await Promise.all(leftover.map((id) => api("POST", `/v1/leases/${id}/release`).catch(() => {})));
 
   setInterval(heartbeat, 1000);
   await refreshSession();

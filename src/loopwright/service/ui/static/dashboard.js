@@ -1,5 +1,5 @@
 // loopwright UI: the lead dashboard. One GET /v1/projects/{name}/dashboard every 30 s, drawn
-// with Plotly (served from the installed plotly package) and two plain tables.
+// with Plotly (served from the installed plotly package) and plain tables, and the leaderboard.
 "use strict";
 
 const REFRESH_MS = 30000;
@@ -514,12 +514,19 @@ function render(d) {
 }
 
 (async () => {
-  const { project } = await lw.boot("dashboard");
+  const { project, me } = await lw.boot("dashboard");
   PROJECT = project;
   document.getElementById("project-name").textContent = `· ${project}`;
+  const board = async () => {
+    const b = await lwBoard.load(project, document.getElementById("leaderboard"), me.name);
+    document.getElementById("leaderboard-shown").textContent = b.visible_to_annotators
+      ? "· annotators see it"
+      : "· hidden from annotators (Admin → settings)";
+  };
   const load = async () => {
     try {
       render(await lw.api("GET", `/v1/projects/${encodeURIComponent(project)}/dashboard`));
+      await board().catch((e) => (document.getElementById("leaderboard").textContent = `Leaderboard unavailable: ${e.message}`));
       lw.clearError();
     } catch (e) {
       lw.showError(`Could not load the dashboard: ${e.message}`);
