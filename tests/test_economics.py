@@ -175,3 +175,30 @@ def test_a_held_threshold_survives_a_slip_at_the_top() -> None:
     assert held.threshold == pytest.approx(conf[-1]) and (held.n_evidence, held.n_errors) == (400, 2)
     too_high = certify(conf, correct, 0.02, 0.05, min_evidence=236, start_at=float(conf[100]))
     assert too_high.threshold is None and too_high.n_evidence == 149  # the scan starts where it is told
+
+
+def test_the_bulk_team_shrinks_while_a_threshold_is_certified() -> None:
+    from loopwright.cli.demo import REVIEW_BUDGET, round_budget
+
+    assert round_budget(REVIEW_BUDGET, certified=False) == {1: 80, 2: 15, 3: 60}
+    assert round_budget(REVIEW_BUDGET, certified=True) == {1: 30, 2: 15, 3: 60}
+    assert round_budget({1: 20, 4: 7}, certified=True) == {1: 20, 4: 7}  # a cap, never a raise
+    assert round_budget(None, certified=True) is None
+
+
+def test_a_large_project_is_consolidated_against_a_periodic_fit() -> None:
+    from types import SimpleNamespace
+
+    from loopwright.loop.resolve import FULL_BELOW, _Fit
+
+    def fit(n: int, since: int) -> _Fit:
+        return _Fit(SimpleNamespace(n_answers_=n), since)  # type: ignore[arg-type]
+
+    assert FULL_BELOW == 200
+    assert [fit(199, 0).due(), fit(200, 0).due(), fit(200, 9).due(), fit(200, 10).due()] == [
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert [fit(1000, 49).due(), fit(1000, 50).due()] == [False, True]  # 5 % of the answers

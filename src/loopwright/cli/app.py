@@ -78,10 +78,10 @@ def demo(
         bool, typer.Option("--quick", help="A 5,200-item stream in 20 rounds instead of 20,800 in 80.")
     ] = False,
     scenario: Annotated[
-        str, typer.Option(help="digits (default), images, multilabel or chat: one use case each.")
+        str, typer.Option(help="A use case: digits (default), images, multilabel, chat, spans or boxes.")
     ] = "digits",
     data: Annotated[
-        Path | None, typer.Option(help="The shared data sets (holding text/), for scenario chat.")
+        Path | None, typer.Option(help="The shared data sets (holding text/), for scenarios chat and spans.")
     ] = None,
 ) -> None:
     """Run the whole loop on scikit-learn's digits (or another --scenario) with simulated annotators."""

@@ -57,6 +57,17 @@ AUGMENT_STRENGTH = 0.5  # rotation ±5°, scale ±5 %, shift ±0.3 px, noise sd 
 # Human capacity per round (260 items), by tier: bulk reviewers, escalations, the expert who
 # answers the audits. What they do not reach stays pending, neither auto-accepted nor labelled.
 REVIEW_BUDGET = {1: 80, 2: 15, 3: 60}
+# Once a threshold is certified the model takes most of the stream: the bulk team shrinks to
+# what the new uncertain items need (about 15 % of a round); the backlog stays pending.
+CERTIFIED_BUDGET = {1: 30, 2: 15, 3: 60}
+
+
+def round_budget(budget: dict[int, int] | None, certified: bool) -> dict[int, int] | None:
+    """This round's human capacity: ``budget``, each tier capped by :data:`CERTIFIED_BUDGET`
+    while a threshold is certified (None: unlimited, as given)."""
+    if budget is None or not certified:
+        return budget
+    return {t: min(n, CERTIFIED_BUDGET.get(t, n)) for t, n in budget.items()}
 
 
 def demo_stream(originals: np.ndarray, size: int, seed: int) -> list[StreamItem]:
@@ -136,7 +147,8 @@ def run_demo(
     and noise, marked ``synthetic`` with source and transform in their metadata) up to 5,200
     items (``quick``) or 20,800. Tier 1 has four careful annotators and one sloppy one (accuracy
     0.5), whom the gold checks should pause; tier 2 three, tier 3 one expert. Each round the
-    tiers label at most ``budget[tier]`` items (None: everything); the rest stays pending.
+    tiers label at most ``budget[tier]`` items (None: everything; less while a threshold is
+    certified: :func:`round_budget`); the rest stays pending.
     ``augment_training`` trains with seeded synthetic copies while labels are scarce (just
     after the drift): :class:`~loopwright.learning.augment.AugmentedTraining`.
     """
@@ -213,7 +225,8 @@ def _run(
         audited = sum(o.reason == "audit" for o in report.outcomes)
         after_ingest = loop.status()
         queues, cert = after_ingest.open_tasks_by_tier, after_ingest.certification
-        labelled = work(loop, annotators, truth.__getitem__, budget=budget)
+        capacity = round_budget(budget, cert is not None and cert.threshold is not None)
+        labelled = work(loop, annotators, truth.__getitem__, budget=capacity)
         human += labelled.annotations
         paused.update(labelled.stopped)
         gold_answers += labelled.gold_answers

@@ -60,7 +60,7 @@ def resolve_task(
     method = cfg.method + ("_top_tier" if disputed or unsure else "")
     agreement = (
         kind.vote(votes, ctx.labels).agreement
-        if isinstance(kind, tasks.MultiLabel)
+        if isinstance(kind, tasks.MultiLabel | tasks.Spans | tasks.Boxes)  # structured: the vote's own
         else votes.count(label) / len(votes)
     )
     resolution = uow.resolutions.add(task.item_id, task.id, label, method, agreement, len(votes))
@@ -80,7 +80,7 @@ def resolve_task(
     return resolution, None
 
 
-FULL_BELOW = 2000  # answers: a project this small is refitted on every resolution
+FULL_BELOW = 200  # answers: a project this small is refitted on every resolution
 REFIT_SHARE = 0.05  # larger ones: refit once resolutions since the fit reach this share of its answers
 
 
