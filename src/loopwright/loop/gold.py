@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loopwright import tasks
@@ -22,6 +22,7 @@ from loopwright.loop.ingest import validate_records
 from loopwright.loop.ports import UnitOfWork
 
 HOUR = timedelta(hours=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +87,67 @@ def paused_error(config: GoldConfig, annotator: str, skill: TierSkill) -> Paused
     )
 
 
-def check_not_paused(ctx: Context, uow: UnitOfWork, annotator: str, tier: int) -> None:
-    """Raise :class:`Paused` when ``annotator`` is paused from ``tier``."""
-    by_tier = skills(ctx.config.gold, uow.gold_answers.for_project(ctx.project.id, annotator))
-    if tier in paused_tiers(ctx.config.gold, by_tier):
-        raise paused_error(ctx.config.gold, annotator, by_tier[tier])
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What a claim needs of an annotator's history: the gold fold and the work count."""
+
+    by_tier: dict[int, TierSkill]
+    work: int  # annotations + gold answers, as ``count_work`` since the epoch
+
+    @property
+    def answered(self) -> int:
+        return sum(s.answers for s in self.by_tier.values())
+
+
+def record(ctx: Context, uow: UnitOfWork, annotator: str, lock: bool = False) -> Record:
+    """``annotator``'s :class:`Record` from its stats row (one indexed read); built from the
+    rows when missing or folded under other accuracy settings, and stored."""
+    config, pid = ctx.config.gold, ctx.project.id
+    params = [config.min_accuracy, config.expected_accuracy]
+    row = uow.annotator_stats.get(pid, annotator, lock)
+    if row is not None and row[1].get("params") == params:
+        tiers = row[1]["tiers"]
+        by_tier = {int(t): TierSkill(int(t), n, c, e) for t, (n, c, e) in tiers.items()}
+        return Record(by_tier, row[0])
+    by_tier = skills(config, uow.gold_answers.for_project(pid, annotator))
+    work = row[0] if row is not None else uow.annotations.count_work(pid, annotator, EPOCH)
+    _store(ctx, uow, annotator, Record(by_tier, work))
+    return Record(by_tier, work)
+
+
+def count_answer(
+    ctx: Context, uow: UnitOfWork, annotator: str, was: Record, tier: int, correct: bool
+) -> None:
+    """Fold one more gold answer into the stored record (``was``: read under lock before it)."""
+    folded = skills_step(ctx.config.gold, was.by_tier, tier, correct)
+    _store(ctx, uow, annotator, Record(folded, was.work + 1))
+
+
+def skills_step(
+    config: GoldConfig, by_tier: Mapping[int, TierSkill], tier: int, correct: bool
+) -> dict[int, TierSkill]:
+    """:func:`skills` after one more answer (the same arithmetic, so the same floats)."""
+    right = math.log(config.min_accuracy / config.expected_accuracy)
+    wrong = math.log((1.0 - config.min_accuracy) / (1.0 - config.expected_accuracy))
+    s = by_tier.get(tier, TierSkill(tier, 0, 0))
+    evidence = max(0.0, s.evidence + (right if correct else wrong))
+    return {**by_tier, tier: TierSkill(tier, s.answers + 1, s.correct + correct, evidence)}
+
+
+def _store(ctx: Context, uow: UnitOfWork, annotator: str, rec: Record) -> None:
+    config = ctx.config.gold
+    tiers = {str(t): [s.answers, s.correct, s.evidence] for t, s in rec.by_tier.items()}
+    gold = {"params": [config.min_accuracy, config.expected_accuracy], "tiers": tiers}
+    uow.annotator_stats.put(ctx.project.id, annotator, rec.work, gold)
+
+
+def check_not_paused(ctx: Context, uow: UnitOfWork, annotator: str, tier: int) -> Record:
+    """Raise :class:`Paused` when ``annotator`` is paused from ``tier``; else their record,
+    read under lock (so answers fold in the order they are stored)."""
+    rec = record(ctx, uow, annotator, lock=True)
+    if tier in paused_tiers(ctx.config.gold, rec.by_tier):
+        raise paused_error(ctx.config.gold, annotator, rec.by_tier[tier])
+    return rec
 
 
 def gold_due(ctx: Context, annotator: str, answered: int, work_done: int) -> str | None:

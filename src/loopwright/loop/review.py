@@ -83,8 +83,8 @@ def next_task(
     tiers = list(tiers) if tiers is not None else [t.tier for t in ctx.config.tiers]
     now = ctx.clock()
     with ctx.store.unit_of_work() as uow:
-        answers = uow.gold_answers.for_project(ctx.project.id, annotator) if gold_in_use(ctx) else []
-        by_tier = gold.skills(ctx.config.gold, answers)
+        rec = gold.record(ctx, uow, annotator) if gold_in_use(ctx) else gold.Record({}, 0)
+        by_tier = rec.by_tier
         paused = gold.paused_tiers(ctx.config.gold, by_tier)
         if tiers and not (tiers := [t for t in tiers if t not in paused]):
             raise gold.paused_error(ctx.config.gold, annotator, by_tier[paused[0]])
@@ -93,10 +93,7 @@ def next_task(
         lease_for = max((ctx.config.tier(t).lease_seconds for t in tiers), default=0)
         expires = now + timedelta(seconds=lease_for)
         claimed, note, avoid, source = None, "", None, None
-        work_done = (
-            uow.annotations.count_work(ctx.project.id, annotator, EPOCH) if ctx.config.gold.rate else 0
-        )
-        if reason := gold.gold_due(ctx, annotator, len(answers), work_done):
+        if reason := gold.gold_due(ctx, annotator, rec.answered, rec.work):
             claimed = uow.tasks.claim_gold(ctx.project.id, annotator, tiers, now, expires, session_id)
             note = f" · {reason}"
         source_key = ctx.config.fatigue.source_key
@@ -206,11 +203,13 @@ def submit(
             raise Conflict(f"task {task.id} is already {task.status.value}; claim another task")
         if ctx.config.task in ("spans", "boxes"):  # geometry against the item, before any write
             _check_shapes(ctx, label, uow.items.get(task.item_id))
-        if gold_in_use(ctx):
-            gold.check_not_paused(ctx, uow, annotator, task.tier)
+        rec = gold.check_not_paused(ctx, uow, annotator, task.tier) if gold_in_use(ctx) else None
         uow.leases.set_status(lease.id, LeaseStatus.SUBMITTED)
         if task.status is TaskStatus.GOLD:
             correct = label == task.gold_label
+            gold.count_answer(
+                ctx, uow, annotator, rec or gold.record(ctx, uow, annotator), task.tier, correct
+            )
             answer = uow.gold_answers.add(
                 task.id, task.item_id, lease.id, annotator, task.tier, label, correct, now
             )

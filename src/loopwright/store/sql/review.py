@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from loopwright.domain import Annotation, GoldAnswer, Lease, LeaseStatus, MachineLabel, Task, TaskStatus
 from loopwright.errors import Conflict, NotFound
 from loopwright.store.sql import statements as hot
+from loopwright.store.sql.annotator_stats import SqlAnnotatorStatsRepo
 from loopwright.store.sql.plain import PlainSql
 from loopwright.store.sql.repositories import Repo, chunks, is_fk_violation, utcnow
 from loopwright.store.sql.tables import (
@@ -403,7 +404,10 @@ _ANNOTATION_ADD_BUMP = PlainSql(  # PostgreSQL only: a data-modifying CTE (SQLit
     " VALUES (:task_id, :item_id, :lease_id, :annotator, :label, :unsure, :created_at)"
     f" ON CONFLICT DO NOTHING RETURNING {_ANNOTATION_COLUMNS}), "
     "bumped AS (UPDATE tasks SET n_annotations = n_annotations + 1"
-    " WHERE id = :task_id AND EXISTS (SELECT 1 FROM added))"
+    " WHERE id = :task_id AND EXISTS (SELECT 1 FROM added)), "
+    "counted AS (UPDATE annotator_stats SET work = work + 1"  # 0017; no row: built on read
+    " WHERE project_id = (SELECT project_id FROM tasks WHERE id = :task_id)"
+    " AND annotator = :annotator AND EXISTS (SELECT 1 FROM added))"
     f" SELECT {_ANNOTATION_COLUMNS} FROM added",
     annotations.c,
 )
@@ -441,6 +445,7 @@ class SqlAnnotationRepo(Repo):
         if row is None:
             raise Conflict(f"{annotator!r} has already annotated task {task_id}")
         if not postgres:
+            SqlAnnotatorStatsRepo(self._conn).add_work(task_id, annotator)
             hot.TASK_BUMP.execute(self._conn, {"id": task_id})
         return Annotation(**row)
 

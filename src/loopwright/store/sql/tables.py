@@ -253,6 +253,15 @@ gold_answers = Table(  # 0002
     Index(None, "item_id"),
 )
 
+annotator_stats = Table(  # 0017: per-annotator counters kept in step with the writes
+    "annotator_stats",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("annotator", String(200), primary_key=True),
+    Column("work", Integer, nullable=False),  # annotations + gold answers
+    Column("gold", JSON, nullable=False),  # {"params": [min, expected], "tiers": {tier: [n, right, cusum]}}
+)
+
 resolutions = Table(
     "resolutions",
     metadata,

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import OperationalError
 
 from loopwright.errors import StoreUnavailable
+from loopwright.store.sql.annotator_stats import SqlAnnotatorStatsRepo
 from loopwright.store.sql.duplicates import SqlDuplicateKeyRepo
 from loopwright.store.sql.engine import make_engine, migrate
 from loopwright.store.sql.erasure import SqlErasureRepo, reclaim
@@ -52,6 +53,7 @@ class SqlUnitOfWork:
         self.leases = SqlLeaseRepo(conn)
         self.annotations = SqlAnnotationRepo(conn)
         self.gold_answers = SqlGoldAnswerRepo(conn)
+        self.annotator_stats = SqlAnnotatorStatsRepo(conn)
         self.machine_labels = SqlMachineLabelRepo(conn)
         self.resolutions = SqlResolutionRepo(conn)
         self.datasets = SqlDatasetRepo(conn)

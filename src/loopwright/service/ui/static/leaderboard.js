@@ -10,7 +10,9 @@ const lwBoard = (() => {
     "Score = answers × κ², κ = how far quality beats chance (0 for guessing). Quality: gold accuracy " +
     "shrunk toward Dawid–Skene skill. Streaks: days in a row; checked answers right in a row (best in brackets).";
 
-  const COMPACT = [0, 1, 2, 6, 7, 8]; // the columns shown beside the work
+  const COMPACT = [0, 1, 2, 6, 7]; // the columns shown beside the work (a narrow card)
+  const COMPACT_HEAD = ["#", "annotator", "answers", "score", "days"];
+  const COMPACT_NOTE = "Score = answers × κ², κ = how far quality beats chance (0 for guessing). Days: in a row (best).";
 
   function row(r, me, compact) {
     const s = r.streaks;
@@ -37,12 +39,12 @@ const lwBoard = (() => {
       if (!t.rows.length) continue;
       const shown = compact ? t.rows.filter((r) => r.rank <= 5 || r.annotator === me) : t.rows;
       const table = el("table", { class: "data board", "data-tier": String(t.tier) });
-      const head = compact ? COMPACT.map((k) => HEAD[k]) : HEAD;
+      const head = compact ? COMPACT_HEAD : HEAD;
       table.append(el("tr", {}, ...head.map((h) => el("th", {}, h))), ...shown.map((r) => row(r, me, compact)));
       parts.push(el("h3", {}, `Tier ${t.tier} · ${t.name}`), table);
     }
     if (!parts.length) parts.push(el("p", { class: "muted" }, "No answers yet."));
-    parts.push(el("p", { class: "note muted small" }, NOTE));
+    parts.push(el("p", { class: "note muted small" }, compact ? COMPACT_NOTE : NOTE));
     node.replaceChildren(...parts);
   }
 
