@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import secrets
@@ -26,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import text
@@ -35,6 +37,7 @@ BENCH = Path(__file__).resolve().parent
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LABELS = ["pos", "neg"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+CLIENT = os.environ.get("LOOPWRIGHT_BENCH_CLIENT", "raw")  # "httpx": the clients of earlier runs
 
 
 def project_config(name: str, lease_seconds: int = 300) -> dict[str, Any]:
@@ -288,12 +291,159 @@ def postgres_cpu_seconds() -> float:
     return total
 
 
+STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_jiffies() -> list[int]:
+    """The machine's CPU jiffies since boot by kind (``STAT_FIELDS``), from ``/proc/stat``."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def cores_busy(start: list[int], end: list[int]) -> float:
+    """How many of the machine's cores were busy between two ``machine_jiffies`` readings."""
+    return round(sum(cores_by_kind(start, end).values()), 2)
+
+
+def cores_by_kind(start: list[int], end: list[int]) -> dict[str, float]:
+    """Busy cores between two readings by kind (user, system, softirq, ...; idle left out)."""
+    delta = [b - a for a, b in zip(start, end, strict=True)]
+    total = max(sum(delta), 1)
+    cores = os.cpu_count() or 1
+    return {
+        k: round(cores * d / total, 2)
+        for k, d in zip(STAT_FIELDS, delta, strict=True)
+        if k not in ("idle", "iowait")
+    }
+
+
 def load_average() -> str:
     """The 1, 5 and 15-minute load averages, as ``uptime`` shows them."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 # -- the annotator clients ---------------------------------------------------------------------
+
+
+class HttpError(RuntimeError):
+    """A connection, time-out or protocol failure of ``RawClient``."""
+
+
+@dataclass
+class Reply:
+    status_code: int
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+
+class RawClient:
+    """HTTP/1.1 with keep-alive on one asyncio stream, for the load generators.
+
+    httpx's async client costs ~5 ms of CPU per request here, as much as the server it drives
+    on 2 cores; this costs a few tenths of a millisecond. Bodies by ``Content-Length`` or chunked;
+    ``Connection: close`` and a keep-alive connection the server dropped while idle reconnect
+    (the request is re-sent only when the server closed before answering any byte).
+    ``post``/``get`` mirror httpx's, so ``make_client`` can hand out either."""
+
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None, timeout: float = 60.0) -> None:
+        url = urlsplit(base_url)
+        self.host, self.port, self.timeout = url.hostname or "127.0.0.1", url.port or 80, timeout
+        self._head = f"Host: {url.netloc}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def post(self, path: str, json: Any = None) -> Reply:
+        return await self.request("POST", path, json)
+
+    async def get(self, path: str) -> Reply:
+        return await self.request("GET", path)
+
+    async def request(self, method: str, path: str, body: Any = None) -> Reply:
+        data = b"" if body is None else _dumps(body)
+        head = f"{method} {path} HTTP/1.1\r\n{self._head}"
+        head += "Content-Type: application/json\r\n" if body is not None else ""
+        message = f"{head}Content-Length: {len(data)}\r\n\r\n".encode("latin-1") + data
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._exchange(message)
+        except (OSError, TimeoutError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
+            await self.aclose()
+            raise HttpError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _exchange(self, message: bytes) -> Reply:
+        for attempt in range(2):
+            reused = self._conn is not None
+            if self._conn is None:
+                self._conn = await asyncio.open_connection(self.host, self.port)
+            reader, writer = self._conn
+            writer.write(message)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError as exc:
+                if reused and not exc.partial and attempt == 0:  # closed while idle: reconnect once
+                    await self.aclose()
+                    continue
+                raise
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            headers = {}
+            for line in lines[1:]:
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip().lower()
+            if "content-length" in headers:
+                content = await reader.readexactly(int(headers["content-length"]))
+            elif headers.get("transfer-encoding") == "chunked":
+                content = await _read_chunked(reader)
+            elif status in (204, 304) or status < 200:
+                content = b""
+            else:  # delimited by the end of the connection
+                content = await reader.read()
+                headers["connection"] = "close"
+            if headers.get("connection") == "close":
+                await self.aclose()
+            return Reply(status, content)
+        raise HttpError("the server closed the connection twice")
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            writer, self._conn = self._conn[1], None
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def __aenter__(self) -> RawClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    parts = []
+    while size := int((await reader.readline()).split(b";")[0], 16):
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+    while (await reader.readline()) not in (b"\r\n", b""):  # trailers
+        pass
+    return b"".join(parts)
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def make_client(base: str, headers: dict[str, str], timeout: float = 60.0) -> Any:
+    """The load generators' HTTP client: ``RawClient``, or httpx's with LOOPWRIGHT_BENCH_CLIENT=httpx."""
+    if CLIENT == "httpx":
+        return httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout)
+    return RawClient(base, headers, timeout)
+
+
+CLIENT_ERRORS = (httpx.HTTPError, HttpError)
 
 
 @dataclass
@@ -324,7 +474,7 @@ async def annotate_loopwright(
     """next → submit against loopwright until ``until`` (perf_counter) or ``stop``; never raises."""
     rng = random.Random(seed)
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30.0) as client:
+    async with make_client(base, headers, 30.0) as client:
         while time.perf_counter() < until and not (stop and stop.is_set()):
             try:
                 t = time.perf_counter()
@@ -351,7 +501,7 @@ async def annotate_loopwright(
                 rec.submit_s.append(dt)
                 rec.acknowledged.append(lease_id)  # annotators see no ids in the reply (blind review)
                 rec.tasks.append(task_id)
-            except httpx.HTTPError as exc:
+            except CLIENT_ERRORS as exc:
                 rec.error(type(exc).__name__)
                 await asyncio.sleep(0.05)
 

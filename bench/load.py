@@ -3,12 +3,14 @@
 Per run: a fresh database (SQLite file, or a new PostgreSQL schema), a project whose every item
 is one review task (no model, one tier, overlap 1), ``--items`` items and one annotator user
 and token per client seeded in-process; then ``uvicorn --workers N`` on 127.0.0.1 in a
-subprocess and ``--clients`` asyncio httpx clients (one process, one connection each) doing
-next → submit for ``--duration`` seconds. Reported: cycles/s (acknowledged submits per second),
-p50/p99 of next and submit, CPU seconds per cycle of the server, the client and PostgreSQL,
-and from the database afterwards: duplicate annotations (a task annotated more than once, an
-item annotated twice) and lost annotations (acknowledged with HTTP 200 but not in the table).
-Median of ``--repeats`` runs per configuration. Writes results/load.{json,md}.
+subprocess and ``--clients`` asyncio clients (``_server.RawClient``, one process, one
+keep-alive connection each) doing next → submit for ``--duration`` seconds. Reported: cycles/s
+(acknowledged submits per second), p50/p99 of next and submit, CPU seconds per cycle of the
+server, the client and PostgreSQL, and from the database afterwards: duplicate annotations (a
+task annotated more than once, an item annotated twice) and lost annotations (acknowledged with
+HTTP 200 but not in the table). Median of ``--repeats`` runs per configuration. Writes
+results/<out>.json (``--table`` prints it as Markdown); LOOPWRIGHT_BENCH_CLIENT=httpx drives
+the server with httpx's client instead, as runs before this one did.
 
     .venv/bin/python bench/load.py [--pg URL] [--duration 20] [--repeats 3] [--workers 1 2]
 """
@@ -27,18 +29,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _server import (
+    CLIENT,
+    CLIENT_ERRORS,
     PG_URL,
     Record,
     Server,
     annotate_loopwright,
     check_db,
+    cores_busy,
+    cores_by_kind,
+    cpu_seconds,
     database,
     load_average,
+    machine_jiffies,
+    make_client,
     postgres_cpu_seconds,
     seed,
     summarise,
@@ -68,10 +75,8 @@ async def drive_open(
     whatever the server's pace, each by an idle annotator (annotators with think time); a late
     server shows up as latency, not as fewer arrivals."""
     rng = random.Random(0)
-    idle: asyncio.Queue[tuple[httpx.AsyncClient, Record]] = asyncio.Queue()
-    clients = [
-        httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {t}"}, timeout=30) for t in tokens
-    ]
+    idle: asyncio.Queue[tuple[Any, Record]] = asyncio.Queue()
+    clients = [make_client(base, {"Authorization": f"Bearer {t}"}, 30) for t in tokens]
     records = [Record() for _ in tokens]
     for pair in zip(clients, records, strict=True):
         idle.put_nowait(pair)
@@ -93,7 +98,7 @@ async def drive_open(
                 return
             rec.submit_s.append(time.perf_counter() - t)
             rec.acknowledged.append(lease_id)
-        except httpx.HTTPError as exc:
+        except CLIENT_ERRORS as exc:
             rec.error(type(exc).__name__)
         finally:
             idle.put_nowait((client, rec))
@@ -125,6 +130,7 @@ def run_once(backend: str, pg_url: str, workers: int, args: argparse.Namespace) 
                 spy = subprocess.Popen([str(Path(sys.executable).parent / cmd[0]), *cmd[1:]])
             asyncio.run(drive(server.base, tokens, args.warmup))  # lazy imports, pools: not timed
             cpu0, pg0, client0 = server.cpu_seconds(), postgres_cpu_seconds(), time.process_time()
+            per_pid0, jiffies0 = {p: cpu_seconds(p) for p in server.pids()}, machine_jiffies()
             if args.rate:
                 records, wall = asyncio.run(drive_open(server.base, tokens, args.duration, args.rate))
             else:
@@ -132,6 +138,9 @@ def run_once(backend: str, pg_url: str, workers: int, args: argparse.Namespace) 
             if spy is not None:
                 spy.wait()
             server_cpu = server.cpu_seconds() - cpu0
+            jiffies1 = machine_jiffies()
+            busy, by_kind = cores_busy(jiffies0, jiffies1), cores_by_kind(jiffies0, jiffies1)
+            per_pid = sorted((cpu_seconds(p) - c for p, c in per_pid0.items()), reverse=True)
             pg_cpu = postgres_cpu_seconds() - pg0 if backend == "postgres" else 0.0
             client_cpu = time.process_time() - client0
         out = summarise(records, wall)
@@ -147,6 +156,10 @@ def run_once(backend: str, pg_url: str, workers: int, args: argparse.Namespace) 
         client_cpu_ms_per_cycle=1000 * client_cpu / cycles,
         postgres_cpu_ms_per_cycle=1000 * pg_cpu / cycles,
         load=load_average(),
+        client=CLIENT,
+        machine_cores_busy=busy,  # every process on the machine, other jobs included
+        machine_cores_by_kind=by_kind,  # user, system, softirq (loopback TCP), ...
+        server_process_cpu_s=[round(c, 2) for c in per_pid],  # per process: how the workers share
     )
     if out["cycles"] >= args.items:
         out["errors"]["queue ran dry"] = 1

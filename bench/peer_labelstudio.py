@@ -3,7 +3,7 @@
 Workload, on each system: import 10,000 tasks in one HTTP request, then 20 concurrent
 annotators (20 users, one token each) doing next → submit for 60 s. Both run on this machine,
 bound to 127.0.0.1, on SQLite (a file in a fresh temp dir) and on PostgreSQL (a new database for
-Label Studio, a new schema for loopwright), driven by the same asyncio/httpx client loop
+Label Studio, a new schema for loopwright), driven by the same asyncio client loop (``_server.RawClient``)
 (``annotate`` below); only the two requests differ:
 
 * Label Studio (its own venv ``.venv-ls``, ``label-studio start`` = Django's threaded server):
@@ -53,6 +53,7 @@ from _server import (
     database,
     free_port,
     load_average,
+    make_client,
     project_config,
     service_token,
     summarise,
@@ -76,13 +77,13 @@ LS_ADMIN, LS_PASSWORD, LS_TOKEN = (
 )
 
 # (client, rng) -> (task id, handle for submit) or None when there is no task
-NextFn = Callable[[httpx.AsyncClient], Awaitable[tuple[int, Any] | None]]
+NextFn = Callable[[Any], Awaitable[tuple[int, Any] | None]]
 # (client, handle, label) -> annotation id, or None when the submit was refused
-SubmitFn = Callable[[httpx.AsyncClient, Any, str], Awaitable[int | None]]
+SubmitFn = Callable[[Any, Any, str], Awaitable[int | None]]
 
 
 async def annotate(
-    client: httpx.AsyncClient, next_task: NextFn, submit: SubmitFn, until: float, rec: Record, seed: int
+    client: Any, next_task: NextFn, submit: SubmitFn, until: float, rec: Record, seed: int
 ) -> None:
     """One annotator: next → submit until ``until`` (perf_counter), timing each request."""
     rng = random.Random(seed)
@@ -112,9 +113,7 @@ async def annotate(
                 await asyncio.sleep(0.05)
 
 
-async def drive(
-    clients: list[httpx.AsyncClient], next_task: NextFn, submit: SubmitFn, duration: float
-) -> Any:
+async def drive(clients: list[Any], next_task: NextFn, submit: SubmitFn, duration: float) -> Any:
     records = [Record() for _ in clients]
     start = time.perf_counter()
     await asyncio.gather(
@@ -128,7 +127,7 @@ async def drive(
 
 def measure(
     pids: Callable[[], list[int]],
-    clients: list[httpx.AsyncClient],
+    clients: list[Any],
     next_task: NextFn,
     submit: SubmitFn,
     duration: float,
@@ -262,7 +261,7 @@ def run_label_studio(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             import_s = time.perf_counter() - t
             tokens = ls_users(data_dir, args.clients, db_env)
 
-            async def next_task(client: httpx.AsyncClient) -> tuple[int, Any] | None:
+            async def next_task(client: Any) -> tuple[int, Any] | None:
                 r = await client.get(f"/api/projects/{project_id}/next")
                 if r.status_code == 404:
                     return None
@@ -271,7 +270,7 @@ def run_label_studio(args: argparse.Namespace, backend: str) -> dict[str, Any]:
                 task_id = int(r.json()["id"])
                 return task_id, task_id
 
-            async def submit(client: httpx.AsyncClient, task_id: Any, label: str) -> int | None:
+            async def submit(client: Any, task_id: Any, label: str) -> int | None:
                 result = [
                     {
                         "from_name": "label",
@@ -285,10 +284,7 @@ def run_label_studio(args: argparse.Namespace, backend: str) -> dict[str, Any]:
                 )
                 return int(r.json()["id"]) if r.status_code == 201 else None
 
-            clients = [
-                httpx.AsyncClient(base_url=base, headers={"Authorization": f"Token {tok}"}, timeout=60)
-                for tok in tokens
-            ]
+            clients = [make_client(base, {"Authorization": f"Token {tok}"}) for tok in tokens]
             records, out = measure(
                 lambda: [proc.pid, *children(proc.pid)], clients, next_task, submit, args.duration
             )
@@ -386,7 +382,7 @@ def run_loopwright(args: argparse.Namespace, backend: str) -> dict[str, Any]:
             if backend == "postgres":
                 analyze(url)
 
-            async def next_task(client: httpx.AsyncClient) -> tuple[int, Any] | None:
+            async def next_task(client: Any) -> tuple[int, Any] | None:
                 r = await client.post("/v1/projects/peer/tasks/next", json={})
                 if r.status_code == 204:
                     return None
@@ -395,16 +391,11 @@ def run_loopwright(args: argparse.Namespace, backend: str) -> dict[str, Any]:
                 body = r.json()
                 return int(body["task"]["id"]), body["lease"]["id"]
 
-            async def submit(client: httpx.AsyncClient, lease_id: Any, label: str) -> int | None:
+            async def submit(client: Any, lease_id: Any, label: str) -> int | None:
                 r = await client.post(f"/v1/leases/{lease_id}/submit", json={"label": label})
                 return int(lease_id) if r.status_code == 200 else None  # blind: no annotation id back
 
-            clients = [
-                httpx.AsyncClient(
-                    base_url=server.base, headers={"Authorization": f"Bearer {tok}"}, timeout=60
-                )
-                for tok in tokens
-            ]
+            clients = [make_client(server.base, {"Authorization": f"Bearer {tok}"}) for tok in tokens]
             records, out = measure(server.pids, clients, next_task, submit, args.duration)
         check = check_db(url, "peer", [a for r in records for a in r.acknowledged])
     out.update(

@@ -2,10 +2,10 @@
 PostgreSQL schema, annotator clients spread round-robin across them.
 
 Per N in ``--servers``: a fresh schema, ``--items`` tasks, ``--clients`` annotators doing
-next → submit for ``--duration`` seconds (closed loop), then the database check (duplicate
-annotations, acknowledged annotations missing). Reported per N: cycles/s, p50/p99, server CPU
-ms per cycle (all processes), duplicates, lost. ``--pg`` may point at PgBouncer (transaction
-mode) instead of PostgreSQL itself.
+next → submit for ``--duration`` seconds (closed loop, after ``--warmup`` untimed seconds),
+then the database check (duplicate annotations, acknowledged annotations missing). Reported
+per N: cycles/s, p50/p99, server and client CPU ms per cycle (all server processes),
+duplicates, lost. ``--pg`` may point at PgBouncer (transaction mode) instead of PostgreSQL.
 
     .venv/bin/python bench/scaleout.py [--servers 1 2 3] [--duration 15] [--pg URL] [--label L]
 """
@@ -33,8 +33,11 @@ from _server import (
     Server,
     annotate_loopwright,
     check_db,
+    cores_busy,
+    cpu_seconds,
     database,
     load_average,
+    machine_jiffies,
     seed,
     summarise,
 )
@@ -79,18 +82,27 @@ def run_once(n: int, args: argparse.Namespace) -> dict[str, Any]:
         tokens = seed(url, PROJECT, args.items, args.clients)
         with ExitStack() as stack:
             servers = [stack.enter_context(Server(args.bouncer or url, 1)) for _ in range(n)]
-            cpu0 = sum(s.cpu_seconds() for s in servers)
-            records, wall = asyncio.run(drive([s.base for s in servers], tokens, args.duration))
+            bases = [s.base for s in servers]
+            asyncio.run(drive(bases, tokens, args.warmup))  # lazy imports, pools: not timed
+            cpu0, client0 = sum(s.cpu_seconds() for s in servers), time.process_time()
+            per_pid0, jiffies0 = {p: cpu_seconds(p) for s in servers for p in s.pids()}, machine_jiffies()
+            records, wall = asyncio.run(drive(bases, tokens, args.duration))
             cpu = sum(s.cpu_seconds() for s in servers) - cpu0
+            busy = cores_busy(jiffies0, machine_jiffies())
+            per_pid = sorted((cpu_seconds(p) - c for p, c in per_pid0.items()), reverse=True)
+            client_cpu = time.process_time() - client0
         out = summarise(records, wall)
         check = check_db(url, PROJECT, [a for r in records for a in r.acknowledged])
     out.update(
         servers=n,
         server_cpu_ms_per_cycle=1000 * cpu / max(out["cycles"], 1),
+        client_cpu_ms_per_cycle=1000 * client_cpu / max(out["cycles"], 1),
         duplicate_tasks=check.duplicate_tasks,
         duplicate_items=check.duplicate_items,
         lost=check.lost,
         load=load_average(),
+        machine_cores_busy=busy,  # every process on the machine, other jobs included
+        server_process_cpu_s=[round(c, 2) for c in per_pid],
     )
     print(f"  {n} servers{args.label}: {json.dumps(out, default=str)}", flush=True)
     return out
@@ -103,6 +115,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=60)
     parser.add_argument("--items", type=int, default=8_000)
     parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of untimed load first")
     parser.add_argument("--label", default="")
     parser.add_argument("--bouncer", help="servers connect here (PgBouncer); --pg: the same database, direct")
     args = parser.parse_args()

@@ -21,8 +21,8 @@ runs in-process; PostgreSQL's server CPU is not counted), with the max, and the 
     git worktree add /tmp/lw-base HEAD   # the code before, same script
     PYTHONPATH=/tmp/lw-base/src nice -n 10 .venv/bin/python bench/scaling.py --label before
 
-Each run writes results/scaling_<label>.json; results/scaling.md is rebuilt from every JSON
-present, so before and after sit side by side.
+Each run is stored under its label in results/scaling.json (a run of the same label replaces
+it); the tables of every run there are printed, so before and after sit side by side.
 """
 
 from __future__ import annotations
@@ -305,11 +305,13 @@ def run(backends: list[str], sizes: tuple[int, ...], pg: str) -> dict[str, Any]:
     return out
 
 
+def stored() -> dict[str, Any]:
+    path = RESULTS / "scaling.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
 def report() -> str:
-    runs = {
-        p.stem.removeprefix("scaling_"): json.loads(p.read_text())
-        for p in sorted(RESULTS.glob("scaling_*.json"))
-    }
+    runs = stored()
     order = sorted(runs, key=lambda k: (k != "before", k))
     lines = [
         "# Per-request cost against project size",
@@ -323,7 +325,9 @@ def report() -> str:
     ]
     for label in order:
         data = runs[label]
-        lines += [f"## {label} ({data['meta']['when']}, {data['meta']['code']})", ""]
+        load = data["meta"].get("load_start_end")
+        load_note = f", load {load[0]} → {load[1]}" if load else ""
+        lines += [f"## {label} ({data['meta']['when']}, {data['meta']['code']}{load_note})", ""]
         lines += [
             "| backend | request | "
             + " | ".join(f"{int(n) // 1000}k wall ms (cpu) [max]" for n in data["sizes"])
@@ -356,17 +360,17 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     args = parser.parse_args()
     sizes = tuple(int(s) for s in args.sizes.split(","))
+    load_start = Path("/proc/loadavg").read_text().split()[:3]
     results = run(args.backends.split(","), sizes, args.pg)
     meta = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "code": str(Path(loopwright.__file__).parent),
         "python": platform.python_version(),
+        "load_start_end": [" ".join(load_start), " ".join(Path("/proc/loadavg").read_text().split()[:3])],
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"scaling_{args.label}.json").write_text(
-        json.dumps({"meta": meta, "sizes": [str(n) for n in sizes], "results": results}, indent=1)
-    )
-    (RESULTS / "scaling.md").write_text(report() + "\n")
+    runs = {**stored(), args.label: {"meta": meta, "sizes": [str(n) for n in sizes], "results": results}}
+    (RESULTS / "scaling.json").write_text(json.dumps(runs, indent=1) + "\n")
     print(report())
 
 
