@@ -26,6 +26,7 @@ class TaskStatus(StrEnum):
     RESOLVED = "resolved"  # consolidated into a Resolution
     ESCALATED = "escalated"  # closed here, continued by a task at a higher tier
     GOLD = "gold"  # a gold (honeypot) task: known answer, scored per annotator, never resolved
+    ACCEPTED = "accepted"  # closed unreviewed: a certified champion auto-accepted its item
 
 
 class LeaseStatus(StrEnum):

@@ -43,6 +43,15 @@ class Project(Wire):
     created_at: datetime
 
 
+class BacklogAccepted(Wire):
+    """A pass over the review backlog: tasks scored again by the champion, and auto-accepted."""
+
+    scanned: int
+    accepted: int
+    threshold: float | None
+    model_version: int | None
+
+
 class Certification(Wire):
     """An auto-accept threshold certificate: error ≤ epsilon with probability ≥ 1 - delta."""
 

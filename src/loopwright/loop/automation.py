@@ -3,7 +3,8 @@
 Triggers: enough new resolved labels, drift detected since the last training run, the
 schedule (``retrain.every_hours``) — the same rule :meth:`Loop.retrain_due` applies; for a
 model that lives elsewhere the retrain job announces ``model.retrain_due`` to its pipeline —
-and a fresh drift window (``drift.window`` items since the last check) for a drift check.
+a fresh drift window (``drift.window`` items since the last check) for a drift check, and a
+certified threshold with untouched review backlog it may cover (:mod:`~loopwright.loop.backlog`).
 Each decision is an ``automation.decided`` event naming the trigger and the job. A project
 pauses its automation with :func:`set_paused` (``automation.paused`` / ``automation.resumed``).
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from loopwright.errors import LoopwrightError
+from loopwright.loop import backlog
 from loopwright.loop import retrain as _retrain
 from loopwright.loop.loop import Loop, Workspace
 from loopwright.loop.ports import Job, Jobs
@@ -57,6 +59,8 @@ def triggers(loop: Loop) -> list[tuple[str, str]]:
         due.append(("retrain", f"external_{reason}" if loop.config.model.lives_elsewhere else reason))
     if _fresh_drift_window(loop):
         due.append(("drift_check", "drift_window"))
+    if backlog.due(loop._ctx):
+        due.append(("accept_backlog", "certified_backlog"))
     return due
 
 

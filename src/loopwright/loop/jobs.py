@@ -151,6 +151,11 @@ def _certify_job(loop: Loop, job: Job, report: Reporter) -> dict[str, Any]:
     return {"certified": True, "threshold": cert.threshold, "upper_bound": cert.upper_bound}
 
 
+def _backlog_job(loop: Loop, job: Job, report: Reporter) -> dict[str, Any]:
+    report.progress(0.1, "scoring the untouched backlog with the champion")
+    return loop.accept_backlog(job.actor).summary()
+
+
 def _export_job(loop: Loop, job: Job, report: Reporter) -> dict[str, Any]:
     p = job.params
     written = loop.export_dataset(str(p.get("ref", "latest")), str(p["format"]), Path(str(p["path"])))
@@ -209,5 +214,6 @@ _RUNNERS = {
     "snapshot": _snapshot_job,
     "drift_check": _drift_job,
     "certify": _certify_job,
+    "accept_backlog": _backlog_job,
     "export": _export_job,
 }

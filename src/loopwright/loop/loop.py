@@ -27,6 +27,7 @@ from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.learning.estimators import check_payload
 from loopwright.learning.explain import Explanation
 from loopwright.loop import (
+    backlog,
     certification,
     gold,
     lineage,
@@ -305,6 +306,11 @@ class Loop:
         evidence changed (ingest does this itself; call it after drift or to look)."""
         with self._ctx.store.unit_of_work() as uow:
             return certification.current(self._ctx, uow, actor)
+
+    def accept_backlog(self, actor: str = "system") -> backlog.BacklogReport:
+        """Auto-accept the untouched review backlog the champion's certified threshold covers
+        (items sent to review for want of a certificate since the last drift)."""
+        return backlog.accept(self._ctx, actor)
 
     def models(self) -> list[ModelVersion]:
         with self._ctx.store.unit_of_work() as uow:

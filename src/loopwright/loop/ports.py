@@ -140,6 +140,7 @@ class DecisionRepo(Protocol):
     def count_by_route(self, project_id: int) -> dict[str, int]: ...
     def timeline(self, project_id: int) -> list[tuple[datetime, str]]: ...  # (created_at, route) by id
     def audited_items(self, project_id: int) -> list[int]: ...  # drawn into the audit, oldest first
+    def count_audited(self, project_id: int, since_item_id: int) -> int: ...  # items id ≥ since audited
 
 
 class FeedbackRepo(Protocol):
@@ -217,6 +218,21 @@ class TaskRepo(Protocol):
     def add_gold(self, project_id: int, item_id: int, tier: int, label: str) -> Task: ...
 
     def set_status(self, task_id: int, status: TaskStatus, closed_at: datetime | None) -> Task: ...
+    def set_required(self, task_id: int, required_annotations: int) -> None: ...
+    def backlog(
+        self, project_id: int, reasons: Sequence[str], since_item_id: int, now: datetime, limit: int
+    ) -> list[Task]:
+        """Open tasks opened for one of ``reasons``, on items with id ≥ ``since_item_id``, that
+        nobody has answered or holds a live lease on, that no lower tier sent up and whose item
+        is not in the audit sample (an audited item with no model keeps reason ``no_model``); in
+        item order, at most ``limit``."""
+        ...
+
+    def accept(self, task_ids: Sequence[int], now: datetime) -> list[int]:
+        """Close those of ``task_ids`` that are still untouched (as :meth:`backlog` reads them)
+        as accepted; the ids closed."""
+        ...
+
     def for_item(self, item_id: int) -> list[Task]: ...  # oldest first
     def count_open_by_tier(self, project_id: int) -> dict[int, int]: ...
     def timeline(self, project_id: int) -> list[tuple[int, datetime, datetime | None]]:
@@ -545,7 +561,7 @@ class Store(Protocol):
 
 # -- background jobs -------------------------------------------------------------------------
 
-JOB_KINDS = ("retrain", "snapshot", "drift_check", "certify", "export", "select")
+JOB_KINDS = ("retrain", "snapshot", "drift_check", "certify", "accept_backlog", "export", "select")
 JOB_DONE = frozenset({"succeeded", "failed", "cancelled"})  # statuses a job never leaves
 
 

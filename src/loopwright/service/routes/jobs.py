@@ -49,7 +49,9 @@ def _visible(jobs: Jobs, job_id: int, who: Principal, action: Action) -> Job:
 
 
 class JobIn(Body):
-    kind: Literal["retrain", "snapshot", "drift_check", "certify"] = Field(description="what to run")
+    kind: Literal["retrain", "snapshot", "drift_check", "certify", "accept_backlog"] = Field(
+        description="what to run"
+    )
 
 
 class SelectIn(Body):

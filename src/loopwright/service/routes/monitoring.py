@@ -50,6 +50,12 @@ def certify(name: str, ws: Ws, who: Caller) -> Any:
     return to_json(project(ws, name, who, Action.MANAGE).certify(actor=who.name))
 
 
+@router.post("/backlog/accept", response_model=wire.BacklogAccepted)
+def accept_backlog(name: str, ws: Ws, who: Caller) -> Any:
+    """Auto-accept the untouched review backlog the champion's certified threshold covers."""
+    return project(ws, name, who, Action.MANAGE).accept_backlog(actor=who.name).summary()
+
+
 @router.get("/annotators/{annotator}", response_model=wire.AnnotatorStats)
 def annotator_stats(name: str, annotator: str, ws: Ws, who: Caller, session_id: str | None = None) -> Any:
     stats = project(ws, name, who, Action.MONITOR).annotator_stats(annotator, session_id)

@@ -33,6 +33,7 @@ from loopwright.store.sql.plain import PlainSql
 from loopwright.store.sql.repositories import Repo, chunks, is_fk_violation, utcnow
 from loopwright.store.sql.tables import (
     annotations,
+    decisions,
     gold_answers,
     items,
     leases,
@@ -136,6 +137,14 @@ def _suggested_label() -> Any:
 def _item_metadata(key: str) -> Any:
     """The task's item metadata field ``key``, as text."""
     return select(items.c.metadata[key].as_string()).where(items.c.id == tasks.c.item_id).scalar_subquery()
+
+
+def _untouched(now: datetime) -> ColumnElement[bool]:
+    """No answer, no parent task (nothing sent it up) and no live lease on it."""
+    live = exists().where(
+        leases.c.task_id == tasks.c.id, leases.c.status == ACTIVE, leases.c.expires_at > now
+    )
+    return and_(tasks.c.n_annotations == 0, tasks.c.parent_task_id.is_(None), ~live)
 
 
 class SqlTaskRepo(Repo):
@@ -308,6 +317,40 @@ class SqlTaskRepo(Repo):
     def set_status(self, task_id: int, status: TaskStatus, closed_at: datetime | None) -> Task:
         params = {"id": task_id, "status": TaskStatus(status).value, "closed_at": closed_at}
         return _task(_found(hot.TASK_STATUS.first(self._conn, params), f"task id {task_id}"))
+
+    def set_required(self, task_id: int, required_annotations: int) -> None:
+        stmt = update(tasks).where(tasks.c.id == task_id).values(required_annotations=required_annotations)
+        self._conn.execute(stmt)
+
+    def backlog(
+        self, project_id: int, reasons: Sequence[str], since_item_id: int, now: datetime, limit: int
+    ) -> list[Task]:
+        stmt = (
+            select(tasks)
+            .where(
+                tasks.c.project_id == project_id,
+                tasks.c.status == TaskStatus.OPEN.value,
+                tasks.c.reason.in_(list(reasons)),
+                tasks.c.item_id >= since_item_id,
+                _untouched(now),
+                ~exists().where(decisions.c.id == tasks.c.decision_id, decisions.c.audit.is_(True)),
+            )
+            .order_by(tasks.c.item_id, tasks.c.id)
+            .limit(limit)
+        )
+        return [_task(r._mapping) for r in self._conn.execute(stmt)]
+
+    def accept(self, task_ids: Sequence[int], now: datetime) -> list[int]:
+        closed: list[int] = []
+        for part in chunks(list(task_ids)):
+            stmt = (
+                update(tasks)
+                .where(tasks.c.id.in_(part), tasks.c.status == TaskStatus.OPEN.value, _untouched(now))
+                .values(status=TaskStatus.ACCEPTED.value, closed_at=now)
+                .returning(tasks.c.id)
+            )
+            closed += self._conn.execute(stmt).scalars()
+        return sorted(closed)
 
     def for_item(self, item_id: int) -> list[Task]:
         stmt = select(tasks).where(tasks.c.item_id == item_id).order_by(tasks.c.id)
