@@ -131,6 +131,13 @@ class RoutingConfig(_Strict):
     audit_tier: int | None = Field(
         None, ge=1, description="tier for audited items (default: their confidence band's)"
     )
+    audit_answers: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="most answers an audited item takes: a first answer that contradicts the model's "
+        "prediction, or answers that disagree, ask one more (the audit tier needs that many annotators)",
+    )
     certify: CertifyConfig | None = Field(
         None, description="derive the threshold from the audit instead of accept_threshold"
     )

@@ -9,6 +9,7 @@ caps and label rotation are applied here before the store is asked.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -229,9 +230,29 @@ def submit(
         resolution, upper = None, None
         # one slot, held by this lease under the task's lock: this annotation is the only one
         done = [annotation] if task.required_annotations == 1 else uow.annotations.for_task(task.id)
-        if len(done) >= task.required_annotations:
+        if len(done) >= task.required_annotations and not _second_opinion(ctx, uow, task, done, annotator):
             resolution, upper = resolve_task(ctx, uow, task, done, now, annotator)
         return SubmitResult(annotation, resolution, upper, tier=task.tier)
+
+
+def _second_opinion(ctx: Context, uow: UnitOfWork, task: Task, done: list[Annotation], actor: str) -> bool:
+    """Ask one more answer for an audited item (``routing.audit_answers`` at most) when its one
+    answer contradicts the model's prediction or its answers have no two in agreement: one slip
+    of the audit tier must not count as the model's error in the certificate. An answer that
+    agrees with the prediction is not checked (a slip there would have to hit the model's own
+    wrong label), so the check only removes false errors; True when it asked."""
+    if task.reason != "audit" or len(done) >= ctx.config.routing.audit_answers:
+        return False
+    votes = Counter(a.label for a in done)
+    if max(votes.values()) >= 2:
+        return False
+    if len(done) == 1:
+        decision = next((d for d in uow.decisions.for_item(task.item_id) if d.id == task.decision_id), None)
+        if decision is None or uow.predictions.get(decision.prediction_id).label == done[0].label:
+            return False
+    uow.tasks.set_required(task.id, len(done) + 1)
+    ctx.event(uow, actor, "audit.second_opinion", ("task", task.id), answers=len(done))
+    return True
 
 
 def answer_of(ctx: Context, label: Any, comment: str | None) -> tuple[str, str | None]:
