@@ -153,6 +153,26 @@ def test_gate_fails_on_a_slice_regression_or_a_calibration_collapse() -> None:
     assert not hot.passed and "calibration collapsed: ECE 0.250 vs champion 0.100" in hot.reason
 
 
+def test_a_significantly_more_accurate_challenger_passes_despite_a_calibration_rise() -> None:
+    """After a drift a challenger trained on few labels is underconfident yet far better: an ECE
+    rise fails it only when it is not significantly more accurate (p_better ≥ alpha)."""
+    y = ["a"] * 20 + ["b"] * 20
+    champion = ["b"] * 10 + ["a"] * 10 + ["b"] * 20  # wrong on 10 a's
+    much_better = list(y)  # 10 wins, 0 losses: p_better = 0.5**10
+    r = gate(y, much_better, champion, ece=(0.40, 0.05), max_ece_increase=0.1)
+    assert (r.passed, r.wins, r.losses, r.ece) == (True, 10, 0, (0.40, 0.05))
+    assert "calibration collapsed" not in r.reason
+    assert r.reason == (
+        "passed not_significantly_worse: accuracy 1.000 vs champion 0.750, 10 wins / 0 losses, "
+        "p = 1 (alpha 0.05)"
+    )
+    slightly_better = ["a"] * 2 + champion[2:]  # 2 wins, 0 losses: p_better = 0.25
+    r = gate(y, slightly_better, champion, ece=(0.40, 0.05), max_ece_increase=0.1)
+    assert (r.passed, r.wins, r.losses) == (False, 2, 0)
+    assert r.reason.endswith("; calibration collapsed: ECE 0.400 vs champion 0.050")
+    assert gate(y, slightly_better, champion, ece=(0.14, 0.05), max_ece_increase=0.1).passed  # rise 0.09
+
+
 def test_exact_mcnemar_one_sided() -> None:
     worse, better = mcnemar_one_sided(2, 8)  # P(X ≤ 2), P(X ≥ 2) for X ~ Bin(10, 1/2)
     assert worse == pytest.approx(56 / 1024) and better == pytest.approx(1013 / 1024)

@@ -40,7 +40,7 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
     if latest and latest.model_version_id == champion.id and latest.n_audited == len(audited):
         return latest
     confidences, correct = audit.score_version(ctx, uow, champion, audited)  # external: stored predictions
-    held = _held(uow, ctx.project.id)
+    held = _held(uow, ctx.project.id) if ctx.config.routing.audit_answers == 1 else None
     cert = certify(
         confidences,
         correct,
@@ -72,7 +72,10 @@ def _held(uow: UnitOfWork, project_id: int) -> Certification | None:
     """The newest certificate, when it certified a threshold since the last drift: a new champion
     (or new evidence) is tested from that threshold down, so the certificate carries across
     promotions while the audited error at it still passes. When that test fails nothing is held,
-    and the next certification scans from the top again."""
+    and the next certification scans from the top again. Only with one answer per audited item:
+    it guards against an audit slip among the most confident items stopping the scan, which a
+    second opinion (``routing.audit_answers`` > 1) already removes, so then every scan starts
+    from the top and the threshold moves with the evidence instead of being lost when it fails."""
     latest = uow.certifications.latest(project_id)
     if latest is None or latest.threshold is None:
         return None
