@@ -16,8 +16,22 @@ def test_shipped_example_loads() -> None:
     assert cfg.labels == [str(d) for d in range(10)]
     assert cfg.modality is Modality.IMAGE and cfg.input_key == "pixels"
     assert [t.required_annotations for t in cfg.tiers] == [1, 1, 1]  # one answer; escalate when unsure
-    audit = cfg.routing  # adaptive audit by one expert, certified at ε = 2 %, δ = 5 %
-    assert (audit.audit_rate, audit.audit_target, audit.audit_floor, audit.audit_tier) == (0.3, 600, 0.04, 3)
+    audit = (
+        cfg.routing
+    )  # adaptive audit by two experts (a second opinion on a contradiction), certified at ε = 2 %, δ = 5 %
+    assert (
+        audit.audit_rate,
+        audit.audit_target,
+        audit.audit_floor,
+        audit.audit_tier,
+        audit.audit_answers,
+    ) == (
+        0.5,
+        400,
+        0.03,
+        3,
+        3,
+    )
     assert audit.certify is not None and (audit.certify.epsilon, audit.certify.delta) == (0.02, 0.05)
     assert cfg.top_tier == 3
 

@@ -180,8 +180,8 @@ def test_a_held_threshold_survives_a_slip_at_the_top() -> None:
 def test_the_bulk_team_shrinks_while_a_threshold_is_certified() -> None:
     from loopwright.cli.demo import REVIEW_BUDGET, round_budget
 
-    assert round_budget(REVIEW_BUDGET, certified=False) == {1: 80, 2: 15, 3: 60}
-    assert round_budget(REVIEW_BUDGET, certified=True) == {1: 30, 2: 15, 3: 60}
+    assert round_budget(REVIEW_BUDGET, certified=False) == {1: 45, 2: 15, 3: 140}
+    assert round_budget(REVIEW_BUDGET, certified=True) == {1: 20, 2: 15, 3: 140}
     assert round_budget({1: 20, 4: 7}, certified=True) == {1: 20, 4: 7}  # a cap, never a raise
     assert round_budget(None, certified=True) is None
 

@@ -54,12 +54,13 @@ class StreamItem:
 
 
 AUGMENT_STRENGTH = 0.5  # rotation ±5°, scale ±5 %, shift ±0.3 px, noise sd ≤ 0.4 (of 16)
-# Human capacity per round (260 items), by tier: bulk reviewers, escalations, the expert who
-# answers the audits. What they do not reach stays pending, neither auto-accepted nor labelled.
-REVIEW_BUDGET = {1: 80, 2: 15, 3: 60}
+# Human capacity per round (260 items), by tier: bulk reviewers, escalations, the two experts
+# who answer the audits. What they do not reach stays pending until a certificate covers it
+# (:meth:`Loop.accept_backlog`) or someone labels it.
+REVIEW_BUDGET = {1: 45, 2: 15, 3: 140}
 # Once a threshold is certified the model takes most of the stream: the bulk team shrinks to
-# what the new uncertain items need (about 15 % of a round); the backlog stays pending.
-CERTIFIED_BUDGET = {1: 30, 2: 15, 3: 60}
+# what the new uncertain items need (under 10 % of a round).
+CERTIFIED_BUDGET = {1: 20, 2: 15, 3: 140}
 
 
 def round_budget(budget: dict[int, int] | None, certified: bool) -> dict[int, int] | None:
@@ -146,7 +147,7 @@ def run_demo(
     The stream is every pool digit once plus seeded augmented copies (small affine transforms
     and noise, marked ``synthetic`` with source and transform in their metadata) up to 5,200
     items (``quick``) or 20,800. Tier 1 has four careful annotators and one sloppy one (accuracy
-    0.5), whom the gold checks should pause; tier 2 three, tier 3 one expert. Each round the
+    0.5), whom the gold checks should pause; tier 2 three, tier 3 two experts. Each round the
     tiers label at most ``budget[tier]`` items (None: everything; less while a threshold is
     certified: :func:`round_budget`); the rest stays pending.
     ``augment_training`` trains with seeded synthetic copies while labels are scarce (just
@@ -185,7 +186,7 @@ def _run(
     loop.add_gold(
         {"external_id": f"digit-{i}", "payload": {"pixels": X[i].tolist()}, "label": y[i]} for i in gold_ids
     )
-    annotators = team(loop.config.labels, {1: 4, 2: 3, 3: 1}, {1: 0.95, 2: 0.97, 3: 0.995}, random_state=seed)
+    annotators = team(loop.config.labels, {1: 4, 2: 3, 3: 2}, {1: 0.95, 2: 0.97, 3: 0.995}, random_state=seed)
     annotators.append(SimulatedAnnotator("t1-sloppy", (1,), 0.5, loop.config.labels, seed + 99))
     recipes: list[AugmentedTraining] = []
 
@@ -225,7 +226,8 @@ def _run(
         audited = sum(o.reason == "audit" for o in report.outcomes)
         after_ingest = loop.status()
         queues, cert = after_ingest.open_tasks_by_tier, after_ingest.certification
-        capacity = round_budget(budget, cert is not None and cert.threshold is not None)
+        certified = not drift and cert is not None and cert.threshold is not None  # drift voids it
+        capacity = round_budget(budget, certified)
         labelled = work(loop, annotators, truth.__getitem__, budget=capacity)
         human += labelled.annotations
         paused.update(labelled.stopped)
@@ -237,6 +239,10 @@ def _run(
                 synthetic_trained += recipes[-1].synthetic_ if augment_training else 0
             except Invalid:  # too few training labels yet: audits only ever evaluate
                 pass
+        swept = loop.accept_backlog()  # the certificate covers the untouched backlog too
+        swept_wrong = sum(label != truth[ext] for ext, label in swept.items)
+        auto_total += swept.accepted
+        auto_wrong += swept_wrong
         accuracy = _accuracy(loop, held, y[held_out])
         pending = sum(loop.status().open_tasks_by_tier.values())
         history.append(
@@ -247,6 +253,8 @@ def _run(
                 "auto_accepted": len(auto),
                 "auto_accept_errors": wrong,
                 "automation_rate": len(auto) / len(batch),
+                "backlog_accepted": swept.accepted,
+                "backlog_accept_errors": swept_wrong,
                 "audited": audited,
                 "queues": {str(t): n for t, n in sorted(queues.items())},
                 "certified_threshold": None if cert is None else cert.threshold,
@@ -280,6 +288,7 @@ def _run(
         "review_budget": None if budget is None else {str(t): n for t, n in sorted(budget.items())},
         "synthetic_training_examples": synthetic_trained,
         "auto_accepted": auto_total,
+        "backlog_accepted": int(sum(h["backlog_accepted"] for h in history)),
         "auto_accept_error": auto_wrong / auto_total if auto_total else None,
         "epsilon": None if certify is None else certify.epsilon,
         "delta": None if certify is None else certify.delta,

@@ -59,8 +59,11 @@ def _plots(summary: dict[str, Any]) -> list[tuple[str, str]]:
     ax.grid(alpha=0.3)
     figs.append(("Champion accuracy per round (held-out originals)", _png(fig)))
 
-    fig, ax = plt.subplots(figsize=(6.2, 3.6))
-    ax.bar(rounds, [r["automation_rate"] for r in h], color="#4c9f70", label="auto-accepted share")
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    ax.bar(rounds, [r["automation_rate"] for r in h], color="#4c9f70", label="auto-accepted share at ingest")
+    for x, r in zip(rounds, h, strict=True):
+        if r.get("backlog_accepted"):  # the backlog a new certificate covered, accepted after the round
+            ax.annotate(f"+{r['backlog_accepted']}", (x, 1.04), ha="center", fontsize=6, color="#2e7d4f")
     per_item = [(r["human_labels"] + r.get("gold_answers", 0)) / r["items"] for r in h]
     ax.plot(rounds, per_item, color="#34495e", marker="o", label="human labels per item")
     err = [r.get("auto_accept_errors", 0) / r["auto_accepted"] if r["auto_accepted"] else None for r in h]
@@ -77,9 +80,11 @@ def _plots(summary: dict[str, Any]) -> list[tuple[str, str]]:
     if shift:
         ax.axvline(shift + 0.5, color="#c0392b", linestyle="--", alpha=0.6)
     ax.set(
-        xlabel="round", ylim=(0, max([1.02, *per_item]) + 0.05), title="Automation and human work per round"
+        xlabel="round", ylim=(0, max([1.02, *per_item]) + 0.1), title="Automation and human work per round"
     )
-    ax.legend(loc="upper left", fontsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=7)
+    ax.text(1.0, 1.01, "+n: backlog accepted", transform=ax.transAxes, ha="right", va="bottom", fontsize=6)
+    fig.tight_layout()
     figs.append(("Automation, human labels and realised error per round", _png(fig)))
 
     fig, ax = plt.subplots(figsize=(6.2, 3.6))
@@ -120,7 +125,11 @@ def render_report(summary: dict[str, Any]) -> str:
         ("items seen (synthetic)", f"{items} ({summary.get('synthetic_items', 0)})"),
         ("human labels (+ gold answers)", f"{summary['human_labels']} (+{summary['gold_answers']})"),
         ("human labels per item", summary.get("human_labels_per_item")),
-        ("auto-accepted", f"{summary['auto_accepted']} ({summary['auto_accepted'] / items:.0%})"),
+        (
+            "auto-accepted (of them from the backlog)",
+            f"{summary['auto_accepted']} ({summary['auto_accepted'] / items:.0%}; "
+            f"{summary.get('backlog_accepted', 0)})",
+        ),
         ("pending (never reached by a human)", _pending(summary)),
         ("realised auto-accept error", summary["auto_accept_error"]),
         ("certified bound", "n/a" if eps is None else f"ε = {eps:g} at δ = {summary.get('delta'):g}"),
