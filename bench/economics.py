@@ -7,7 +7,7 @@ auto-accept error against the truth the loop never sees, final held-out accuracy
 (caught in the first drifted round, labels to recover within 2 points), the pending share (items
 the per-round review budget did not reach) and wall and CPU seconds.
 
-    .venv/bin/python bench/economics.py                    # seeds 0-4, about 90 s of CPU each
+    .venv/bin/python bench/economics.py                    # seeds 0-4, about 17 s of CPU each
     .venv/bin/python bench/economics.py --summaries s0.json s1.json …
 """
 

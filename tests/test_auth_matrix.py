@@ -186,6 +186,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/projects/{name}/drift/check"): Row(Action.MANAGE),
     ("GET", "/v1/projects/{name}/thresholds"): Row(Action.MONITOR),
     ("POST", "/v1/projects/{name}/certify"): Row(Action.MANAGE),
+    ("POST", "/v1/projects/{name}/backlog/accept"): Row(Action.MANAGE),
     ("GET", "/v1/projects/{name}/annotators/{annotator}"): Row(Action.MONITOR, {"annotator": "sim1"}),
     ("GET", "/v1/projects/{name}/lineage/models/{version}"): Row(Action.MONITOR, {"version": 1}),
     ("GET", "/v1/projects/{name}/lineage/items/{external_id}"): Row(Action.MONITOR, {"external_id": "p0"}),

@@ -154,6 +154,8 @@ def test_full_cycle(server: Server) -> None:
         ]
         assert view.thresholds("toy").routing == "fixed threshold 0.900"
         assert lead.certify("toy") is None and view.drift("toy").last_check is None
+        nothing = lead.accept_backlog("toy")  # a fixed threshold certifies nothing: no backlog pass
+        assert (nothing.scanned, nothing.accepted, nothing.threshold) == (0, 0, None)
         events = view.events("toy", limit=1000).events
         actions = [e.action for e in events]
         assert actions.count("model.promoted") == 3 and actions.count("model.rolled_back") == 1

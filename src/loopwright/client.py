@@ -331,6 +331,12 @@ class Client:
         data = self._request("POST", f"{self._p(name)}/certify").json()
         return None if data is None else wire.Certification.model_validate(data)
 
+    def accept_backlog(self, name: str) -> wire.BacklogAccepted:
+        """Auto-accept the untouched review backlog the champion's certified threshold covers."""
+        return wire.BacklogAccepted.model_validate(
+            self._request("POST", f"{self._p(name)}/backlog/accept").json()
+        )
+
     def lineage_of_model(self, name: str, version: int) -> wire.ModelLineage:
         return self._get(wire.ModelLineage, f"{self._p(name)}/lineage/models/{version}")
 
