@@ -277,12 +277,7 @@ const boxes = (() => {
     return me;
   }
 
-  document.addEventListener("keydown", (event) => {
-    if (!active || !document.contains(active.view) || render.typing(event)) return;
-    const help = document.getElementById("help");
-    if (help && !help.hidden) return;
-    if (active.key(event)) event.preventDefault();
-  });
+  render.editorKeys(() => active);
 
   return { editor };
 })();

@@ -370,6 +370,18 @@ const render = (() => {
     activeZoom.zoom(factor);
   });
 
+  // A structured editor's keys (spans, boxes): the one on screen takes them, unless the person is
+  // typing in a field or reading the help. ``current`` returns the editor (view, key) or null.
+  function editorKeys(current) {
+    document.addEventListener("keydown", (event) => {
+      const editor = current();
+      if (!editor || !document.contains(editor.view) || typing(event)) return;
+      const help = document.getElementById("help");
+      if (help && !help.hidden) return;
+      if (editor.key(event)) event.preventDefault();
+    });
+  }
+
   function notice(message, kind = "info") {
     const box = document.getElementById("notice");
     if (!box) return;
@@ -429,5 +441,5 @@ const render = (() => {
     }
   }
 
-  return { KEYS, itemName, keyFor, labelForKey, item, suggestion, guidelines, labelButtons, markSelected, typing, notice, bar, pct, releaseOnUnload, toggleHelp, showLease, keepLease };
+  return { KEYS, itemName, keyFor, labelForKey, item, suggestion, guidelines, labelButtons, markSelected, typing, editorKeys, notice, bar, pct, releaseOnUnload, toggleHelp, showLease, keepLease };
 })();

@@ -218,12 +218,7 @@ const spans = (() => {
     return me;
   }
 
-  document.addEventListener("keydown", (event) => {
-    if (!active || !document.contains(active.view) || render.typing(event)) return;
-    const help = document.getElementById("help");
-    if (help && !help.hidden) return;
-    if (active.key(event)) event.preventDefault();
-  });
+  render.editorKeys(() => active);
 
   // The earlier answers (review): each annotator's shapes in words and a button to start from them.
   function earlier(others, describe, use) {
