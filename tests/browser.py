@@ -97,6 +97,20 @@ def stored_secrets(page: Any, token: str) -> list[str]:
     return [word for word in (token, "token", "session=") if word.lower() in lowered]
 
 
+def sign_in(browser: Any, base: str, token: str, lands_on: str, wait_until: str = "load") -> Any:
+    """A fresh 1280x900 browser context logged in by typing ``token`` and pressing Enter (the
+    token field has the focus: no click needed), on ``/ui/<lands_on>``; uncaught errors and
+    Content Security Policy refusals collect in ``page.errors``."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.errors = watch(page)
+    page.goto(f"{base}/ui/")
+    page.wait_for_selector("#token:focus")
+    page.keyboard.type(token)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/ui/{lands_on}", wait_until=wait_until)
+    return page
+
+
 def screenshot(page: Any, name: str) -> Path:
     """Save a full-page screenshot as a test artifact; returns its path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from browser import chromium, live_server, require_browser, screenshot, watch
+from browser import chromium, live_server, require_browser, screenshot, sign_in
 from loopwright import Workspace
 from loopwright.service import SqlAuthenticator, create_app
 from loopwright.store.sql import SqlStore
@@ -47,14 +47,7 @@ def sms_csv(path: Path) -> Path:
 
 
 def login(browser: Any, base: str, token: str, lands_on: str) -> Any:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.errors = watch(page)
-    page.goto(f"{base}/ui/")
-    page.wait_for_selector("#token:focus")
-    page.keyboard.type(token)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"**/ui/{lands_on}", wait_until="domcontentloaded")  # Plotly may load slowly
-    return page
+    return sign_in(browser, base, token, lands_on, wait_until="domcontentloaded")  # Plotly may load slowly
 
 
 def add_person(page: Any, user: str, role: str, tiers: str = "") -> str:

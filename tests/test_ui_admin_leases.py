@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from browser import chromium, live_server, require_browser, watch
+from browser import chromium, live_server, require_browser, sign_in
 from loopwright import Workspace
 from loopwright.service import SqlAuthenticator, create_app
 from loopwright.store.sql import SqlStore
@@ -35,14 +35,7 @@ def _lease_seconds(store: SqlStore, lease_id: int) -> float:
 
 
 def _login(browser: Any, base: str, token: str, lands_on: str) -> Any:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.errors = watch(page)
-    page.goto(f"{base}/ui/")
-    page.wait_for_selector("#token:focus")
-    page.keyboard.type(token)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"**/ui/{lands_on}", wait_until="domcontentloaded")
-    return page
+    return sign_in(browser, base, token, lands_on, wait_until="domcontentloaded")
 
 
 @pytest.mark.slow

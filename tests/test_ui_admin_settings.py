@@ -120,7 +120,7 @@ def test_a_stale_or_bad_edit_writes_nothing(two_processes: Any) -> None:
 def test_a_lead_edits_settings_and_annotators_see_the_board_in_the_browser(tmp_path: Path) -> None:
     """The lead rewrites the guidelines, re-weights tier 2 and turns the leaderboard on from the
     admin page (keyboard); the annotator's page shows both, the dashboard shows the board."""
-    from browser import chromium, live_server, require_browser, screenshot, watch
+    from browser import chromium, live_server, require_browser, screenshot, sign_in
 
     require_browser()
     store = SqlStore(f"sqlite:///{tmp_path / 'board.db'}")
@@ -141,14 +141,7 @@ def test_a_lead_edits_settings_and_annotators_see_the_board_in_the_browser(tmp_p
     with live_server(app) as base, chromium() as browser:
 
         def login(token: str, lands_on: str) -> Any:
-            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-            page.errors = watch(page)
-            page.goto(f"{base}/ui/")
-            page.wait_for_selector("#token:focus")
-            page.keyboard.type(token)
-            page.keyboard.press("Enter")
-            page.wait_for_url(f"**/ui/{lands_on}", wait_until="domcontentloaded")
-            return page
+            return sign_in(browser, base, token, lands_on, wait_until="domcontentloaded")
 
         board = login(ann, "annotate")
         board.wait_for_selector("#task-card:not([hidden])")

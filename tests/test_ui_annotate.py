@@ -18,7 +18,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sqlalchemy import text
 
-from browser import chromium, live_server, require_browser, screenshot, stored_secrets, watch
+from browser import chromium, live_server, require_browser, screenshot, sign_in, stored_secrets
 from loopwright import Loop, Workspace
 from loopwright.cli.demo import demo_config
 from loopwright.domain import Route
@@ -178,13 +178,7 @@ def browser(world: World) -> Iterator[Any]:
 
 def login(browser: Any, world: World, user: str, lands_on: str = "annotate") -> Any:
     """A fresh browser context, logged in by typing the token and pressing Enter."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.errors = watch(page)  # uncaught errors and CSP refusals
-    page.goto(f"{world.base}/ui/")
-    page.wait_for_selector("#token:focus")  # the token field has the focus: no click needed
-    page.keyboard.type(world.tokens[user])
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"**/ui/{lands_on}")
+    page = sign_in(browser, world.base, world.tokens[user], lands_on)
     # the token went to an httpOnly session cookie: no script can read it or the session
     assert stored_secrets(page, world.tokens[user]) == []
     cookies = {c["name"]: c for c in page.context.cookies()}

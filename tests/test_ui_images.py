@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from browser import chromium, live_server, require_browser, screenshot, watch
+from browser import chromium, live_server, require_browser, screenshot, sign_in
 from loopwright import Workspace
 from loopwright.learning import default_estimator, featurize
 from loopwright.scenarios.images import render
@@ -123,13 +123,8 @@ def _loaded(page: Any) -> dict[str, Any]:
 
 
 def test_large_image_fits_zooms_and_shows_the_explanation(browser: Any, world: World) -> None:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    errors = watch(page)
-    page.goto(f"{world.base}/ui/")
-    page.wait_for_selector("#token:focus")
-    page.keyboard.type(world.token)
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/ui/annotate")
+    page = sign_in(browser, world.base, world.token, "annotate")
+    errors = page.errors
     seen: dict[str, dict[str, Any]] = {}
     for _ in range(2):  # both items, in whatever order the queue offers them
         geometry = _loaded(page)
