@@ -15,6 +15,7 @@ project, 300 items ingested, a champion handed in), built with that checkout's o
    median latency of 10 requests after one warm-up (before: each request reloaded the model).
 
     .venv/bin/python bench/startup.py [--before /tmp/lw-base15] [--runs 10] [--before-runs 10]
+    .venv/bin/python bench/startup.py --cli-only [--before DIR | --only-after]   # part 1 only
 """
 
 from __future__ import annotations
@@ -229,7 +230,10 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def measure(root: Path, args: argparse.Namespace, tmp: Path, label: str) -> dict[str, Any]:
+def measure_cli(
+    root: Path, args: argparse.Namespace, tmp: Path, label: str
+) -> tuple[dict[str, Any], str, str]:
+    """Part 1 on a freshly seeded database: the results, the database URL and the payload key."""
     url = f"sqlite:///{tmp / label / 'loopwright.db'}"
     (tmp / label).mkdir()
     key = seed_db(root, url)
@@ -242,7 +246,13 @@ def measure(root: Path, args: argparse.Namespace, tmp: Path, label: str) -> dict
     runs = args.runs if label == "after" else args.before_runs
     out: dict[str, Any] = {"cli": hyperfine(root, cli, runs), "importtime": importtime(root, 3)}
     out["runs"] = runs
+    out["load"] = load_average()
     print(f"{label}: {json.dumps(out)}", flush=True)
+    return out, url, key
+
+
+def measure(root: Path, args: argparse.Namespace, tmp: Path, label: str) -> dict[str, Any]:
+    out, url, key = measure_cli(root, args, tmp, label)
     repeats = args.serve_repeats if label == "after" else 1
     out["serve_runs"] = [serve_workers(root, url, args.workers, args.serve_timeout) for _ in range(repeats)]
     ready = [r["ready_s"] for r in out["serve_runs"]]
@@ -319,9 +329,15 @@ def main() -> None:
     parser.add_argument("--serve-repeats", type=int, default=3, help="starts of serve (after only)")
     parser.add_argument("--ingests", type=int, default=10)
     parser.add_argument("--only-after", action="store_true")
+    parser.add_argument(
+        "--cli-only", action="store_true", help="part 1 only, kept under 'cli_rerun' in startup.json"
+    )
     args = parser.parse_args()
     if shutil.which("hyperfine") is None:
         raise SystemExit("hyperfine is needed: apt-get install hyperfine")
+    if args.cli_only:
+        cli_rerun(args)
+        return
     results: dict[str, Any] = {
         "meta": {
             "runs": args.runs,
@@ -337,6 +353,23 @@ def main() -> None:
         if not args.only_after:
             results["before"] = measure(args.before, args, Path(tmp), "before")
             write(results)
+
+
+def cli_rerun(args: argparse.Namespace) -> None:
+    """Part 1 only (before unless ``--only-after``), stored next to the full run's results."""
+    rerun: dict[str, Any] = {"meta": {"runs": args.runs, "load_at_start": load_average()}}
+    with tempfile.TemporaryDirectory() as tmp:
+        rerun["after"] = measure_cli(AFTER, args, Path(tmp), "after")[0]
+        if not args.only_after:
+            rerun["before"] = measure_cli(args.before, args, Path(tmp), "before")[0]
+    path = RESULTS / "startup.json"
+    results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    results["cli_rerun"] = rerun
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    for name, a in rerun["after"]["cli"].items():
+        b = rerun.get("before", {}).get("cli", {}).get(name)
+        was = f"{b['median_s']} s ({b['cpu_s']} s CPU) -> " if b else ""
+        print(f"{name}: {was}{a['median_s']} s ({a['cpu_s']} s CPU), min {a['min_s']} s")
 
 
 def write(results: dict[str, Any]) -> None:

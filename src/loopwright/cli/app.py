@@ -6,63 +6,60 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from loopwright.api import connect
-from loopwright.cli.crowd import aggregate, agreement
-from loopwright.cli.drift import drift_command
-from loopwright.cli.erase import erase_command
-from loopwright.cli.events_cmd import events_app
-from loopwright.cli.ingest_cmd import ingest_command
-from loopwright.cli.jobs import automation_app, jobs_app
-from loopwright.cli.labelstudio import labelstudio_app
-from loopwright.cli.lineage import lineage_app
-from loopwright.cli.loop_cmds import gold_command, retrain_command
-from loopwright.cli.mlflow_cmd import mlflow_app
+from loopwright.cli.lazy import LazyGroup
 from loopwright.cli.options import DbOption, certificate_json, existing_db, missing_extra
-from loopwright.cli.registry import datasets_app, models_app
-from loopwright.cli.select_cmd import select_command
-from loopwright.cli.simulate_cmd import simulate_command
-from loopwright.cli.users import users_app
-from loopwright.cli.webhooks import webhooks_app
-from loopwright.cli.worker import worker_command
 from loopwright.errors import LoopwrightError
 from loopwright.settings import Settings
 
 if TYPE_CHECKING:  # the use cases load inside the commands that need them: start-up stays light
+    from collections.abc import Mapping
+
     from loopwright.config import ProjectConfig
     from loopwright.loop import ProjectStatus
+
+
+class _Commands(LazyGroup):
+    """The commands of other modules, imported when run or listed (``--help``), in this order."""
+
+    COMMANDS: ClassVar[Mapping[str, str]] = {
+        "aggregate": "loopwright.cli.crowd:aggregate",
+        "agreement": "loopwright.cli.crowd:agreement",
+        "drift": "loopwright.cli.drift:drift_command",
+        "erase": "loopwright.cli.erase:erase_command",
+        "ingest": "loopwright.cli.ingest_cmd:ingest_command",
+        "retrain": "loopwright.cli.loop_cmds:retrain_command",
+        "gold": "loopwright.cli.loop_cmds:gold_command",
+        "simulate": "loopwright.cli.simulate_cmd:simulate_command",
+        "select": "loopwright.cli.select_cmd:select_command",
+        "worker": "loopwright.cli.worker:worker_command",
+    }
+    GROUPS: ClassVar[Mapping[str, str]] = {
+        "datasets": "loopwright.cli.registry:datasets_app",
+        "models": "loopwright.cli.registry:models_app",
+        "lineage": "loopwright.cli.lineage:lineage_app",
+        "users": "loopwright.cli.users:users_app",
+        "webhooks": "loopwright.cli.webhooks:webhooks_app",
+        "jobs": "loopwright.cli.jobs:jobs_app",
+        "automation": "loopwright.cli.jobs:automation_app",
+        "labelstudio": "loopwright.cli.labelstudio:labelstudio_app",
+        "mlflow": "loopwright.cli.mlflow_cmd:mlflow_app",
+        "events": "loopwright.cli.events_cmd:events_app",
+    }
+
 
 app = typer.Typer(
     help="loopwright: human-in-the-loop continuous learning.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
-app.command()(aggregate)
-app.command()(agreement)
-app.command("drift")(drift_command)
-app.command("erase")(erase_command)
-app.command("ingest")(ingest_command)
-app.command("retrain")(retrain_command)
-app.command("gold")(gold_command)
-app.command("simulate")(simulate_command)
-app.command("select")(select_command)
-app.add_typer(datasets_app, name="datasets")
-app.add_typer(models_app, name="models")
-app.add_typer(lineage_app, name="lineage")
-app.add_typer(users_app, name="users")
-app.add_typer(webhooks_app, name="webhooks")
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(automation_app, name="automation")
-app.add_typer(labelstudio_app, name="labelstudio")
-app.add_typer(mlflow_app, name="mlflow")
-app.command("worker")(worker_command)
-app.add_typer(events_app, name="events")
 err = Console(stderr=True)
 out = Console()
 WORKER_HEALTHCHECK_S = 30  # uvicorn's default is 5 s
@@ -88,6 +85,8 @@ def demo(
     if scenario != "digits":
         _scenario(scenario, out_dir, seed, quick, data)
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from loopwright.cli.demo import RoundProgress, run_demo
     from loopwright.cli.report import render_report
 
@@ -164,7 +163,8 @@ def status(
     """Summarise each project: items, routes, queues, labels, datasets and the champion."""
     ws = connect(existing_db(db))
     names = [project] if project else [p.name for p in ws.projects()]
-    rows = [ws.project(n).status() for n in names]
+    loops = [ws.project(n) for n in names]
+    rows = [loop.status() for loop in loops]
     if as_json:
         print(json.dumps([_status_dict(s) for s in rows], indent=2))
         return
@@ -172,12 +172,12 @@ def status(
         out.print(
             "no projects yet: create one with [bold]loopwright init CONFIG[/] or run [bold]loopwright demo[/]"
         )
-    for s in rows:
+    for s, loop in zip(rows, loops, strict=True):
         table = Table(title=f"project {s.project}", show_header=False)
         for k, v in _status_dict(s).items():
             table.add_row(k, _cell(v))
         out.print(table)
-        for note in waiting_notes(s, ws.project(s.project).config):
+        for note in waiting_notes(s, loop.config):
             out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
