@@ -180,6 +180,10 @@ def test_the_certified_backlog_is_accepted_and_only_it(store: SqlStore) -> None:
     )
     assert dict(report.items) == want
     assert [e for e, _ in report.items] == [e for e in w.reason if e in want]  # item order
+    status = loop.status()  # each accepted item has two decisions; the rate counts items once
+    auto_at_ingest = sum(r == "confident" for r in w.reason.values())
+    assert status.routes["auto_accept"] == auto_at_ingest + len(want)
+    assert status.automation_rate == (auto_at_ingest + len(want)) / len(w.x)
     champion = loop.model("champion")
     with store.unit_of_work() as uow:
         ids = uow.items.by_external_ids(loop.project.id, list(w.x))

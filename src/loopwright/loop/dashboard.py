@@ -133,6 +133,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
         drift = uow.events.of_actions(pid, DRIFT_ACTIONS)
         open_now = uow.tasks.count_open_by_tier(pid)
         resolved = uow.resolutions.count(pid)
+        decided_items = uow.decisions.count_decided_items(pid)
     created = _epoch([t[1] for t in tasks])
     closed = _epoch([t[2] for t in tasks if t[2] is not None])
     decided = _epoch([d[0] for d in decisions])
@@ -180,7 +181,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
             "resolutions": resolved,  # items labelled for good (consensus reached)
             "decisions": len(decisions),
             "auto_accepted": int(auto.sum()),
-            "automation_rate": float(auto.mean()) if auto.size else None,
+            "automation_rate": float(auto.sum() / decided_items) if decided_items else None,  # per item
             "gold_answers": len(answers),
             "champion": next((m.version for m in models if m.status is ModelStatus.CHAMPION), None),
             "threshold": certs[-1].threshold if certs else None,

@@ -12,7 +12,7 @@ from loopwright.loop.context import Context
 class ProjectStatus:
     project: str
     items: int
-    routes: dict[str, int]  # decisions by route
+    routes: dict[str, int]  # decisions by route (an item the certified backlog accepted has two)
     open_tasks_by_tier: dict[int, int]
     annotations: int
     resolutions: int
@@ -22,11 +22,12 @@ class ProjectStatus:
     champion: ModelVersion | None
     routing: str  # "fixed threshold 0.90", "certified …" or "uncertified …"
     certification: Certification | None
+    decided_items: int = 0  # items with a routing decision
 
     @property
     def automation_rate(self) -> float:
-        total = sum(self.routes.values())
-        return self.routes.get("auto_accept", 0) / total if total else 0.0
+        """Share of the routed items that were auto-accepted, at ingest or from the backlog."""
+        return self.routes.get("auto_accept", 0) / self.decided_items if self.decided_items else 0.0
 
 
 def status(ctx: Context) -> ProjectStatus:
@@ -46,6 +47,7 @@ def status(ctx: Context) -> ProjectStatus:
             champion=uow.models.champion(pid),
             routing=_routing(ctx, cert := uow.certifications.latest(pid)),
             certification=cert,
+            decided_items=uow.decisions.count_decided_items(pid),
         )
 
 

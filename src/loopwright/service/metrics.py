@@ -191,7 +191,7 @@ _GAUGES: list[tuple[str, str, list[str]]] = [
     ("items", "Items ingested.", _P),
     ("annotations", "Human annotations submitted.", _P),
     ("resolutions", "Items resolved by review.", _P),
-    ("automation_rate", "Share of routing decisions that were auto-accepted.", _P),
+    ("automation_rate", "Share of routed items auto-accepted (at ingest or from the certified backlog).", _P),
     ("certified", "1 if the latest certificate certifies a threshold, else 0.", _P),
     ("certified_threshold", "The certified auto-accept threshold.", _P),
     ("certification_epsilon", "Error rate the certificate bounds (epsilon).", _P),

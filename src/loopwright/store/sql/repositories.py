@@ -388,6 +388,14 @@ class SqlDecisionRepo(Repo):
         )
         return {route: n for route, n in self._conn.execute(stmt)}
 
+    def count_decided_items(self, project_id: int) -> int:
+        stmt = (
+            select(func.count(func.distinct(decisions.c.item_id)))
+            .join(items, items.c.id == decisions.c.item_id)
+            .where(items.c.project_id == project_id)
+        )
+        return int(self._conn.execute(stmt).scalar_one())
+
     def timeline(self, project_id: int) -> list[tuple[datetime, str]]:
         """``(created_at, route)`` of every decision of the project, oldest first."""
         stmt = (
