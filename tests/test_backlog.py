@@ -184,6 +184,9 @@ def test_the_certified_backlog_is_accepted_and_only_it(store: SqlStore) -> None:
     auto_at_ingest = sum(r == "confident" for r in w.reason.values())
     assert status.routes["auto_accept"] == auto_at_ingest + len(want)
     assert status.automation_rate == (auto_at_ingest + len(want)) / len(w.x)
+    board = loop.dashboard()  # the cumulative line and the total count items, not decisions
+    assert sum(board.routed) == board.totals["routed_items"] == len(w.x) < sum(board.decisions)
+    assert board.totals["automation_rate"] == status.automation_rate
     champion = loop.model("champion")
     with store.unit_of_work() as uow:
         ids = uow.items.by_external_ids(loop.project.id, list(w.x))

@@ -308,8 +308,8 @@ def test_history_queries_on_each_backend(store: SqlStore) -> None:
             uow.events.add(project.id, "me", action, "project", "p", {"n": action})
         uow.events.add(other.id, "me", "drift.detected", "project", "q")
     with store.unit_of_work() as uow:
-        assert [r for _, r in uow.decisions.timeline(project.id)] == ["auto_accept", "review", "review"]
-        assert all(at.tzinfo is not None for at, _ in uow.decisions.timeline(project.id))
+        assert [r for _, r, _ in uow.decisions.timeline(project.id)] == ["auto_accept", "review", "review"]
+        assert all(at.tzinfo is not None for at, _, _ in uow.decisions.timeline(project.id))
         tasks = uow.tasks.timeline(project.id)
         assert [(tier, done) for tier, _, done in tasks] == [(1, closed), (2, None)]  # no gold task
         assert uow.certifications.list(project.id) == certs and uow.certifications.list(other.id) == []

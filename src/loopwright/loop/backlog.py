@@ -32,6 +32,7 @@ from loopwright.tasks.multilabel import top
 REASONS = ("uncertified", "low_confidence", "no_model")  # sent to review for want of a certificate
 UNSCORED = ("uncertified", "no_model")  # of those, the ones no certificate of this champion has seen
 ACCEPTED = "backlog.accepted"
+REASON = "certified_backlog"  # the reason on an acceptance's auto_accept decision
 CHUNK = 500  # tasks per transaction
 
 
@@ -86,7 +87,7 @@ def accept(ctx: Context, actor: str = "system") -> BacklogReport:
             )
             uow.decisions.add_many(
                 [
-                    (item_id, pred_id, Route.AUTO_ACCEPT, None, "certified_backlog", False, threshold)
+                    (item_id, pred_id, Route.AUTO_ACCEPT, None, REASON, False, threshold)
                     for (item_id, _, _), pred_id in zip(rows, pred_ids, strict=True)
                 ]
             )

@@ -22,6 +22,7 @@ from loopwright.consensus import OneCoinDawidSkene, agreement_report
 from loopwright.domain import Annotation, Certification, Event, GoldAnswer, ModelStatus, ModelVersion
 from loopwright.loop import gold
 from loopwright.loop.audit import DRIFT_DETECTED
+from loopwright.loop.backlog import REASON as BACKLOG
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 
@@ -108,6 +109,7 @@ class Dashboard:
     throughput: list[int]  # annotations per bucket
     throughput_by_annotator: dict[str, list[int]]
     decisions: list[int]  # routing decisions per bucket
+    routed: list[int]  # items routed per bucket (a later acceptance from the certified backlog is not one)
     auto_accepted: list[int]
     automation_rate: list[float | None]  # auto_accepted / decisions (None: no decision)
     certifications: list[dict[str, Any]]
@@ -149,6 +151,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
     }
     names = np.asarray([a.annotator for a in annotations])
     auto = np.asarray([d[1] == "auto_accept" for d in decisions], dtype=bool)
+    anew = np.asarray([d[2] != BACKLOG for d in decisions], dtype=bool)
     n_decided, n_auto = _count(decided, edges), _count(decided[auto], edges)
     certify = ctx.config.routing.certify
     return Dashboard(
@@ -164,6 +167,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
             n: _count(annotated[names == n], edges) for n in sorted(set(names.tolist()))
         },
         decisions=n_decided,
+        routed=_count(decided[anew], edges),
         auto_accepted=n_auto,
         automation_rate=[a / d if d else None for a, d in zip(n_auto, n_decided, strict=True)],
         certifications=_certifications(certs, models),
@@ -181,6 +185,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
             "resolutions": resolved,  # items labelled for good (consensus reached)
             "decisions": len(decisions),
             "auto_accepted": int(auto.sum()),
+            "routed_items": decided_items,
             "automation_rate": float(auto.sum() / decided_items) if decided_items else None,  # per item
             "gold_answers": len(answers),
             "champion": next((m.version for m in models if m.status is ModelStatus.CHAMPION), None),

@@ -139,7 +139,7 @@ class DecisionRepo(Protocol):
     def auto_accepted(self, project_id: int) -> list[tuple[Decision, Prediction]]: ...
     def count_by_route(self, project_id: int) -> dict[str, int]: ...
     def count_decided_items(self, project_id: int) -> int: ...  # items with at least one decision
-    def timeline(self, project_id: int) -> list[tuple[datetime, str]]: ...  # (created_at, route) by id
+    def timeline(self, project_id: int) -> list[tuple[datetime, str, str]]: ...  # (created_at, route, reason)
     def audited_items(self, project_id: int) -> list[int]: ...  # drawn into the audit, oldest first
     def count_audited(self, project_id: int, since_item_id: int) -> int: ...  # items id ≥ since audited
 

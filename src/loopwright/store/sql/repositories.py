@@ -396,15 +396,15 @@ class SqlDecisionRepo(Repo):
         )
         return int(self._conn.execute(stmt).scalar_one())
 
-    def timeline(self, project_id: int) -> list[tuple[datetime, str]]:
-        """``(created_at, route)`` of every decision of the project, oldest first."""
+    def timeline(self, project_id: int) -> list[tuple[datetime, str, str]]:
+        """``(created_at, route, reason)`` of every decision of the project, oldest first."""
         stmt = (
-            select(decisions.c.created_at, decisions.c.route)
+            select(decisions.c.created_at, decisions.c.route, decisions.c.reason)
             .join(items, items.c.id == decisions.c.item_id)
             .where(items.c.project_id == project_id)
             .order_by(decisions.c.id)
         )
-        return [(at, route) for at, route in self._conn.execute(stmt)]
+        return [(at, route, reason) for at, route, reason in self._conn.execute(stmt)]
 
 
 class SqlResolutionRepo(Repo):

@@ -109,12 +109,12 @@ function drawThroughput(d) {
 
 function drawAutomation(d) {
   const x = dates(d.buckets.starts).map((t) => new Date(t.getTime() + (d.buckets.seconds * 1000) / 2));
-  let decided = 0;
+  let routed = 0;
   let auto = 0;
-  const cumulative = d.decisions.map((n, k) => {
-    decided += n;
+  const cumulative = d.routed.map((n, k) => {  // per item: an acceptance from the backlog is no new item
+    routed += n;
     auto += d.auto_accepted[k];
-    return decided ? auto / decided : null;
+    return routed ? auto / routed : null;
   });
   const certs = d.certifications;
   const uncertified = certs.filter((c) => c.threshold === null);
@@ -180,7 +180,8 @@ function drawAutomation(d) {
   }
   const note = document.getElementById("automation-note");
   note.textContent = d.certify
-    ? `Share of routed items auto-accepted (bars per bucket, line cumulative); right axis: the certified ` +
+    ? `Share of routed items auto-accepted (bars: the bucket's routing decisions, an acceptance from the certified ` +
+      `backlog counted where it happened; line: items so far); right axis: the certified ` +
       `threshold, error ≤ ε=${d.certify.epsilon} with probability ≥ ${1 - d.certify.delta}.`
     : "Share of routed items auto-accepted. Routing uses a fixed threshold (routing.certify is off).";
   const empty = d.totals.decisions === 0
@@ -484,7 +485,7 @@ function drawKpis(d) {
   document.getElementById("kpis").replaceChildren(
     kpi("open tasks", t.open_tasks, perTier || "queues empty"),
     kpi("annotations", t.annotations, `${t.resolutions} items resolved · ${t.gold_answers} gold answers`),
-    kpi("automation rate", fmt.pct(t.automation_rate), `${t.auto_accepted} of ${t.decisions} auto-accepted`),
+    kpi("automation rate", fmt.pct(t.automation_rate), `${t.auto_accepted} of ${t.routed_items} items auto-accepted`),
     kpi("certified threshold", t.threshold === null ? "none" : fmt.num(t.threshold),
       !last ? "not certified yet"
         : `${t.threshold === null ? "all to review · " : ""}ε=${last.epsilon}, δ=${last.delta}`),
