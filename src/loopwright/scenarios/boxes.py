@@ -36,8 +36,8 @@ from loopwright.consensus.boxes import agreement_report
 from loopwright.learning.detection import mean_average_precision
 from loopwright.learning.detector import SlidingWindowDetector
 from loopwright.loop.review import Assignment
-from loopwright.routing.certify import certify
-from loopwright.scenarios import Answer, all_annotations, fresh_db, new_resolutions, review, summary, write
+from loopwright.scenarios import Answer, all_annotations, fresh_db, summary, write
+from loopwright.scenarios.structured import Spec, run_rounds
 from loopwright.shapes import Box, least_confident
 from loopwright.tasks.boxes import PROPOSALS, canonical, correct, decode
 from loopwright.tasks.boxes import gate as box_gate
@@ -181,89 +181,34 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     for name, (image, _) in zip(ext, stream, strict=True):
         Image.fromarray(image, mode="L").save(root / f"{name}.png", format="PNG")
     truth = {e: boxes for e, (_, boxes) in zip(ext, stream, strict=True)}
-    position = {e: i for i, e in enumerate(ext)}
     ws = connect(fresh_db(out))
     loop = ws.create_project(config(root))
     reviewers = [BoxReviewer(f"t1-{k}", (1,), 0.95, truth, seed * 100 + k) for k in range(4)]
     reviewers.append(BoxReviewer("expert", (2,), 0.99, truth, seed * 100 + 9))
-    champion: SlidingWindowDetector | None = None
-    audit: list[int] = []  # stream indices of the uniform audit sample: reviewed, never trained on
-    human: dict[int, list[Box]] = {}  # stream index → resolved boxes
-    eval_ids: set[int] = set()
-    index_of: dict[int, int] = {}
-    after = human_labels = auto_total = auto_wrong = promotions = 0
-    history: list[dict[str, Any]] = []
-    for r in range(rounds):
-        batch = range(r * ROUND_SIZE, (r + 1) * ROUND_SIZE)
-        audited = rng.random(len(batch)) < AUDIT_RATE
-        scored = [split(f) for f in champion.predict([stream[i][0] for i in batch])] if champion else None
-        cert = None
-        if champion is not None and (sample := [i for i in audit if i in human]):
-            checked = [split(f) for f in champion.predict([stream[i][0] for i in sample])]
-            ok = [correct(found, human[i]) for (found, _), i in zip(checked, sample, strict=True)]
-            cert = certify([c for _, c in checked], ok, EPSILON, DELTA)
-        auto = np.zeros(len(batch), dtype=bool)
-        if scored is not None and cert is not None and cert.threshold is not None:
-            auto = np.array([c >= cert.threshold for _, c in scored]) & ~audited
-        wrong = (
-            sum(not correct(scored[k][0], stream[i][1]) for k, i in enumerate(batch) if auto[k])
-            if scored
-            else 0
-        )
-        auto_total, auto_wrong = auto_total + int(auto.sum()), auto_wrong + wrong
-        records = []
-        for k, i in enumerate(batch):
-            if auto[k]:
-                continue
-            payload: dict[str, Any] = {"image": str(root / f"{ext[i]}.png")}
-            if scored is not None:
-                payload[PROPOSALS] = [
-                    {"x": b.x, "y": b.y, "w": b.w, "h": b.h, "label": b.label, "score": b.score}
-                    for b in scored[k][0]
-                ]
-            records.append({"external_id": ext[i], "payload": payload})
-        report = loop.ingest(records)
-        index_of.update((o.item_id, position[o.external_id]) for o in report.outcomes)
-        log = review(loop, reviewers)
-        human_labels += log.annotations
-        resolved, after = new_resolutions(loop, after)
-        for item_id, label in resolved.items():
-            i = index_of[item_id]
-            human[i] = decode(label)
-            if rng.random() < 0.2:
-                eval_ids.add(i)  # frozen: evaluates gates, never trains
-        audit += [i for k, i in enumerate(batch) if audited[k]]
-        held_back = eval_ids | set(audit)
-        train = [i for i in human if i not in held_back]
-        gate_row: dict[str, Any] | None = None
-        if len(train) >= MIN_TRAIN:
-            challenger = detector(seed).fit([stream[i][0] for i in train], [human[i] for i in train])
-            evals = sorted(eval_ids)
-            images = [stream[i][0] for i in evals]
-            verdict = box_gate(
-                [human[i] for i in evals],
-                challenger.predict(images),
-                None if champion is None else champion.predict(images),
-                LABELS,
-                n_resamples=200,
-                random_state=seed,
-            )
-            gate_row = verdict.as_dict()
-            if verdict.passed:
-                champion, promotions = challenger, promotions + 1
-        history.append(
-            {
-                "round": r,
-                "items": len(batch),
-                "auto_accepted": int(auto.sum()),
-                "auto_accept_errors": int(wrong),
-                "reviewed": len(records),
-                "human_labels": log.annotations,
-                "certified_threshold": None if cert is None else cert.threshold,
-                "certificate": None if cert is None else cert.reason,
-                "gate": gate_row,
-            }
-        )
+
+    def payload(i: int, proposals: list[Box] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"image": str(root / f"{ext[i]}.png")}
+        if proposals is not None:
+            body[PROPOSALS] = [
+                {"x": b.x, "y": b.y, "w": b.w, "h": b.h, "label": b.label, "score": b.score}
+                for b in proposals
+            ]
+        return body
+
+    spec = Spec(
+        inputs=[image for image, _ in stream],
+        truth=[boxes for _, boxes in stream],
+        external_ids=ext,
+        score=lambda model, images: [split(f) for f in model.predict(images)],
+        predict=lambda model, images: model.predict(images),
+        payload=payload,
+        correct=correct,
+        decode=decode,
+        fit=lambda images, boxes: detector(seed).fit(images, boxes),
+        gate=lambda truth, new, old: box_gate(truth, new, old, LABELS, n_resamples=200, random_state=seed),
+    )
+    done = run_rounds(loop, reviewers, spec, rounds, ROUND_SIZE, rng, AUDIT_RATE, EPSILON, DELTA, MIN_TRAIN)
+    champion, human = done.champion, done.human
     final = None
     if champion is not None:
         final = mean_average_precision(champion.predict([im for im, _ in held]), [b for _, b in held], LABELS)
@@ -277,9 +222,9 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     result = summary(
         "boxes",
         items_seen=len(stream),
-        human_labels=human_labels,
-        auto_accepted=auto_total,
-        auto_accept_errors=auto_wrong,
+        human_labels=done.human_labels,
+        auto_accepted=done.auto_accepted,
+        auto_accept_errors=done.auto_accept_errors,
         metric="held_out_map@0.5",
         value=None if final is None else round(final, 4),
         held_out_size=len(held),
@@ -287,11 +232,11 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
         quick=quick,
         epsilon=EPSILON,
         delta=DELTA,
-        promotions=promotions,
+        promotions=done.promotions,
         resolved_items=len(human),
         resolved_exact=None if resolved_exact is None else round(resolved_exact, 4),
         agreement=agreement_report(by_image),
-        history=history,
+        history=done.history,
         rules={
             "confidence": "candidates scored ≥ 0.2 are weighed, those ≥ 0.5 proposed; a canvas's "
             "confidence is min over candidates of max(s, 1 - s) (1.0 without any)",

@@ -38,17 +38,15 @@ from loopwright.consensus.spans import agreement_report, entity_f1
 from loopwright.learning.tagger import SpanTagger
 from loopwright.loop.review import Assignment
 from loopwright.privacy import find
-from loopwright.routing.certify import certify
 from loopwright.scenarios import (
     Answer,
     all_annotations,
     fresh_db,
-    new_resolutions,
-    review,
     shared_file,
     summary,
     write,
 )
+from loopwright.scenarios.structured import Spec, run_rounds
 from loopwright.shapes import Span, tokens
 from loopwright.tasks.spans import PROPOSALS, canonical, correct, decode
 from loopwright.tasks.spans import gate as span_gate
@@ -191,102 +189,44 @@ def _run(out: Path, seed: int, quick: bool, data_dir: Path | None) -> dict[str, 
     held, stream = docs[:HELD_OUT], docs[HELD_OUT:]
     ext = [f"sms-{i}" for i in order[HELD_OUT : HELD_OUT + len(stream)]]
     truth = {e: spans for e, (_, spans) in zip(ext, stream, strict=True)}
-    position = {e: i for i, e in enumerate(ext)}
     ws = connect(fresh_db(out))
     loop = ws.create_project(config())
     reviewers = [SpanReviewer(f"t1-{k}", (1,), 0.93, truth, seed * 100 + k) for k in range(4)]
     reviewers.append(SpanReviewer("expert", (2,), 0.99, truth, seed * 100 + 9))
-    rng = np.random.default_rng([seed, 191])
-    champion: SpanTagger | None = None
-    audit: list[int] = []  # stream indices of the uniform audit sample: reviewed, never trained on
-    human: dict[int, list[Span]] = {}  # stream index → resolved spans
-    eval_ids: set[int] = set()
-    index_of: dict[int, int] = {}  # item id → stream index
-    after = human_labels = auto_total = auto_wrong = promotions = 0
-    history: list[dict[str, Any]] = []
-    for r in range(rounds):
-        batch = range(r * ROUND_SIZE, (r + 1) * ROUND_SIZE)
-        audited = rng.random(len(batch)) < AUDIT_RATE
-        scored = champion.predict_scored([stream[i][0] for i in batch]) if champion else None
-        cert = None
-        if champion is not None and (sample := [i for i in audit if i in human]):
-            checked = champion.predict_scored([stream[i][0] for i in sample])
-            ok = [correct(found, human[i]) for (found, _), i in zip(checked, sample, strict=True)]
-            cert = certify([c for _, c in checked], ok, EPSILON, DELTA)
-        auto = np.zeros(len(batch), dtype=bool)
-        if scored is not None and cert is not None and cert.threshold is not None:
-            auto = np.array([c >= cert.threshold for _, c in scored]) & ~audited
-        wrong = (
-            sum(not correct(scored[k][0], stream[i][1]) for k, i in enumerate(batch) if auto[k])
-            if scored
-            else 0
-        )
-        auto_total, auto_wrong = auto_total + int(auto.sum()), auto_wrong + wrong
-        records = []
-        for k, i in enumerate(batch):
-            if auto[k]:
-                continue
-            payload: dict[str, Any] = {"text": stream[i][0]}
-            if scored is not None:
-                payload[PROPOSALS] = [
-                    {"start": s.start, "end": s.end, "label": s.label, "score": s.score} for s in scored[k][0]
-                ]
-            records.append({"external_id": ext[i], "payload": payload})
-        report = loop.ingest(records)
-        index_of.update((o.item_id, position[o.external_id]) for o in report.outcomes)
-        log = review(loop, reviewers)
-        human_labels += log.annotations
-        resolved, after = new_resolutions(loop, after)
-        for item_id, label in resolved.items():
-            i = index_of[item_id]
-            human[i] = decode(label)
-            if rng.random() < 0.2:
-                eval_ids.add(i)  # frozen: evaluates gates, never trains
-        audit += [i for k, i in enumerate(batch) if audited[k]]
-        held_back = eval_ids | set(audit)
-        train = [i for i in human if i not in held_back]
-        gate_row: dict[str, Any] | None = None
-        if len(train) >= MIN_TRAIN:
-            challenger = SpanTagger(random_state=seed).fit(
-                [stream[i][0] for i in train], [human[i] for i in train]
-            )
-            evals = sorted(eval_ids)
-            eval_texts = [stream[i][0] for i in evals]
-            verdict = span_gate(
-                [human[i] for i in evals],
-                challenger.predict(eval_texts),
-                None if champion is None else champion.predict(eval_texts),
-                n_resamples=300,
-                random_state=seed,
-            )
-            gate_row = verdict.as_dict()
-            if verdict.passed:
-                champion, promotions = challenger, promotions + 1
-        held_f1 = (
-            None
-            if champion is None
-            else entity_f1(champion.predict([t for t, _ in held]), [s for _, s in held])
-        )
-        history.append(
-            {
-                "round": r,
-                "items": len(batch),
-                "auto_accepted": int(auto.sum()),
-                "auto_accept_errors": int(wrong),
-                "reviewed": len(records),
-                "human_labels": log.annotations,
-                "certified_threshold": None if cert is None else cert.threshold,
-                "certificate": None if cert is None else cert.reason,
-                "gate": gate_row,
-                "held_out_entity_f1": None if held_f1 is None else round(held_f1, 4),
-            }
-        )
-    final = (
-        None if champion is None else entity_f1(champion.predict([t for t, _ in held]), [s for _, s in held])
+    held_texts, held_spans = [t for t, _ in held], [s for _, s in held]
+
+    def payload(i: int, proposals: list[Span] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": stream[i][0]}
+        if proposals is not None:
+            body[PROPOSALS] = [
+                {"start": s.start, "end": s.end, "label": s.label, "score": s.score} for s in proposals
+            ]
+        return body
+
+    def held_out(champion: SpanTagger | None) -> dict[str, Any]:
+        f1 = None if champion is None else entity_f1(champion.predict(held_texts), held_spans)
+        return {"held_out_entity_f1": None if f1 is None else round(f1, 4)}
+
+    spec = Spec(
+        inputs=[text for text, _ in stream],
+        truth=[spans for _, spans in stream],
+        external_ids=ext,
+        score=lambda model, texts: model.predict_scored(texts),
+        predict=lambda model, texts: model.predict(texts),
+        payload=payload,
+        correct=correct,
+        decode=decode,
+        fit=lambda texts, spans: SpanTagger(random_state=seed).fit(texts, spans),
+        gate=lambda truth, new, old: span_gate(truth, new, old, n_resamples=300, random_state=seed),
+        per_round=held_out,
     )
+    rng = np.random.default_rng([seed, 191])
+    done = run_rounds(loop, reviewers, spec, rounds, ROUND_SIZE, rng, AUDIT_RATE, EPSILON, DELTA, MIN_TRAIN)
+    champion, human = done.champion, done.human
+    final = None if champion is None else entity_f1(champion.predict(held_texts), held_spans)
     by_doc: dict[str, tuple[str, dict[str, list[Span]]]] = {}
     for item, annotator, label in all_annotations(loop):
-        i = index_of[int(item)]
+        i = done.index_of[int(item)]
         by_doc.setdefault(item, (stream[i][0], {}))[1][annotator] = decode(label)
     resolved_exact = float(np.mean([correct(human[i], stream[i][1]) for i in human])) if human else None
     version = loop.snapshot()
@@ -295,9 +235,9 @@ def _run(out: Path, seed: int, quick: bool, data_dir: Path | None) -> dict[str, 
     result = summary(
         "spans",
         items_seen=len(stream),
-        human_labels=human_labels,
-        auto_accepted=auto_total,
-        auto_accept_errors=auto_wrong,
+        human_labels=done.human_labels,
+        auto_accepted=done.auto_accepted,
+        auto_accept_errors=done.auto_accept_errors,
         metric="held_out_entity_f1",
         value=None if final is None else round(final, 4),
         held_out_size=len(held),
@@ -305,11 +245,11 @@ def _run(out: Path, seed: int, quick: bool, data_dir: Path | None) -> dict[str, 
         quick=quick,
         epsilon=EPSILON,
         delta=DELTA,
-        promotions=promotions,
+        promotions=done.promotions,
         resolved_items=len(human),
         resolved_exact=None if resolved_exact is None else round(resolved_exact, 4),
         agreement=agreement_report(by_doc),
-        history=history,
+        history=done.history,
         rules={
             "confidence": "an item's least confident token decision (highest tag probability of its "
             "most doubtful token): at most its lowest proposed span's score",
