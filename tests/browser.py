@@ -97,11 +97,13 @@ def stored_secrets(page: Any, token: str) -> list[str]:
     return [word for word in (token, "token", "session=") if word.lower() in lowered]
 
 
-def sign_in(browser: Any, base: str, token: str, lands_on: str, wait_until: str = "load") -> Any:
-    """A fresh 1280x900 browser context logged in by typing ``token`` and pressing Enter (the
+def sign_in(
+    browser: Any, base: str, token: str, lands_on: str, wait_until: str = "load", height: int = 900
+) -> Any:
+    """A fresh 1280 x ``height`` browser context logged in by typing ``token`` and pressing Enter (the
     token field has the focus: no click needed), on ``/ui/<lands_on>``; uncaught errors and
     Content Security Policy refusals collect in ``page.errors``."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page = browser.new_context(viewport={"width": 1280, "height": height}).new_page()
     page.errors = watch(page)
     page.goto(f"{base}/ui/")
     page.wait_for_selector("#token:focus")

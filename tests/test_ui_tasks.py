@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from browser import chromium, live_server, require_browser, screenshot, watch
+from browser import chromium, live_server, require_browser, screenshot, sign_in
 from loopwright import Workspace
 from loopwright.errors import Conflict
 from loopwright.service import Role, SqlAuthenticator, create_app
@@ -115,14 +115,7 @@ def browser(world: World) -> Iterator[Any]:
 
 
 def _login(browser: Any, world: World, token: str, lands_on: str) -> Any:
-    page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
-    page.errors = watch(page)
-    page.goto(f"{world.base}/ui/")
-    page.wait_for_selector("#token:focus")
-    page.keyboard.type(token)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"**/ui/{lands_on}")
-    return page
+    return sign_in(browser, world.base, token, lands_on, height=720)
 
 
 @pytest.fixture(scope="module")

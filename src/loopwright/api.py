@@ -6,9 +6,6 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-
-    from loopwright.integrations.chat import HttpChat
     from loopwright.integrations.serving import HttpScorer, ServedModels
     from loopwright.loop import Workspace
     from loopwright.loop.context import Clock, Context
@@ -39,41 +36,20 @@ class LazyServedModels:
                 self._served.close()
 
 
-class LazyChat:
-    """The chat client model annotators call, :class:`~loopwright.integrations.chat.HttpChat`,
-    made (and ``urllib.request`` imported) on first use."""
-
-    def __init__(self) -> None:
-        self._chat: HttpChat | None = None
-
-    def complete(
-        self,
-        url: str,
-        model: str,
-        messages: Sequence[Mapping[str, str]],
-        api_key_env: str | None,
-        timeout_s: float,
-    ) -> str:
-        if self._chat is None:
-            from loopwright.integrations.chat import HttpChat
-
-            self._chat = HttpChat()  # stateless: two threads making one each is harmless
-        return self._chat.complete(url, model, messages, api_key_env, timeout_s)
-
-
 def connect(url: str | None = None, clock: Clock | None = None) -> Workspace:
     """Open (and migrate) the database at ``url``; default: ``LOOPWRIGHT_DB_URL`` or a SQLite file
     ``loopwright.db`` under ``LOOPWRIGHT_HOME`` or the working directory. ``clock`` defaults to
     UTC now.
 
     Projects with ``model.kind: http`` score through a served model (the Open Inference
-    Protocol or MLflow ``/invocations``; :mod:`loopwright.integrations.serving`) and model
-    annotators of kind chat through :mod:`loopwright.integrations.chat`, both imported on first
-    use. The store and use cases are imported here, not when ``loopwright`` is imported."""
+    Protocol or MLflow ``/invocations``; :mod:`loopwright.integrations.serving`, imported on first
+    use) and model annotators of kind chat through :mod:`loopwright.integrations.chat`. The
+    store and use cases are imported here, not when ``loopwright`` is imported."""
+    from loopwright.integrations.chat import HttpChat  # urllib only when a judge is called
     from loopwright.loop.context import utc_now
     from loopwright.loop.loop import Workspace
     from loopwright.settings import Settings
     from loopwright.store.sql import SqlStore
 
     store = SqlStore(url or Settings.from_env().db_url)
-    return Workspace(store, clock or utc_now, scorers={"http": LazyServedModels()}, chat=LazyChat())
+    return Workspace(store, clock or utc_now, scorers={"http": LazyServedModels()}, chat=HttpChat())

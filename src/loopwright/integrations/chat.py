@@ -14,8 +14,6 @@ the key never appears in a message. Standard library only (``urllib``).
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +34,9 @@ class HttpChat:
         api_key_env: str | None,
         timeout_s: float,
     ) -> str:
+        import urllib.error  # here, not at import: `loopwright status` never calls a judge
+        import urllib.request
+
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key_env is not None:
             key = secret(api_key_env)
