@@ -100,7 +100,13 @@ def browser(world: World) -> Iterator[Any]:
 
 
 def _scale(page: Any) -> float:
-    return float(page.get_attribute(".zoomable", "data-scale"))
+    """The zoom of the image on show, read in one step once it is set (a re-render in between
+    would leave a fresh ``.zoomable`` without it for a moment)."""
+    found = page.wait_for_function(
+        "() => { const z = document.querySelector('.zoomable');"
+        " return z && z.dataset.scale ? Number(z.dataset.scale) : null; }"
+    )
+    return float(found.json_value())
 
 
 def _loaded(page: Any) -> dict[str, Any]:
