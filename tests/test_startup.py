@@ -57,6 +57,26 @@ def test_status_on_a_database_at_head_is_light(tmp_path: Path) -> None:
         "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
     )
     assert heavy_after(code) == {"heavy": [], "alembic": False}
+    others = "registry", "users", "jobs", "crowd", "simulate_cmd", "labelstudio", "ingest_cmd"
+    probe = code + f"print(sorted(m for m in {others!r} if 'loopwright.cli.' + m in sys.modules))\n"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr  # other commands load when run
+
+
+def test_every_command_is_listed_and_runs_from_the_lazy_group() -> None:
+    from typer.testing import CliRunner
+
+    from loopwright.cli.app import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["--help"])
+    assert listed.exit_code == 0
+    for name in ("aggregate", "drift", "worker", "demo", "status", "serve", "datasets", "users", "events"):
+        assert name in listed.stdout, name
+    users = runner.invoke(app, ["users", "--help"])  # a lazy sub-app, built on first use
+    assert users.exit_code == 0 and "add" in users.stdout
+    wrong = runner.invoke(app, ["statsu"])
+    assert wrong.exit_code != 0 and "status" in wrong.output  # Typer's suggestion still works
 
 
 def test_server_app_factory_is_light(tmp_path: Path) -> None:
