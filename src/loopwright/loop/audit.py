@@ -45,7 +45,7 @@ def rate(ctx: Context, uow: UnitOfWork) -> float:
     if cfg.audit_target is None:
         return cfg.audit_rate
     since = drift_start(uow, ctx.project.id) or 0
-    have = uow.decisions.count_audited(ctx.project.id, since)
+    have = uow.decisions.count_items(ctx.project.id, since, audited=True)
     share = min(1.0, have / cfg.audit_target)
     return max(cfg.audit_floor, cfg.audit_rate - share * (cfg.audit_rate - cfg.audit_floor))
 

@@ -20,7 +20,7 @@ items ingested since the last pass are scanned (the pass's event keeps where it 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from loopwright.domain import Certification, Event, ModelVersion, Route
 from loopwright.loop import audit, certification
@@ -54,16 +54,23 @@ class BacklogReport:
         }
 
 
+class _Scope(NamedTuple):
+    cert: Certification
+    threshold: float  # the certificate's
+    champion: ModelVersion
+    since: int  # the first item id to scan
+    reasons: tuple[str, ...]  # the task reasons that qualify
+
+
 def accept(ctx: Context, actor: str = "system") -> BacklogReport:
     """Auto-accept the untouched backlog the champion's certificate covers, one transaction per
     :data:`CHUNK` tasks, oldest first; one ``backlog.accepted`` event at the end."""
     with ctx.store.unit_of_work() as uow:
-        cert = certification.current(ctx, uow, actor)
-        champion = uow.models.champion(ctx.project.id)
-        if cert is None or cert.threshold is None or champion is None:
-            return BacklogReport(0, 0, None, None)
-        since, reasons = _since(uow, ctx.project.id, cert, champion)
-    threshold, scanned, last_item = cert.threshold, 0, since - 1
+        scope = _scope(ctx, uow, actor)
+    if scope is None:
+        return BacklogReport(0, 0, None, None)
+    cert, threshold, champion, since, reasons = scope
+    scanned, last_item = 0, since - 1
     accepted: list[tuple[str, str]] = []
     while True:
         with ctx.store.unit_of_work() as uow:
@@ -112,25 +119,26 @@ def due(ctx: Context) -> bool:
     """Whether a pass could accept anything: a certified threshold and either a champion or a
     threshold below the last pass's, or review tasks opened since it (indexed look-ups)."""
     with ctx.store.unit_of_work() as uow:
-        cert = certification.current(ctx, uow, "automation")  # cached unless champion or evidence changed
-        champion = uow.models.champion(ctx.project.id)
-        if cert is None or cert.threshold is None or champion is None:
+        scope = _scope(ctx, uow, "automation")  # the certificate is cached unless something changed
+        if scope is None:
             return False
-        since, reasons = _since(uow, ctx.project.id, cert, champion)
-        return bool(uow.tasks.backlog(ctx.project.id, reasons, since, ctx.clock(), 1))
+        return bool(uow.tasks.backlog(ctx.project.id, scope.reasons, scope.since, ctx.clock(), 1))
 
 
-def _since(
-    uow: UnitOfWork, project_id: int, cert: Certification, champion: ModelVersion
-) -> tuple[int, tuple[str, ...]]:
-    """The first item id to scan and the task reasons that qualify: from the drift start, or,
-    when the last pass used this champion at a threshold no higher than ``cert``'s, past it and
-    only items routed for want of a certificate (nothing it left, and no item this champion
-    already found below a certified threshold, can pass now)."""
-    start = audit.drift_start(uow, project_id) or 0
-    last: Event | None = uow.events.latest(project_id, ACCEPTED)
+def _scope(ctx: Context, uow: UnitOfWork, actor: str) -> _Scope | None:
+    """What a pass uses and scans (:class:`_Scope`); None while no threshold is certified.
+    Scanning starts at the drift start or, when the last pass used this champion at a threshold
+    no higher than now, past it and only for items routed for want of a certificate (nothing it
+    left, and no item this champion already found below a certified threshold, can pass now)."""
+    cert = certification.current(ctx, uow, actor)
+    champion = uow.models.champion(ctx.project.id)
+    if cert is None or cert.threshold is None or champion is None:
+        return None
+    start = audit.drift_start(uow, ctx.project.id) or 0
+    last: Event | None = uow.events.latest(ctx.project.id, ACCEPTED)
     if last is None or last.data.get("model_version_id") != champion.id:
-        return start, REASONS
-    if cert.threshold is None or cert.threshold < float(last.data["threshold"]):
-        return start, REASONS
-    return max(start, int(last.data["scanned_to_item_id"]) + 1), UNSCORED
+        return _Scope(cert, cert.threshold, champion, start, REASONS)
+    if cert.threshold < float(last.data["threshold"]):
+        return _Scope(cert, cert.threshold, champion, start, REASONS)
+    since = max(start, int(last.data["scanned_to_item_id"]) + 1)
+    return _Scope(cert, cert.threshold, champion, since, UNSCORED)

@@ -138,10 +138,12 @@ class DecisionRepo(Protocol):
     def for_item(self, item_id: int) -> list[Decision]: ...  # oldest first
     def auto_accepted(self, project_id: int) -> list[tuple[Decision, Prediction]]: ...
     def count_by_route(self, project_id: int) -> dict[str, int]: ...
-    def count_decided_items(self, project_id: int) -> int: ...  # items with at least one decision
+    def count_items(self, project_id: int, since_item_id: int = 0, audited: bool = False) -> int:
+        """Items with id ≥ ``since_item_id`` that have a decision (an audit draw when ``audited``)."""
+        ...
+
     def timeline(self, project_id: int) -> list[tuple[datetime, str, str]]: ...  # (created_at, route, reason)
     def audited_items(self, project_id: int) -> list[int]: ...  # drawn into the audit, oldest first
-    def count_audited(self, project_id: int, since_item_id: int) -> int: ...  # items id ≥ since audited
 
 
 class FeedbackRepo(Protocol):

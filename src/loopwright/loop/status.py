@@ -22,7 +22,7 @@ class ProjectStatus:
     champion: ModelVersion | None
     routing: str  # "fixed threshold 0.90", "certified …" or "uncertified …"
     certification: Certification | None
-    decided_items: int = 0  # items with a routing decision
+    decided_items: int  # items with a routing decision
 
     @property
     def automation_rate(self) -> float:
@@ -47,7 +47,7 @@ def status(ctx: Context) -> ProjectStatus:
             champion=uow.models.champion(pid),
             routing=_routing(ctx, cert := uow.certifications.latest(pid)),
             certification=cert,
-            decided_items=uow.decisions.count_decided_items(pid),
+            decided_items=uow.decisions.count_items(pid),
         )
 
 

@@ -366,19 +366,6 @@ class SqlDecisionRepo(Repo):
         )
         return list(dict.fromkeys(self._conn.execute(stmt).scalars()))
 
-    def count_audited(self, project_id: int, since_item_id: int) -> int:
-        """Items with id ≥ ``since_item_id`` drawn into the audit (counted in the database)."""
-        stmt = (
-            select(func.count(func.distinct(decisions.c.item_id)))
-            .join(items, items.c.id == decisions.c.item_id)
-            .where(
-                items.c.project_id == project_id,
-                decisions.c.audit.is_(True),
-                decisions.c.item_id >= since_item_id,
-            )
-        )
-        return int(self._conn.execute(stmt).scalar_one())
-
     def count_by_route(self, project_id: int) -> dict[str, int]:
         stmt = (
             select(decisions.c.route, func.count())
@@ -388,12 +375,16 @@ class SqlDecisionRepo(Repo):
         )
         return {route: n for route, n in self._conn.execute(stmt)}
 
-    def count_decided_items(self, project_id: int) -> int:
+    def count_items(self, project_id: int, since_item_id: int = 0, audited: bool = False) -> int:
+        """Items with id ≥ ``since_item_id`` that have a decision (an audit draw when ``audited``),
+        counted in the database."""
         stmt = (
             select(func.count(func.distinct(decisions.c.item_id)))
             .join(items, items.c.id == decisions.c.item_id)
-            .where(items.c.project_id == project_id)
+            .where(items.c.project_id == project_id, decisions.c.item_id >= since_item_id)
         )
+        if audited:
+            stmt = stmt.where(decisions.c.audit.is_(True))
         return int(self._conn.execute(stmt).scalar_one())
 
     def timeline(self, project_id: int) -> list[tuple[datetime, str, str]]:
