@@ -7,7 +7,8 @@ auto-accept error against the truth the loop never sees, final held-out accuracy
 (caught in the first drifted round, labels to recover within 2 points), the pending share (items
 the per-round review budget did not reach) and wall and CPU seconds.
 
-    .venv/bin/python bench/economics.py                    # seeds 0-4, about 17 s of CPU each
+    .venv/bin/python bench/economics.py                    # seeds 0-4, about 30 s of CPU each
+    .venv/bin/python bench/economics.py --ablation         # and each seed again without the drift bridge
     .venv/bin/python bench/economics.py --summaries s0.json s1.json …
 """
 
@@ -34,6 +35,9 @@ TARGETS = {
     "seconds": ("wall seconds", "≤ 60"),
     "cpu_seconds": ("CPU seconds", "(reported)"),
 }
+
+
+ABLATED = ("labels_to_recover", "human_labels_per_item", "auto_share", "final_accuracy", "cpu_seconds")
 
 
 def figures(summary: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +126,21 @@ def markdown(rows: list[dict[str, Any]], notes: str = "") -> str:
         + ", ".join("yes" if r["underfit_rejected"] else "NO" for r in rows)
         + ".",
     ]
+    if all("without_bridge" in r for r in rows):
+        lines += [
+            "",
+            "Ablation, the same seeds in the same run without the drift bridge (`drift.bridge_copies: 0`: "
+            "after the drift the old world's labels are dropped), with → without:",
+            "",
+            "| measure | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+            "|---|" + "---|" * len(seeds),
+        ]
+        for key in ABLATED:
+            lines.append(
+                f"| {TARGETS[key][0]} | "
+                + " | ".join(f"{_cell(key, r[key])} → {_cell(key, r['without_bridge'][key])}" for r in rows)
+                + " |"
+            )
     if notes:
         lines += ["", notes]
     return "\n".join(lines) + "\n"
@@ -131,6 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--summaries", nargs="*", type=Path, help="summary JSON files written before")
     parser.add_argument("--notes", type=Path, help="a markdown file appended to the report")
+    parser.add_argument("--ablation", action="store_true", help="also run each seed without the drift bridge")
     args = parser.parse_args()
     if args.summaries:
         summaries = [json.loads(p.read_text()) for p in args.summaries]
@@ -139,7 +159,15 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             summaries = [run_demo(Path(tmp) / f"seed{s}", seed=s, quick=True) for s in SEEDS]
+            if args.ablation:
+                ablated = [
+                    run_demo(Path(tmp) / f"plain{s}", seed=s, quick=True, bridge_drift=False) for s in SEEDS
+                ]
     rows = sorted((figures(s) for s in summaries), key=lambda r: r["seed"])
+    if args.ablation:
+        plain = {r["seed"]: r for r in map(figures, ablated)}
+        for r in rows:
+            r["without_bridge"] = {k: plain[r["seed"]][k] for k in ABLATED}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "economics.json").write_text(json.dumps({"seeds": rows}, indent=2) + "\n")
     notes = args.notes.read_text() if args.notes else ""

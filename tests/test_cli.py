@@ -42,6 +42,9 @@ def test_demo_quick_meets_the_bar(demo: tuple[Path, dict[str, Any]]) -> None:
     drift = s["drift"]  # the seeded shift mid-stream is caught at once
     assert s["drift_detected_round"] == drift["detected_round"] == drift["starts_round"] == 10
     assert drift["accuracy_at_shift"] < drift["accuracy_before"] - 0.2  # seed 0: 0.969 → 0.696
+    bridged = [v["metrics"] for v in s["model_versions"] if "bridge_from" in v["metrics"]]
+    assert s["drift_bridge_copies"] == 3 and bridged  # after the shift the old labels carry over...
+    assert all(m["bridge_synthetic"] == 3 * m["bridge_from"] for m in bridged)  # ...as shifted copies
     weak = s["underfit_challenger"]  # the demo's deliberately bad trainer is stopped by the gate
     assert weak["promoted"] is False and "failed not_significantly_worse" in weak["reason"]
     rejected = next(v for v in s["model_versions"] if v["version"] == weak["version"])

@@ -262,6 +262,19 @@ class DriftConfig(_Strict):
     learn_since_drift: bool = Field(
         False, description="after drift, train and gate on items from the drifted window on, once enough"
     )
+    bridge_copies: int = Field(
+        0, ge=0, le=8,
+        description="after drift (with learn_since_drift), also train on this many copies of each "
+        "label from before the drift, each moved one pixel to a different neighbouring position "
+        "(images only; the newest 1,000), until the labels since the drift outnumber them or reach "
+        "600; 0: the old labels are dropped",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _bridge_after_drift(self) -> Self:
+        if self.bridge_copies and not self.learn_since_drift:
+            raise ValueError("drift.bridge_copies bridges a drift learned from: set learn_since_drift: true")
+        return self
 
 
 StrategyName = Literal["auto", "random", "least-confidence", "margin", "entropy", "qbc", "kcenter", "hybrid"]
@@ -539,6 +552,11 @@ class ProjectConfig(_Strict):
             raise ValueError(f"model.labels not in labels: {unknown}")
         if self.task == "preference" and self.labels != ["A", "B", "tie"]:
             raise ValueError("task preference needs labels: [A, B, tie]")
+        if self.drift.bridge_copies and (self.modality is not Modality.IMAGE or self.task != "single"):
+            raise ValueError(
+                "drift.bridge_copies moves images by whole pixels: it needs modality image and task "
+                "single; set it to 0"
+            )
         if self.task in ("spans", "boxes") and self.consensus.method != "majority":
             raise ValueError(
                 f"task {self.task} consolidates answers with its own structured vote: "

@@ -140,6 +140,7 @@ def run_demo(
     on_round: Callable[[RoundProgress], None] | None = None,
     *,
     augment_training: bool = True,
+    bridge_drift: bool = True,
     budget: dict[int, int] | None = REVIEW_BUDGET,
 ) -> dict[str, Any]:
     """Run the loop round by round; write the SQLite DB to ``out`` and return the summary.
@@ -151,11 +152,13 @@ def run_demo(
     tiers label at most ``budget[tier]`` items (None: everything; less while a threshold is
     certified: :func:`round_budget`); the rest stays pending.
     ``augment_training`` trains with seeded synthetic copies while labels are scarce (just
-    after the drift): :class:`~loopwright.learning.augment.AugmentedTraining`.
+    after the drift): :class:`~loopwright.learning.augment.AugmentedTraining`. ``bridge_drift``
+    False sets the example's ``drift.bridge_copies`` to 0: after the drift, the old world's
+    labels are dropped instead of carried over as shifted copies (the ablation).
     """
     with warnings.catch_warnings():  # SVC(probability=True) is deprecated in scikit-learn 1.9
         warnings.filterwarnings("ignore", "The `probability` parameter", FutureWarning)
-        return _run(out, seed, quick, on_round, augment_training, budget)
+        return _run(out, seed, quick, on_round, augment_training, bridge_drift, budget)
 
 
 def _run(
@@ -164,6 +167,7 @@ def _run(
     quick: bool,
     on_round: Callable[[RoundProgress], None] | None,
     augment_training: bool,
+    bridge_drift: bool,
     budget: dict[int, int] | None,
 ) -> dict[str, Any]:
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -182,7 +186,10 @@ def _run(
     truth.update({f"digit-{i}": y[i] for i in gold_ids})
 
     ws = connect(f"sqlite:///{db}")
-    loop = ws.create_project(demo_config())
+    config = demo_config()
+    if not bridge_drift:
+        config = config.model_copy(update={"drift": config.drift.model_copy(update={"bridge_copies": 0})})
+    loop = ws.create_project(config)
     loop.add_gold(
         {"external_id": f"digit-{i}", "payload": {"pixels": X[i].tolist()}, "label": y[i]} for i in gold_ids
     )
@@ -287,6 +294,7 @@ def _run(
         "pending_share": history[-1]["pending"] / items_seen,
         "review_budget": None if budget is None else {str(t): n for t, n in sorted(budget.items())},
         "synthetic_training_examples": synthetic_trained,
+        "drift_bridge_copies": loop.config.drift.bridge_copies,
         "auto_accepted": auto_total,
         "backlog_accepted": int(sum(h["backlog_accepted"] for h in history)),
         "auto_accept_error": auto_wrong / auto_total if auto_total else None,

@@ -145,7 +145,13 @@ def render_report(summary: dict[str, Any]) -> str:
         f"(false alarms before: {len(drift.get('false_alarm_rounds') or [])}). Accuracy "
         f"{fmt(drift.get('accuracy_before'))} before, {fmt(drift.get('accuracy_at_shift'))} as the shift "
         f"arrived, {fmt(drift.get('accuracy_after'))} at the end; back within 2 points after "
-        f"{fmt(drift.get('labels_to_recover'))} human labels.</p>"
+        f"{fmt(drift.get('labels_to_recover'))} human labels"
+        + (
+            f", the retrains carrying each old label over as {k} one-pixel-shifted copies"
+            if (k := summary.get("drift_bridge_copies"))
+            else ""
+        )
+        + ".</p>"
         if drift
         else ""
     )

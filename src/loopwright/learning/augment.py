@@ -56,6 +56,41 @@ def augment(
     return apply_transform(pixels, transform, side), transform
 
 
+def translate(pixels: Any, dx: int, dy: int, side: int) -> NDArray[np.float64]:
+    """``pixels`` (a flat square image) moved ``dx`` whole pixels right and ``dy`` down; what
+    moves in is blank."""
+    image = np.asarray(pixels, dtype=np.float64).reshape(side, side)
+    out = np.zeros_like(image)
+    rows, cols = slice(max(dy, 0), side + min(dy, 0)), slice(max(dx, 0), side + min(dx, 0))
+    out[rows, cols] = image[max(-dy, 0) : side - max(dy, 0), max(-dx, 0) : side - max(dx, 0)]
+    return out.ravel()
+
+
+NEIGHBOURS = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dx, dy) != (0, 0)]
+
+
+def translated_copies(
+    X: Any, y: Any, copies: int, rng: np.random.Generator
+) -> tuple[NDArray[np.float64], NDArray[Any]]:
+    """``copies`` (≤ 8) copies of each flat square image of ``X``, each moved one pixel to a
+    different one of its 8 neighbouring positions (drawn from ``rng``), with their labels ``y``
+    repeated.
+
+    One-pixel translations are the classic invariance of digit recognisers (the "virtual
+    examples" of Decoste and Schölkopf's SVMs). What a drift bridge trains on: the old world's
+    labelled images as they would look under a small shift of the camera or the crop, so a model
+    keeps what the old labels taught while the new world's labels are few.
+    """
+    X_arr = np.asarray(X, dtype=np.float64)
+    side = math.isqrt(X_arr.shape[1]) if X_arr.ndim == 2 else 0
+    if side * side != X_arr.shape[1] or not 1 <= copies <= len(NEIGHBOURS):
+        raise ValueError(f"translated copies need flat square images and 1 to {len(NEIGHBOURS)} copies")
+    picks = np.argsort(rng.random((len(X_arr), len(NEIGHBOURS))), axis=1)[:, :copies]
+    moves = [NEIGHBOURS[k] for row in picks for k in row]
+    out = [translate(X_arr[n // copies], dx, dy, side) for n, (dx, dy) in enumerate(moves)]
+    return np.asarray(out).reshape(len(X_arr) * copies, -1), np.repeat(np.asarray(y), copies)
+
+
 class AugmentedTraining:
     """A training recipe: fit ``estimator`` on the labelled images plus seeded synthetic copies
     of each while labels are scarce, and return the fitted ``estimator`` itself.
