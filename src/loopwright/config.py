@@ -8,7 +8,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loopwright.domain import GateRule
@@ -618,6 +617,8 @@ class ProjectConfig(_Strict):
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise Invalid(f"cannot read config file {path}: {exc.strerror}") from None
+        import yaml  # on use: keeps start-up light
+
         try:
             data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
         except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:

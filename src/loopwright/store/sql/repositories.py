@@ -9,10 +9,9 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Executable, Row, Table, exists, func, select, update
-from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -41,6 +40,9 @@ from loopwright.store.sql.tables import (
     projects,
     resolutions,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql as pg
 
 T = TypeVar("T")
 CHUNK = 5_000  # ids per IN (...) list, well under SQLite's bound-parameter limit
@@ -124,7 +126,11 @@ class Repo:
 
     def _upsertable(self, table: Table) -> pg.Insert | sqlite.Insert:
         """An INSERT of the connection's dialect, which offers ``on_conflict_do_nothing``."""
-        return pg.insert(table) if self._conn.dialect.name == "postgresql" else sqlite.insert(table)
+        if self._conn.dialect.name != "postgresql":
+            return sqlite.insert(table)
+        from sqlalchemy.dialects import postgresql  # loaded with the engine on PostgreSQL only
+
+        return postgresql.insert(table)
 
 
 def _decision(m: Mapping[Any, Any]) -> Decision:
