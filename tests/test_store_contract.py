@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
 
+from conftest import PG_URL
 from loopwright.domain import (
     DatasetEntry,
     DatasetVersion,
@@ -33,6 +35,7 @@ from loopwright.domain import (
 from loopwright.errors import Conflict, NotFound, StoreUnavailable
 from loopwright.loop.ports import UnitOfWork
 from loopwright.store.sql import SqlStore, make_engine
+from loopwright.store.sql.engine import PG_POOL_SIZE
 from loopwright.store.sql.tables import metadata
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -536,6 +539,29 @@ def test_plain_postgresql_url_uses_psycopg() -> None:
     engine = make_engine("postgresql://lw:secret@db.example/loop")
     assert engine.url.drivername == "postgresql+psycopg"
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_pool_keeps_its_connections_under_concurrency(pg_admin: Engine) -> None:
+    """20 threads each opening a transaction 10 times, all at once: every round reuses the same
+    20 connections. SQLAlchemy's default pool (5 kept, 10 on overflow closed after use) opened
+    a new PostgreSQL backend for most rounds."""
+    engine = make_engine(PG_URL)
+    opened = []
+    event.listen(engine, "connect", lambda *_: opened.append(1))
+    threads = PG_POOL_SIZE
+    barrier = threading.Barrier(threads)
+
+    def work() -> None:
+        for _ in range(10):
+            barrier.wait()
+            with engine.begin() as conn:
+                conn.execute(text("SELECT pg_sleep(0.01)"))
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda _: work(), range(threads)))
+    engine.dispose()
+    assert len(opened) == threads
 
 
 def test_unreachable_database_raises_store_unavailable() -> None:
