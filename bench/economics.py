@@ -55,6 +55,7 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
         "final_accuracy": summary["champion_accuracy_by_round"][-1],
         "drift_caught_first_round": drift["detected_round"] == start,
         "false_alarm_rounds": drift["false_alarm_rounds"],
+        "retracted_rounds": drift.get("retracted_rounds", []),
         "labels_to_recover": drift["labels_to_recover"],
         "pending_share": summary.get("pending_share"),
         "seconds": summary["seconds"],
@@ -120,6 +121,8 @@ def markdown(rows: list[dict[str, Any]], notes: str = "") -> str:
         "",
         "False alarms before the drift (rounds, 0-based): "
         + "; ".join(f"seed {r['seed']}: {r['false_alarm_rounds'] or 'none'}" for r in rows)
+        + "; alarms the next batch retracted: "
+        + "; ".join(f"seed {r['seed']}: {r['retracted_rounds'] or 'none'}" for r in rows)
         + ". Paused annotators: "
         + "; ".join(f"seed {r['seed']}: {', '.join(r['paused_annotators']) or 'none'}" for r in rows)
         + ". Underfit challenger rejected: "

@@ -42,6 +42,7 @@ def test_demo_quick_meets_the_bar(demo: tuple[Path, dict[str, Any]]) -> None:
     drift = s["drift"]  # the seeded shift mid-stream is caught at once
     assert s["drift_detected_round"] == drift["detected_round"] == drift["starts_round"] == 10
     assert drift["accuracy_at_shift"] < drift["accuracy_before"] - 0.2  # seed 0: 0.969 → 0.696
+    assert drift["false_alarm_rounds"] == drift["retracted_rounds"] == []  # the next batch confirmed it
     bridged = [v["metrics"] for v in s["model_versions"] if "bridge_from" in v["metrics"]]
     assert s["drift_bridge_copies"] == 3 and bridged  # after the shift the old labels carry over...
     assert all(m["bridge_synthetic"] == 3 * m["bridge_from"] for m in bridged)  # ...as shifted copies

@@ -111,6 +111,57 @@ def test_a_drifted_batch_is_caught_before_routing(store: SqlStore) -> None:
     assert cert is not None and cert.n_audited == 0 and cert.threshold is None
 
 
+def _alarm_then(store: SqlStore, alarm: float, then: float, confirm: bool = True) -> tuple[Loop, Any]:
+    """A stable world certified, an alarm on a batch shifted by ``alarm`` (0: a false alarm,
+    seeded), then a batch shifted by ``then``."""
+    drift = {"window": 100, "check_on_ingest": True, "confirm": confirm}
+    loop = Workspace(store).create_project({**CONFIG, "name": f"drifty-{confirm}", "drift": drift})
+    loop.use_model(model, force=True, persist=False)
+    loop.ingest(batch(0, 200, 0.0, seed=1))
+    label_open(loop)
+    loop.ingest(batch(200, 100, 0.0, seed=4))
+    label_open(loop)
+    first = loop.ingest(batch(300, 100, alarm, seed=5 if alarm == 0 else 2))
+    assert first.drift is not None and first.drift["drift"] and first.alarm_confirmed is None
+    assert first.count(route=Route.AUTO_ACCEPT) == 0  # the alarm's own batch goes to review
+    label_open(loop)
+    return loop, loop.ingest(batch(400, 100, then, seed=7))
+
+
+def _settlements(loop: Loop) -> list[tuple[str, int, int]]:
+    return [
+        (e.action, e.data["window_start_item_id"], e.data["window_end_item_id"])
+        for e in loop.events(limit=2000)
+        if e.action in ("drift.confirmed", "drift.retracted")
+    ]
+
+
+def test_a_false_alarm_the_next_batch_does_not_confirm_is_retracted(store: SqlStore) -> None:
+    loop, after = _alarm_then(store, alarm=0.0, then=0.0)  # seed 5: y "drifts" by chance at alpha 0.05
+    assert after.alarm_confirmed is False
+    assert after.drift is not None and not after.drift["drift"]
+    assert _settlements(loop) == [("drift.retracted", 301, 400)]
+    assert after.count(route=Route.AUTO_ACCEPT) > 50  # the evidence from before the alarm counts again
+    cert = loop.certify()
+    assert cert is not None and cert.threshold is not None and cert.n_audited > 80
+
+
+def test_a_lasting_shift_is_confirmed_by_the_next_batch(store: SqlStore) -> None:
+    loop, after = _alarm_then(store, alarm=2.0, then=2.0)
+    assert after.alarm_confirmed is True
+    assert after.drift is not None and not after.drift["drift"]  # like the batch before it
+    assert _settlements(loop) == [("drift.confirmed", 301, 400)]
+    cert = loop.certify()  # only the audits from the drifted window on
+    assert cert is not None and 20 < cert.n_audited < 40
+
+
+def test_without_confirmation_a_false_alarm_stands(store: SqlStore) -> None:
+    loop, after = _alarm_then(store, alarm=0.0, then=0.0, confirm=False)
+    assert after.alarm_confirmed is None and _settlements(loop) == []
+    cert = loop.certify()  # the evidence is still only what came since the alarm
+    assert cert is not None and 20 < cert.n_audited < 40
+
+
 def test_concept_drift_on_the_audit_stream(store: SqlStore) -> None:
     config = {**CONFIG, "routing": {**CONFIG["routing"], "audit_rate": 1.0}}  # every item audited
     loop = Workspace(store).create_project(config)

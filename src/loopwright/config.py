@@ -258,6 +258,10 @@ class DriftConfig(_Strict):
     check_on_ingest: bool = Field(
         False, description="test each batch against the window before it; on drift the batch goes to review"
     )
+    confirm: bool = Field(
+        True, description="an alarm on ingest that the next batch does not confirm (against the window "
+        "before the alarm) is retracted: the evidence from before it counts again",
+    )  # fmt: skip
     learn_since_drift: bool = Field(
         False, description="after drift, train and gate on items from the drifted window on, once enough"
     )

@@ -91,9 +91,12 @@ def _accuracy(loop: Any, payloads: list[dict[str, Any]], truth: np.ndarray) -> f
     return float(np.mean(loop.predict(payloads).argmax(axis=1).astype(str) == truth))
 
 
-def _drift_summary(history: list[dict[str, Any]], start: int, detected: list[int]) -> dict[str, Any]:
-    """When the seeded shift began and was caught; accuracy before, at the shift, and after;
-    human labels from the shift until accuracy came back within 2 points."""
+def _drift_summary(
+    history: list[dict[str, Any]], start: int, detected: list[int], retracted: list[int]
+) -> dict[str, Any]:
+    """When the seeded shift began and was caught; false alarms, and which of them the next
+    batch retracted; accuracy before, at the shift, and after; human labels from the shift
+    until accuracy came back within 2 points."""
     before = history[start - 1]["champion_accuracy"]
     recovered = next(
         (h for h in history[start:] if before is not None and h["champion_accuracy"] >= before - 0.02), None
@@ -103,6 +106,7 @@ def _drift_summary(history: list[dict[str, Any]], start: int, detected: list[int
         "starts_round": start,
         "detected_round": next((r for r in detected if r >= start), None),
         "false_alarm_rounds": [r for r in detected if r < start],
+        "retracted_rounds": retracted,
         "accuracy_before": before,
         "accuracy_at_shift": history[start]["accuracy_at_ingest"],
         "accuracy_after": history[-1]["champion_accuracy"],
@@ -208,6 +212,7 @@ def _run(
     auto_total = auto_wrong = human = 0
     drift_round = rounds // 2  # from here on the camera is off by a pixel: every image shifts right
     detected: list[int] = []
+    retracted: list[int] = []
     for r in range(rounds):
         batch = stream[r * ROUND_SIZE : (r + 1) * ROUND_SIZE]
         world = shifted if r >= drift_round else (lambda pixels: pixels)
@@ -224,6 +229,8 @@ def _run(
         drift = bool(report.drift and report.drift["drift"])
         if drift:
             detected.append(r)
+        if report.alarm_confirmed is False:
+            retracted.append(r - 1)  # this batch did not confirm the last round's alarm
         held = [{"pixels": world(X[i]).tolist()} for i in held_out]
         accuracy_at_ingest = _accuracy(loop, held, y[held_out])
         auto = [o for o in report.outcomes if o.route is Route.AUTO_ACCEPT]
@@ -305,7 +312,7 @@ def _run(
         "routing": final.routing,
         "certification": certificate_json(final.certification),
         "promotions": sum(m.promoted_at is not None for m in models),
-        "drift": (drift_summary := _drift_summary(history, drift_round, detected)),
+        "drift": (drift_summary := _drift_summary(history, drift_round, detected, retracted)),
         "drift_detected_round": drift_summary["detected_round"],
         "underfit_challenger": {
             "version": weak.model.version,

@@ -139,10 +139,13 @@ def render_report(summary: dict[str, Any]) -> str:
     ]
     rows = "".join(f"<tr><th>{k}</th><td>{fmt(v)}</td></tr>" for k, v in headline)
     drift = summary.get("drift") or {}
+    false_alarms = drift.get("false_alarm_rounds") or []
+    retracted = set(drift.get("retracted_rounds") or []) & set(false_alarms)
     story = (
         f"<p>Drift: the images shift one pixel from round {fmt((drift.get('starts_round') or 0) + 1)}; "
         f"detected in round {fmt(None if (d := drift.get('detected_round')) is None else d + 1)} "
-        f"(false alarms before: {len(drift.get('false_alarm_rounds') or [])}). Accuracy "
+        f"(false alarms before: {len(false_alarms)}, retracted by the next batch: {len(retracted)}). "
+        "Accuracy "
         f"{fmt(drift.get('accuracy_before'))} before, {fmt(drift.get('accuracy_at_shift'))} as the shift "
         f"arrived, {fmt(drift.get('accuracy_after'))} at the end; back within 2 points after "
         f"{fmt(drift.get('labels_to_recover'))} human labels"

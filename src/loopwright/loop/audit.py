@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from loopwright.domain import ModelVersion
+from loopwright.domain import Event, ModelVersion
 from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
@@ -16,11 +16,31 @@ from loopwright.loop.scoring import EXTERNAL, scores_of
 from loopwright.tasks.multilabel import decide
 
 DRIFT_DETECTED = "drift.detected"
+DRIFT_CONFIRMED = "drift.confirmed"
+DRIFT_RETRACTED = "drift.retracted"
+
+
+def last_drift(uow: UnitOfWork, project_id: int) -> Event | None:
+    """The newest ``drift.detected`` event that the next batch has not retracted (see
+    :func:`loopwright.loop.monitoring.settle`). Two indexed look-ups; the project's drift
+    events are read only when the newest alarm was retracted."""
+    detected = uow.events.latest(project_id, DRIFT_DETECTED)
+    retracted = uow.events.latest(project_id, DRIFT_RETRACTED)
+    if detected is None or retracted is None or not _retracts(retracted, detected):
+        return detected
+    found = uow.events.of_actions(project_id, (DRIFT_DETECTED, DRIFT_RETRACTED))
+    gone = {e.data["window_start_item_id"] for e in found if e.action == DRIFT_RETRACTED}
+    alarms = [e for e in found if e.action == DRIFT_DETECTED and e.data["window_start_item_id"] not in gone]
+    return alarms[-1] if alarms else None
+
+
+def _retracts(retraction: Event, alarm: Event) -> bool:
+    return bool(retraction.data["window_start_item_id"] == alarm.data["window_start_item_id"])
 
 
 def drift_start(uow: UnitOfWork, project_id: int) -> int | None:
-    """First item id of the window in which drift was last detected, if ever."""
-    event = uow.events.latest(project_id, DRIFT_DETECTED)
+    """First item id of the window in which drift was last detected (and not retracted), if ever."""
+    event = last_drift(uow, project_id)
     return None if event is None else int(event.data["window_start_item_id"])
 
 

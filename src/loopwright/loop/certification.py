@@ -79,17 +79,17 @@ def _held(uow: UnitOfWork, project_id: int) -> Certification | None:
     latest = uow.certifications.latest(project_id)
     if latest is None or latest.threshold is None:
         return None
-    drift = uow.events.latest(project_id, audit.DRIFT_DETECTED)
+    drift = audit.last_drift(uow, project_id)
     return None if drift is not None and latest.created_at <= drift.at else latest
 
 
 def _stale(uow: UnitOfWork, project_id: int, cert: Certification) -> bool:
     """Whether evidence may have changed since ``cert``: an audited item resolved since, a drift
-    detected or an item erased since. Indexed look-ups of what is newer than the certificate,
+    detected or retracted or an item erased since. Indexed look-ups of what is newer than the certificate,
     never a scan of the project; when one says yes the evidence is counted as before."""
     if uow.certifications.evidence_since(project_id, cert.created_at):
         return True
-    for action in (audit.DRIFT_DETECTED, "item.erased"):
+    for action in (audit.DRIFT_DETECTED, audit.DRIFT_RETRACTED, "item.erased"):
         event = uow.events.latest(project_id, action)
         if event is not None and event.at >= cert.created_at:
             return True

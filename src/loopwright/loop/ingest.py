@@ -44,6 +44,7 @@ class ItemOutcome:
 class IngestReport:
     outcomes: tuple[ItemOutcome, ...]
     drift: dict[str, Any] | None = None  # the batch against the window before it, when checked
+    alarm_confirmed: bool | None = None  # the last drift alarm, confirmed or retracted by this batch
 
     def count(self, reason: str | None = None, route: Route | None = None) -> int:
         return sum(
@@ -313,7 +314,8 @@ def ingest(ctx: Context, records: Iterable[Mapping[str, Any]], actor: str = "sys
         _refuse_changed(uow.items.by_external_ids(ctx.project.id, [r.external_id for r in batch]), batch)
     parts = [_ingest_chunk(ctx, batch[i : i + CHUNK], actor) for i in range(0, max(len(batch), 1), CHUNK)]
     drift = next((p.drift for p in reversed(parts) if p.drift is not None), None)
-    return IngestReport(tuple(o for p in parts for o in p.outcomes), drift)
+    settled = next((p.alarm_confirmed for p in parts if p.alarm_confirmed is not None), None)
+    return IngestReport(tuple(o for p in parts for o in p.outcomes), drift, settled)
 
 
 def _refuse_changed(existing: Mapping[str, Any], batch: list[_Record]) -> None:
@@ -333,6 +335,7 @@ def _ingest_chunk(ctx: Context, batch: list[_Record], actor: str) -> IngestRepor
         model_id, error = scored.model_version_id, scored.error
         pred_labels, confidences = _top(labels, scored.rows, ctx.config.task)
         reason = error.partition(":")[0] if error else "no_model"  # model_error, model_unavailable
+        settled = monitoring.settle(ctx, uow, scored.X, actor) if ctx.config.drift.check_on_ingest else None
         threshold = _threshold(ctx, uow, actor)
         if threshold != "config" and _foreign(ctx, uow, scored):
             threshold = None  # the certificate is the champion's: another model's output is not covered
@@ -358,7 +361,7 @@ def _ingest_chunk(ctx: Context, batch: list[_Record], actor: str) -> IngestRepor
         new_ids = [outcomes[r.external_id].item_id for r in new]
         duplicates.remember(ctx, uow, near, new_ids)
         duplicates.reuse(ctx, uow, near, choices, new_ids, actor)  # action reuse: the original's label
-        report = IngestReport(tuple(outcomes[r.external_id] for r in batch), drift)
+        report = IngestReport(tuple(outcomes[r.external_id] for r in batch), drift, settled)
         created = [o.item_id for o in report.outcomes if not o.duplicate]
         if drift is not None and created:
             monitoring.record(ctx, uow, actor, drift, (min(created), max(created)), sampled=0)

@@ -88,9 +88,52 @@ def check_drift(ctx: Context, actor: str = "system") -> DriftCheck:
 def batch_drift(ctx: Context, uow: UnitOfWork, X_new: Any) -> dict[str, Any] | None:
     """A new batch's features (or embeddings) against the ``drift.window`` items before it,
     before routing; None for text without embeddings, or when either side has fewer than 30 rows."""
+    return _against(ctx, uow, X_new, None)
+
+
+def settle(ctx: Context, uow: UnitOfWork, X_new: Any, actor: str) -> bool | None:
+    """Confirm or retract the newest data-drift alarm with the next batch (``drift.confirm``).
+
+    The batch is tested against the ``drift.window`` items before the alarm's window, at the
+    same level: a changed world still differs from the old one (``drift.confirmed``); after a
+    false alarm it does not, and ``drift.retracted`` makes the evidence from before the alarm
+    count again (:func:`~loopwright.loop.audit.last_drift`). The alarm's own batch already went to
+    review. Alarms raised by the model's outputs or by the audited error (concept drift) are
+    not for input features to retract. Returns whether the alarm stands, None when none was
+    pending or the batch could not be tested."""
+    pid = ctx.project.id
+    alarm = uow.events.latest(pid, DRIFT_DETECTED)
+    if not ctx.config.drift.confirm or alarm is None:
+        return None
+    if alarm.data.get("prediction_drift") or alarm.data.get("concept_drift"):
+        return None
+    for action in (audit.DRIFT_CONFIRMED, audit.DRIFT_RETRACTED):
+        settled = uow.events.latest(pid, action)
+        if settled is not None and settled.id > alarm.id:
+            return None
+    start = int(alarm.data["window_start_item_id"])
+    report = _against(ctx, uow, X_new, start)
+    if report is None:
+        return None
+    ctx.event(
+        uow,
+        actor,
+        audit.DRIFT_CONFIRMED if report["drift"] else audit.DRIFT_RETRACTED,
+        ("project", ctx.project.name),
+        window_start_item_id=start,
+        window_end_item_id=alarm.data["window_end_item_id"],
+        drifted_features=report["drifted"],
+        domain_classifier_auc=report["domain_classifier_auc"],
+        p_value=report["p_value"],
+    )
+    return bool(report["drift"])
+
+
+def _against(ctx: Context, uow: UnitOfWork, X_new: Any, before_id: int | None) -> dict[str, Any] | None:
+    """``X_new`` against the ``drift.window`` items before item ``before_id`` (None: the newest)."""
     if X_new is None or len(X_new) < 30:
         return None
-    before = uow.items.recent(ctx.project.id, ctx.config.drift.window)
+    before = uow.items.recent(ctx.project.id, ctx.config.drift.window, before=before_id)
     if len(before) < 30:
         return None
     vectors = uow.embeddings.get_many([i.id for i in before])

@@ -97,7 +97,9 @@ class ItemRepo(Protocol):
     def get_many(self, item_ids: Sequence[int]) -> list[Item]: ...  # in the order asked
     def by_external_ids(self, project_id: int, external_ids: Sequence[str]) -> dict[str, Item]: ...
     def count(self, project_id: int) -> int: ...
-    def recent(self, project_id: int, limit: int) -> list[Item]: ...  # newest `limit`, oldest first
+    def recent(self, project_id: int, limit: int, before: int | None = None) -> list[Item]:
+        """The newest ``limit`` items (with id < ``before``, when given), oldest first."""
+        ...
 
 
 class PredictionRepo(Protocol):

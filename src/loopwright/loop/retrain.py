@@ -60,7 +60,7 @@ def _due(ctx: Context) -> tuple[str | None, int]:
     with ctx.store.unit_of_work() as uow:
         resolved = uow.resolutions.count(ctx.project.id)
         versions = uow.models.list(ctx.project.id)
-        drift = uow.events.latest(ctx.project.id, audit.DRIFT_DETECTED)
+        drift = audit.last_drift(uow, ctx.project.id)
         told = uow.events.latest(ctx.project.id, RETRAIN_DUE)
     runs = [(int(v.metrics.get("resolutions_seen", 0)), v.created_at) for v in versions]
     if told is not None:

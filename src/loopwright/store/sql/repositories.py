@@ -235,9 +235,11 @@ class SqlItemRepo(Repo):
         stmt = select(func.count()).select_from(items).where(items.c.project_id == project_id)
         return self._conn.execute(stmt).scalar_one()
 
-    def recent(self, project_id: int, limit: int) -> builtins.list[Item]:
-        """The project's newest ``limit`` items, oldest first."""
+    def recent(self, project_id: int, limit: int, before: int | None = None) -> builtins.list[Item]:
+        """The project's newest ``limit`` items (with id < ``before``, when given), oldest first."""
         stmt = select(items).where(items.c.project_id == project_id).order_by(items.c.id.desc()).limit(limit)
+        if before is not None:
+            stmt = stmt.where(items.c.id < before)
         return [Item(**r._mapping) for r in reversed(self._conn.execute(stmt).all())]
 
 
