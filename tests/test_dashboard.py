@@ -234,8 +234,14 @@ def test_model_versions_with_gate_evidence(seeded: Any) -> None:
 
 def test_drift_timeline(seeded: Any) -> None:
     loop, d, engine = seeded
-    stored = rows(engine, "SELECT action, actor FROM events WHERE action LIKE 'drift.%' ORDER BY id")
+    drift = "SELECT action, actor FROM events WHERE action IN ({}) ORDER BY id"
+    stored = rows(engine, drift.format("'drift.checked', 'drift.detected'"))
     assert [(p.detected, p.actor) for p in d.drift] == [(a == "drift.detected", who) for a, who in stored]
+    settled = [
+        a.removeprefix("drift.")
+        for a, _ in rows(engine, drift.format("'drift.confirmed', 'drift.retracted'"))
+    ]
+    assert [p.settled for p in d.drift if p.settled] == settled
     by_lead = [p for p in d.drift if p.actor == "lead"]  # the on-demand check after the shift
     assert len(by_lead) == 1 and by_lead[0].detected
     assert sum(p.detected for p in d.drift) == d.totals["drift_detected"] >= 2

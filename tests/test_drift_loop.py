@@ -144,6 +144,9 @@ def test_a_false_alarm_the_next_batch_does_not_confirm_is_retracted(store: SqlSt
     assert after.count(route=Route.AUTO_ACCEPT) > 50  # the evidence from before the alarm counts again
     cert = loop.certify()
     assert cert is not None and cert.threshold is not None and cert.n_audited > 80
+    board = loop.dashboard()  # the lead sees the alarm, marked as retracted
+    assert [(p.window, p.settled) for p in board.drift if p.detected] == [((301, 400), "retracted")]
+    assert board.totals["drift_retracted"] == 1
 
 
 def test_a_lasting_shift_is_confirmed_by_the_next_batch(store: SqlStore) -> None:
@@ -151,6 +154,7 @@ def test_a_lasting_shift_is_confirmed_by_the_next_batch(store: SqlStore) -> None
     assert after.alarm_confirmed is True
     assert after.drift is not None and not after.drift["drift"]  # like the batch before it
     assert _settlements(loop) == [("drift.confirmed", 301, 400)]
+    assert [p.settled for p in loop.dashboard().drift if p.detected] == ["confirmed"]
     cert = loop.certify()  # only the audits from the drifted window on
     assert cert is not None and 20 < cert.n_audited < 40
 

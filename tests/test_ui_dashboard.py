@@ -84,6 +84,7 @@ def test_lead_sees_dashboard_charts_with_real_data(tmp_path: Path) -> None:
         assert all(f["svg"] and f["xtitle"] and f["ytitle"] for f in facts.values()), facts
         assert page.locator(".empty").count() == 0
         detected = sum(p["detected"] for p in d["drift"])
+        retracted = sum(p["settled"] == "retracted" for p in d["drift"])
         uncertified = sum(c["threshold"] is None for c in d["certifications"])
         assert uncertified and detected  # the seeded run voids its certificate on drift
         pair_names = {x for p in d["agreement"]["pairs"]["cohen_kappa"] for x in (p["a"], p["b"])}
@@ -92,7 +93,7 @@ def test_lead_sees_dashboard_charts_with_real_data(tmp_path: Path) -> None:
             "chart-throughput": [n] * len(d["throughput_by_annotator"]),
             # a certified threshold is a segment until the next certificate, and a gap
             "chart-automation": [n, n, 3 * (len(d["certifications"]) - uncertified), uncertified],
-            "chart-drift": [len(d["drift"]) - detected, detected],
+            "chart-drift": [len(d["drift"]) - detected, detected - retracted] + [retracted] * (retracted > 0),
             "chart-agreement-label": [len(d["agreement"]["per_label"])] * 2,
             "chart-agreement-pairs": [len(pair_names) ** 2],
             "chart-skill": [annotators] * 2,

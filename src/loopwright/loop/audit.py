@@ -29,13 +29,13 @@ def last_drift(uow: UnitOfWork, project_id: int) -> Event | None:
     if detected is None or retracted is None or not _retracts(retracted, detected):
         return detected
     found = uow.events.of_actions(project_id, (DRIFT_DETECTED, DRIFT_RETRACTED))
-    gone = {e.data["window_start_item_id"] for e in found if e.action == DRIFT_RETRACTED}
-    alarms = [e for e in found if e.action == DRIFT_DETECTED and e.data["window_start_item_id"] not in gone]
+    gone = {e.data["alarm_event_id"] for e in found if e.action == DRIFT_RETRACTED}
+    alarms = [e for e in found if e.action == DRIFT_DETECTED and e.id not in gone]
     return alarms[-1] if alarms else None
 
 
 def _retracts(retraction: Event, alarm: Event) -> bool:
-    return bool(retraction.data["window_start_item_id"] == alarm.data["window_start_item_id"])
+    return bool(retraction.data["alarm_event_id"] == alarm.id)
 
 
 def drift_start(uow: UnitOfWork, project_id: int) -> int | None:

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from loopwright.consensus import OneCoinDawidSkene, agreement_report
 from loopwright.domain import Annotation, Certification, Event, GoldAnswer, ModelStatus, ModelVersion
 from loopwright.loop import gold
-from loopwright.loop.audit import DRIFT_DETECTED
+from loopwright.loop.audit import DRIFT_CONFIRMED, DRIFT_DETECTED, DRIFT_RETRACTED
 from loopwright.loop.backlog import REASON as BACKLOG
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
@@ -46,6 +46,7 @@ NICE_SECONDS: tuple[float, ...] = (
 NICE_SECONDS += (15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY)
 NICE_SECONDS += (2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 91 * DAY, 365 * DAY)
 DRIFT_ACTIONS = ("drift.checked", DRIFT_DETECTED)
+SETTLED = {DRIFT_CONFIRMED: "confirmed", DRIFT_RETRACTED: "retracted"}
 PAGE = 50_000
 
 
@@ -95,6 +96,7 @@ class DriftPoint:
     prediction_drift: bool | None
     concept_drift: bool
     sampled_tasks: int
+    settled: str | None = None  # a detection the next batch "confirmed" or "retracted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +134,11 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
         answers = uow.gold_answers.for_project(pid)
         certs = uow.certifications.list(pid)
         models = uow.models.list(pid)
-        drift = uow.events.of_actions(pid, DRIFT_ACTIONS)
+        drift_events = uow.events.of_actions(pid, (*DRIFT_ACTIONS, *SETTLED))
         open_now = uow.tasks.count_open_by_tier(pid)
         resolved = uow.resolutions.count(pid)
         decided_items = uow.decisions.count_items(pid)
+    drift = _drift_points(drift_events)
     created = _epoch([t[1] for t in tasks])
     closed = _epoch([t[2] for t in tasks if t[2] is not None])
     decided = _epoch([d[0] for d in decisions])
@@ -175,7 +178,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
         agreement=_agreement(annotations),
         annotators=_annotators(ctx, annotations, answers),
         models=[_model(m) for m in models],
-        drift=[_drift(e) for e in drift],
+        drift=drift,
         auc_threshold=ctx.config.drift.auc_threshold,
         totals={
             "tasks": len(tasks),
@@ -191,7 +194,8 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
             "champion": next((m.version for m in models if m.status is ModelStatus.CHAMPION), None),
             "threshold": certs[-1].threshold if certs else None,
             "drift_checks": len(drift),
-            "drift_detected": sum(e.action == DRIFT_DETECTED for e in drift),
+            "drift_detected": sum(p.detected for p in drift),
+            "drift_retracted": sum(p.settled == "retracted" for p in drift),
         },
     )
 
@@ -332,11 +336,18 @@ def _model(m: ModelVersion) -> ModelRow:
     )
 
 
-def _drift(e: Event) -> DriftPoint:
+def _drift_points(events: list[Event]) -> list[DriftPoint]:
+    """Each drift check, a detection with what the next batch made of it."""
+    settled = {e.data["alarm_event_id"]: SETTLED[e.action] for e in events if e.action in SETTLED}
+    return [_drift(e, settled) for e in events if e.action in DRIFT_ACTIONS]
+
+
+def _drift(e: Event, settled: dict[int, str]) -> DriftPoint:
     d = e.data
+    detected = e.action == DRIFT_DETECTED
     return DriftPoint(
         at=e.at,
-        detected=e.action == DRIFT_DETECTED,
+        detected=detected,
         actor=e.actor,
         window=(int(d["window_start_item_id"]), int(d["window_end_item_id"])),
         domain_classifier_auc=d.get("domain_classifier_auc"),
@@ -344,4 +355,5 @@ def _drift(e: Event) -> DriftPoint:
         prediction_drift=d.get("prediction_drift"),
         concept_drift=bool(d.get("concept_drift")),
         sampled_tasks=int(d.get("sampled_tasks", 0)),
+        settled=settled.get(e.id) if detected else None,
     )

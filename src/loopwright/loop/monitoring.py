@@ -120,6 +120,7 @@ def settle(ctx: Context, uow: UnitOfWork, X_new: Any, actor: str) -> bool | None
         actor,
         audit.DRIFT_CONFIRMED if report["drift"] else audit.DRIFT_RETRACTED,
         ("project", ctx.project.name),
+        alarm_event_id=alarm.id,
         window_start_item_id=start,
         window_end_item_id=alarm.data["window_end_item_id"],
         drifted_features=report["drifted"],

@@ -204,8 +204,10 @@ function drawDrift(d) {
   const hover = (p) =>
     `items ${p.window[0]}–${p.window[1]} · by ${p.actor}<br>${p.drifted_features} drifted features` +
     `<br>prediction drift: ${p.prediction_drift === null ? "not tested" : p.prediction_drift ? "yes" : "no"}` +
-    ` · concept drift: ${p.concept_drift ? "yes" : "no"}<br>${p.sampled_tasks} items sampled into review`;
-  const part = (detected) => d.drift.filter((p) => p.detected === detected);
+    ` · concept drift: ${p.concept_drift ? "yes" : "no"}<br>${p.sampled_tasks} items sampled into review` +
+    (p.settled ? `<br>${p.settled} by the next batch` : "");
+  const part = (detected) => d.drift.filter((p) => p.detected === detected && p.settled !== "retracted");
+  const retracted = d.drift.filter((p) => p.settled === "retracted");
   const trace = (points, name, marker) => ({
     type: "scatter",
     mode: "markers",
@@ -219,6 +221,7 @@ function drawDrift(d) {
   const traces = [
     trace(part(false), "no drift", { color: GREY, size: 10, symbol: "circle" }),
     trace(part(true), "drift detected", { color: BAD, size: 13, symbol: "x" }),
+    ...(retracted.length ? [trace(retracted, "false alarm, retracted", { color: GREY, size: 13, symbol: "x-open" })] : []),
   ];
   const shapes = [
     {
