@@ -493,7 +493,11 @@ function drawKpis(d) {
       !last ? "not certified yet"
         : `${t.threshold === null ? "all to review · " : ""}ε=${last.epsilon}, δ=${last.delta}`),
     kpi("champion", t.champion === null ? "none" : `v${t.champion}`, `${d.models.length} versions`),
-    kpi("drift", `${t.drift_detected} detected`, `${t.drift_checks} checks`),
+    kpi(
+      "drift",
+      `${t.drift_detected} detected`,
+      `${t.drift_checks} checks` + (t.drift_retracted ? ` · ${t.drift_retracted} retracted` : ""),
+    ),
     kpi("annotators", d.annotators.length, paused ? `${paused} paused` : "none paused"),
   );
 }
