@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from loopwright import Workspace
 from loopwright.cli.app import app
+from loopwright.cli.demo import shifted
 from loopwright.config import ProjectConfig
 from loopwright.errors import Invalid
 from loopwright.learning import default_estimator
@@ -373,7 +374,13 @@ def test_an_ingest_response_summarises_drift_and_links_the_details(tmp_path: Pat
     drift = body["drift"]
     assert "features" not in drift and drift["n_features"] == 64
     assert drift["details"] == "/v1/projects/digits/drift"
-    assert len(json.dumps(body["drift"])) < 2000
+    assert len(json.dumps(body["drift"])) < 2000 and body["drift_alarm"] is None
+    moved = [{"external_id": f"c{i}", "payload": {"pixels": shifted(X[200 + i]).tolist()}} for i in range(40)]
+    alarm = client.post("/v1/projects/digits/items", json={"items": moved}).json()
+    assert alarm["drift"]["drift"] and alarm["drift_alarm"] is None
+    back = [{"external_id": f"d{i}", "payload": {"pixels": X[60 + i].tolist()}} for i in range(40)]
+    body = client.post("/v1/projects/digits/items", json={"items": back}).json()
+    assert body["drift_alarm"] == "retracted"  # one odd batch: the world is as before it
 
 
 def test_the_readme_walkthrough_snippet_is_not_stale() -> None:

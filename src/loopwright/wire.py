@@ -122,6 +122,7 @@ class ItemOutcome(Wire):
 class IngestReport(Wire):
     outcomes: list[ItemOutcome]
     drift: dict[str, Any] | None = None
+    drift_alarm: Literal["confirmed", "retracted"] | None = None  # this batch on the last alarm
     created: int
     duplicates: int
 

@@ -113,7 +113,8 @@ def ingest_items(name: str, body: IngestIn, ws: Ws, who: Caller) -> Any:
         }
         for o in report.outcomes
     ]
-    data = {"outcomes": outcomes, "drift": to_json(drift), "created": report.created}
+    alarm = {True: "confirmed", False: "retracted", None: None}[report.alarm_confirmed]
+    data = {"outcomes": outcomes, "drift": to_json(drift), "drift_alarm": alarm, "created": report.created}
     return respond(wire.IngestReport, data | {"duplicates": report.duplicates})
 
 
