@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 
 from loopwright import Conflict, Loop, Workspace
 from loopwright.domain import Route
+from loopwright.loop import audit
 from loopwright.store.sql import SqlStore
 
 CONFIG: dict[str, Any] = {
@@ -164,6 +165,32 @@ def test_without_confirmation_a_false_alarm_stands(store: SqlStore) -> None:
     assert after.alarm_confirmed is None and _settlements(loop) == []
     cert = loop.certify()  # the evidence is still only what came since the alarm
     assert cert is not None and 20 < cert.n_audited < 40
+
+
+@pytest.mark.parametrize(
+    ("pattern", "standing"),
+    [
+        ("A", "A"),  # an alarm nobody settled stands
+        ("A R", None),  # ... unless the next batch retracted it
+        ("A B R", "A"),  # R retracts the newest alarm, B: A stands again
+        ("A R B", "B"),  # a retraction of an older alarm leaves the newer one standing
+        ("A R B R", None),
+        ("A B R R", "A"),  # B retracted twice (two processes at once): A still stands
+    ],
+)
+def test_the_standing_alarm_skips_retracted_ones(store: SqlStore, pattern: str, standing: str | None) -> None:
+    Workspace(store).create_project(CONFIG)
+    with store.unit_of_work() as uow:
+        pid = uow.projects.get(CONFIG["name"]).id
+        alarms: dict[str, int] = {}
+        newest = 0
+        for step in pattern.split():
+            if step == "R":  # retracts the newest alarm at the time
+                uow.events.add(pid, "t", audit.DRIFT_RETRACTED, "project", "p", {"alarm_event_id": newest})
+            else:
+                newest = alarms[step] = uow.events.add(pid, "t", audit.DRIFT_DETECTED, "project", "p").id
+        found = audit.last_drift(uow, pid)
+    assert (found and found.id) == (standing and alarms[standing])
 
 
 def test_concept_drift_on_the_audit_stream(store: SqlStore) -> None:

@@ -22,20 +22,20 @@ DRIFT_RETRACTED = "drift.retracted"
 
 def last_drift(uow: UnitOfWork, project_id: int) -> Event | None:
     """The newest ``drift.detected`` event that the next batch has not retracted (see
-    :func:`loopwright.loop.monitoring.settle`). Two indexed look-ups; the project's drift
-    events are read only when the newest alarm was retracted."""
-    detected = uow.events.latest(project_id, DRIFT_DETECTED)
-    retracted = uow.events.latest(project_id, DRIFT_RETRACTED)
-    if detected is None or retracted is None or not _retracts(retracted, detected):
-        return detected
-    found = uow.events.of_actions(project_id, (DRIFT_DETECTED, DRIFT_RETRACTED))
-    gone = {e.data["alarm_event_id"] for e in found if e.action == DRIFT_RETRACTED}
-    alarms = [e for e in found if e.action == DRIFT_DETECTED and e.id not in gone]
-    return alarms[-1] if alarms else None
-
-
-def _retracts(retraction: Event, alarm: Event) -> bool:
-    return bool(retraction.data["alarm_event_id"] == alarm.id)
+    :func:`loopwright.loop.monitoring.settle`). Only the newest alarm is ever retracted, so
+    retractions come in the order of their alarms: walk both back while the newest retraction
+    names the newest alarm (a second retraction of one alarm, from two processes at once, is
+    skipped). Indexed look-ups, one step in the common case."""
+    alarm = uow.events.latest(project_id, DRIFT_DETECTED)
+    retraction = uow.events.latest(project_id, DRIFT_RETRACTED)
+    while alarm is not None and retraction is not None:
+        target = int(retraction.data["alarm_event_id"])
+        if target < alarm.id:
+            return alarm  # the newest retraction is of an older alarm: this one stands
+        if target == alarm.id:
+            alarm = uow.events.latest(project_id, DRIFT_DETECTED, before_id=alarm.id)
+        retraction = uow.events.latest(project_id, DRIFT_RETRACTED, before_id=retraction.id)
+    return alarm
 
 
 def drift_start(uow: UnitOfWork, project_id: int) -> int | None:

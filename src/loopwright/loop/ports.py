@@ -428,7 +428,7 @@ class EventRepo(Protocol):
     def list(
         self, project_id: int | None = None, after_id: int = 0, limit: int = 100
     ) -> list[Event]: ...  # oldest first
-    def latest(self, project_id: int, action: str) -> Event | None: ...
+    def latest(self, project_id: int, action: str, before_id: int | None = None) -> Event | None: ...
 
 
 class ErasureRepo(Protocol):

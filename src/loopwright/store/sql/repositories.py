@@ -609,13 +609,15 @@ class SqlEventRepo(Repo):
             stmt = stmt.where(events.c.project_id == project_id)
         return [Event(**r._mapping) for r in self._conn.execute(stmt)]
 
-    def latest(self, project_id: int, action: str) -> Event | None:
-        """The project's newest event with ``action``."""
+    def latest(self, project_id: int, action: str, before_id: int | None = None) -> Event | None:
+        """The project's newest event with ``action`` (and an id below ``before_id``, when given)."""
         stmt = (
             select(events)
             .where(events.c.project_id == project_id, events.c.action == action)
             .order_by(events.c.id.desc())
             .limit(1)
         )
+        if before_id is not None:
+            stmt = stmt.where(events.c.id < before_id)
         row = self._conn.execute(stmt).first()
         return None if row is None else Event(**row._mapping)
