@@ -347,13 +347,17 @@ def test_a_dripping_receiver_delays_only_its_own_subscription(
     dispatcher.start()
     try:
         ingest(ws, "toy", "p0")
-        ingest(ws, "other", "q0")
         started = time.monotonic()
-        while not healthy.requests and time.monotonic() - started < 10:
+        while not slow.requests and time.monotonic() - started < 10:
+            time.sleep(0.02)
+        assert slow.requests, "the slow receiver got nothing"  # now dripping, for 2 s
+        ingest(ws, "other", "q0")
+        sent = time.monotonic()
+        while not healthy.requests and time.monotonic() - sent < 10:
             time.sleep(0.02)
         assert healthy.requests, "the healthy receiver got nothing"
-        healthy_after = healthy.requests[0][0] - started
-        assert slow.requests and healthy_after < 1.5, healthy_after  # not behind the slow one
+        healthy_after = healthy.requests[0][0] - sent
+        assert healthy_after < 1.5, healthy_after  # not behind the slow one, still in flight
         while only_delivery(ws, slow_sub.id).attempts == 0 and time.monotonic() - started < 10:
             time.sleep(0.02)
         cut_after = time.monotonic() - slow.requests[0][0]
