@@ -72,7 +72,7 @@ def default_estimator(config: ProjectConfig, seed: int) -> Pipeline | SVC:
     if config.modality is Modality.IMAGE:
         # probability=True: libsvm's internal 5-fold Platt scaling; unlike CalibratedClassifierCV
         # it copes with classes that have one or two labels (early rounds, just after a drift).
-        # (deprecated in scikit-learn 1.9, warns at fit, removed in 1.11: then switch.)
+        # (deprecated in scikit-learn 1.9, warns at fit, removed in 1.11: pinned below it.)
         return SVC(**{"probability": True, "random_state": seed, **config.model.params})
     text = config.modality is Modality.TEXT
     defaults: dict[str, Any] = {"C": 10.0, "class_weight": "balanced"} if text else {"C": 1.0}
