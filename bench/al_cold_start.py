@@ -85,7 +85,8 @@ def fixed_budget(X: NDArray[Any], y: NDArray[Any], config: ProjectConfig, size: 
     """Held-out accuracy of ``size`` labels: the best and median of 1,000 class-balanced random
     sets, and of a swap search that peeks at the held-out labels (3,000 same-class swaps)."""
     pool, held = train_test_split(np.arange(len(y)), test_size=0.25, random_state=0, stratify=y)
-    by_class = [pool[y[pool] == c] for c in np.unique(y)]
+    by_class = {c: pool[y[pool] == c] for c in np.unique(y)}
+    per = [size // len(by_class) + (k < size % len(by_class)) for k in range(len(by_class))]
     rng = np.random.default_rng(0)
 
     def accuracy(rows: NDArray[np.intp]) -> float:
@@ -93,9 +94,8 @@ def fixed_budget(X: NDArray[Any], y: NDArray[Any], config: ProjectConfig, size: 
         return float(np.mean(model.predict(X[held]) == y[held]))
 
     def draw() -> NDArray[np.intp]:
-        per = [size // len(by_class) + (k < size % len(by_class)) for k in range(len(by_class))]
         return np.concatenate(
-            [rng.choice(rows, n, replace=False) for rows, n in zip(by_class, per, strict=True)]
+            [rng.choice(rows, n, replace=False) for rows, n in zip(by_class.values(), per, strict=True)]
         )
 
     draws = [draw() for _ in range(1000)]
@@ -103,9 +103,8 @@ def fixed_budget(X: NDArray[Any], y: NDArray[Any], config: ProjectConfig, size: 
     best_rows, best = draws[int(np.argmax(scores))], float(scores.max())
     for _ in range(3000):
         k = int(rng.integers(size))
-        same = by_class[int(np.searchsorted(np.unique(y), y[best_rows[k]]))]
         swap = best_rows.copy()
-        swap[k] = rng.choice(same)
+        swap[k] = rng.choice(by_class[y[best_rows[k]]])
         if swap[k] not in best_rows and (score := accuracy(swap)) > best:
             best_rows, best = swap, score
     return {
