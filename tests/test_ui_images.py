@@ -110,22 +110,21 @@ def _scale(page: Any) -> float:
 
 
 def _loaded(page: Any) -> dict[str, Any]:
-    page.wait_for_function(
-        "() => { const i = document.querySelector('.zoomable img');"
-        " return i && i.complete && i.naturalWidth > 0"
-        " && document.querySelector('.zoomable').dataset.scale; }"
-    )
-    return dict(
-        page.evaluate(
-            """() => {
-          const img = document.querySelector('.zoomable img').getBoundingClientRect();
-          const box = document.querySelector('.zoom-box').getBoundingClientRect();
-          const i = document.querySelector('.zoomable img');
+    """The geometry of the image on show, read in the same step that sees it loaded and fitted
+    (the item is drawn again when its explanation arrives: a fresh, unfitted view may replace
+    the one a separate wait had seen)."""
+    found = page.wait_for_function(
+        """() => {
+          const view = document.querySelector('.zoomable');
+          const i = view && view.querySelector('img');
+          if (!i || !i.complete || !i.naturalWidth || !view.dataset.scale) return null;
+          const img = i.getBoundingClientRect();
+          const box = view.querySelector('.zoom-box').getBoundingClientRect();
           return {natural: [i.naturalWidth, i.naturalHeight], img: [img.left, img.top, img.right, img.bottom],
                   box: [box.left, box.top, box.right, box.bottom], vw: innerWidth, vh: innerHeight};
         }"""
-        )
     )
+    return dict(found.json_value())
 
 
 def test_large_image_fits_zooms_and_shows_the_explanation(browser: Any, world: World) -> None:

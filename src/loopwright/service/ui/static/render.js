@@ -133,7 +133,8 @@ const render = (() => {
     Object.assign(box.style, { position: "relative", overflow: "hidden", width: "min(640px, 55vw)", height: "min(65vh, 560px)",
       background: "#2a2f3a", cursor: "grab", userSelect: "none", touchAction: "none", borderRadius: "6px" });
     const stage = el("div", { class: "zoom-stage" });
-    Object.assign(stage.style, { position: "absolute", left: "0", top: "0", transformOrigin: "0 0" });
+    // hidden until the first fit, so a re-drawn item never flashes at its natural size
+    Object.assign(stage.style, { position: "absolute", left: "0", top: "0", transformOrigin: "0 0", visibility: "hidden" });
     const img = el("img", { src: `${src}?size=${PREVIEW}`, alt: "the item's image", draggable: "false", class: "item-image" });
     img.style.display = "block";
     const overlay = el("canvas", { class: "heat-overlay" });
@@ -149,6 +150,7 @@ const render = (() => {
     let scale = 1, x = 0, y = 0, fitted = 1, source = "preview", swap = null;
     const apply = () => {
       stage.style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
+      stage.style.visibility = "visible";
       img.style.imageRendering = scale >= 2 ? "pixelated" : "auto";
       const of = source === "full" ? "" : " (preview)";
       level.textContent = ` ${Math.round(scale * 100)}% of ${img.naturalWidth}×${img.naturalHeight}${of}`;
