@@ -8,6 +8,7 @@ Without it (or without Playwright) browser tests skip with the reason — unless
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 import live
+from loopwright.errors import Conflict
 
 CHROMIUM = os.environ.get("LOOPWRIGHT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("LOOPWRIGHT_ARTIFACTS", "test-artifacts"))
@@ -119,3 +121,34 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def release_all(ws: Any) -> None:
+    """Release every active lease of the workspace through the use case (a page claims an item
+    of whichever project it lands on, and its own release on leaving may come late)."""
+    with ws.store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT l.id, l.annotator, p.name FROM leases l JOIN tasks t ON t.id = l.task_id "
+            "JOIN projects p ON p.id = t.project_id WHERE l.status = 'active'"
+        ).all()
+    for lease_id, annotator, project in rows:
+        with contextlib.suppress(Conflict):  # the page's own release landed first
+            ws.project(project).release(lease_id, annotator)
+
+
+def switch_project(
+    page: Any, base: str, ws: Any, project: str, to: str = "annotate", ready: str = "#task-card:not([hidden])"
+) -> None:
+    """Open ``/ui/<to>`` on ``project`` and wait for ``ready``. The page's own claims must have
+    landed first: a claim still in flight when it leaves commits after the release and holds the
+    item, which a new claim by the same annotator does not get. Then leave, release every lease."""
+    page.wait_for_load_state("networkidle")
+    page.evaluate(f"localStorage.setItem('loopwright.project', '{project}')")
+    page.goto("about:blank")
+    release_all(ws)
+    page.goto(f"{base}/ui/{to}")
+    try:
+        page.wait_for_selector(ready)
+    except Exception:
+        screenshot(page, f"ui-debug-{project}")
+        raise AssertionError(f"{page.errors} {page.inner_text('body')[:600]}") from None

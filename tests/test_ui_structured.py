@@ -6,7 +6,6 @@ geometry read back exactly. Screenshots go to ``test-artifacts/``."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,9 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import chromium, live_server, require_browser, screenshot, sign_in
+from browser import chromium, live_server, require_browser, screenshot, sign_in, switch_project
 from loopwright import Workspace
-from loopwright.errors import Conflict
 from loopwright.service import Role, SqlAuthenticator, create_app
 from loopwright.store.sql import SqlStore
 
@@ -153,33 +151,6 @@ def page(browser: Any, world: World) -> Any:
     return _login(browser, world, world.token, "annotate")
 
 
-def _release_all(world: World) -> None:
-    """Release every active lease (the page claims an item of whichever project it lands on)."""
-    with world.ws.store.engine.connect() as conn:
-        rows = conn.exec_driver_sql(
-            "SELECT l.id, l.annotator, p.name FROM leases l JOIN tasks t ON t.id = l.task_id "
-            "JOIN projects p ON p.id = t.project_id WHERE l.status = 'active'"
-        ).all()
-    for lease_id, annotator, project in rows:
-        with contextlib.suppress(Conflict):
-            world.ws.project(project).release(lease_id, annotator)
-
-
-def _open(page: Any, project: str, world: World) -> None:
-    """Switch project once the page's own claims have landed (a claim still on its way after the
-    release would hold the item), release what it held, open the annotate page of ``project``."""
-    page.wait_for_load_state("networkidle")
-    page.evaluate(f"localStorage.setItem('loopwright.project', '{project}')")
-    page.goto("about:blank")
-    _release_all(world)
-    page.goto(f"{world.base}/ui/annotate")
-    try:
-        page.wait_for_selector("#task-card:not([hidden])")
-    except Exception:
-        screenshot(page, f"ui-debug-{project}")
-        raise AssertionError(f"{page.errors} {page.inner_text('body')[:600]}") from None
-
-
 def _state(page: Any, kind: str) -> list[dict[str, Any]]:
     """What the editor holds now (the answer Enter would send)."""
     return list(json.loads(page.get_attribute(f"[data-{kind}]", f"data-{kind}")))
@@ -210,7 +181,7 @@ def _char_point(page: Any, offset: int, side: str) -> tuple[float, float]:
 
 
 def test_spans_made_adjusted_and_deleted_with_keys_and_mouse(page: Any, world: World) -> None:
-    _open(page, "names", world)
+    switch_project(page, world.base, world.ws, "names")
     page.wait_for_selector("#span-text")
     paris, berlin, monday = TEXT.index("Paris"), TEXT.index("Berlin"), TEXT.index("Monday")
     assert _state(page, "spans") == [
@@ -273,7 +244,7 @@ def _drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> No
 
 
 def test_boxes_drawn_moved_resized_relabelled_and_deleted(page: Any, world: World) -> None:
-    _open(page, "scenes", world)
+    switch_project(page, world.base, world.ws, "scenes")
     page.wait_for_function("() => document.querySelector('.box-editor')?.dataset.size === '1440x900'")
     assert float(page.get_attribute(".box-editor", "data-scale")) == 0.5  # fitted: far larger than its box
     assert page.locator("#box-layer g.model").count() == 2
@@ -352,12 +323,7 @@ def test_disputed_boxes_corrected_on_the_review_page(browser: Any, world: World)
 
 def test_disputed_spans_corrected_on_the_review_page(browser: Any, world: World) -> None:
     page = _login(browser, world, world.lead_token, "review")
-    page.wait_for_load_state("networkidle")
-    page.evaluate("localStorage.setItem('loopwright.project', 'quarrel')")
-    page.goto("about:blank")
-    _release_all(world)
-    page.goto(f"{world.base}/ui/review")
-    page.wait_for_selector("#span-text")
+    switch_project(page, world.base, world.ws, "quarrel", to="review", ready="#span-text")
     page.wait_for_load_state("networkidle")
     assert _state(page, "spans") == []
     assert page.inner_text("#shape-others").splitlines() == [

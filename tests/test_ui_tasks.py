@@ -5,7 +5,6 @@ the review page. Screenshots go to ``test-artifacts/``."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from browser import chromium, live_server, require_browser, screenshot, sign_in
+from browser import chromium, live_server, require_browser, screenshot, sign_in, switch_project
 from loopwright import Workspace
-from loopwright.errors import Conflict
 from loopwright.service import Role, SqlAuthenticator, create_app
 from loopwright.store.sql import SqlStore
 
@@ -123,34 +121,8 @@ def page(browser: Any, world: World) -> Any:
     return _login(browser, world, world.token, "annotate")
 
 
-def _release_all(world: World) -> None:
-    """Release every active lease through the use case: the page claims an item of whichever
-    project it lands on, and its own release on leaving (a keepalive fetch) may come late."""
-    with world.ws.store.engine.connect() as conn:
-        rows = conn.exec_driver_sql(
-            "SELECT l.id, l.annotator, p.name FROM leases l JOIN tasks t ON t.id = l.task_id "
-            "JOIN projects p ON p.id = t.project_id WHERE l.status = 'active'"
-        ).all()
-    for lease_id, annotator, project in rows:
-        with contextlib.suppress(Conflict):  # the page's own release landed first
-            world.ws.project(project).release(lease_id, annotator)
-
-
-def _open(page: Any, project: str, world: World) -> None:
-    """Switch project: leave the page, release what it held, open the annotate page of ``project``."""
-    page.evaluate(f"localStorage.setItem('loopwright.project', '{project}')")
-    page.goto("about:blank")
-    _release_all(world)
-    page.goto(f"{world.base}/ui/annotate")
-    try:
-        page.wait_for_selector("#task-card:not([hidden])")
-    except Exception:
-        screenshot(page, f"ui-debug-{project}")
-        raise AssertionError(f"{page.errors} {page.inner_text('body')[:600]}") from None
-
-
 def test_a_label_set_with_checkbox_keys(page: Any, world: World) -> None:
-    _open(page, "tickets", world)
+    switch_project(page, world.base, world.ws, "tickets")
     assert (
         page.eval_on_selector_all("#labels button", "bs => bs.map(b => b.getAttribute('role'))")
         == ["checkbox"] * 3
@@ -169,7 +141,7 @@ def test_a_label_set_with_checkbox_keys(page: Any, world: World) -> None:
 
 
 def test_a_30_turn_conversation_rated_with_a_correction(page: Any, world: World) -> None:
-    _open(page, "chat", world)
+    switch_project(page, world.base, world.ws, "chat")
     assert page.locator(".chat-turns .turn").count() == 30
     pane = page.eval_on_selector(
         "#chat-turns",
@@ -195,7 +167,7 @@ def test_a_30_turn_conversation_rated_with_a_correction(page: Any, world: World)
 
 
 def test_a_pairwise_preference(page: Any, world: World) -> None:
-    _open(page, "pairs", world)
+    switch_project(page, world.base, world.ws, "pairs")
     assert (
         page.inner_text("#answer-a .content") == "Tomorrow."
         and page.inner_text("#answer-b .content") == "No idea."
