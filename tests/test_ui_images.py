@@ -1,7 +1,7 @@
 """Images by reference on the annotate page, in a real browser (Debian's Chromium via Playwright):
 an image far larger than the viewport is fitted into its box, zoomed with + / - and the wheel,
-the explanation's heat laid over it with h, and labelled with the keyboard. Screenshots go to
-``test-artifacts/``."""
+the explanation's heat laid over it with h (an explanation that arrives late keeps the zoom), and
+labelled with the keyboard. Screenshots go to ``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from browser import chromium, live_server, require_browser, screenshot, sign_in
+from browser import chromium, live_server, require_browser, screenshot, sign_in, switch_project
 from loopwright import Workspace
 from loopwright.learning import default_estimator, featurize
 from loopwright.scenarios.images import render
@@ -29,6 +29,7 @@ PREVIEW = [1024, 666]  # what the page loads first: the server's 1024 px thumbna
 @dataclass
 class World:
     base: str
+    ws: Workspace
     token: str
     big_item: int
 
@@ -52,22 +53,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root.mkdir()
     store = SqlStore(f"sqlite:///{tmp / 'loopwright.db'}")
     ws = Workspace(store)
-    loop = ws.create_project(
-        {
-            "name": "scans",
-            "labels": [str(d) for d in range(10)],
-            "modality": "image",
-            "input_field": "image",
-            "media": {"roots": [str(root)]},
-            "routing": {
-                "accept_threshold": 1.0,
-                "audit_rate": 0.0,
-                "bands": [{"min_confidence": 0.0, "tier": 1}],
-            },
-            "tiers": [{"tier": 1, "name": "bulk", "required_annotations": 1}],
-            "drift": {"check_on_ingest": False},
-        }
-    )
+    config = {
+        "labels": [str(d) for d in range(10)],
+        "modality": "image",
+        "input_field": "image",
+        "media": {"roots": [str(root)]},
+        "routing": {
+            "accept_threshold": 1.0,
+            "audit_rate": 0.0,
+            "bands": [{"min_confidence": 0.0, "tier": 1}],
+        },
+        "tiers": [{"tier": 1, "name": "bulk", "required_annotations": 1}],
+        "drift": {"check_on_ingest": False},
+    }
+    loop, late = (ws.create_project({"name": name, **config}) for name in ("scans", "late"))
     digits = load_digits()
     train = []
     for i in range(300):
@@ -77,7 +76,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         featurize(loop.config, train), digits.target[:300].astype(str)
     )
     loop.use_model(model, force=True)
+    late.use_model(model, force=True)
     render(digits.data[1000], root / "digit.png", "L")
+    late.ingest([{"external_id": "slow", "payload": {"image": str(root / "digit.png")}}])
     report = loop.ingest(
         [
             {"external_id": "poster", "payload": {"image": big_image(root / "poster.png")}},
@@ -87,9 +88,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     auth = SqlAuthenticator(store)
     auth.add_user("ann")
     auth.add_membership("ann", "scans", Role.ANNOTATOR, [1])
+    auth.add_membership("ann", "late", Role.ANNOTATOR, [1])
     token = auth.issue_token("ann")
     with live_server(create_app(ws, authenticator=auth)) as base:
-        yield World(base, token, report.outcomes[0].item_id)
+        yield World(base, ws, token, report.outcomes[0].item_id)
     store.close()
 
 
@@ -182,3 +184,22 @@ def test_large_image_fits_zooms_and_shows_the_explanation(browser: Any, world: W
         )
     assert set(seen) == {"poster", "digit"}
     assert errors == []
+
+
+def test_an_explanation_that_arrives_late_keeps_the_zoom(browser: Any, world: World) -> None:
+    page = sign_in(browser, world.base, world.token, "annotate")
+    held: list[Any] = []  # the explanation's response, held back until the image is zoomed
+    page.route("**/projects/late/items/*/explanation*", lambda route: held.append(route))
+    switch_project(page, world.base, world.ws, "late")
+    _loaded(page)
+    fitted = _scale(page)
+    page.keyboard.press("+")
+    assert _scale(page) == pytest.approx(fitted * 1.25, rel=1e-3)
+    page.wait_for_function("() => document.querySelector('.zoom-bar')")  # pumps the route handler
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_selector(".heat-row canvas")  # the explanation arrived and is shown
+    assert _scale(page) == pytest.approx(fitted * 1.25, rel=1e-3)  # on the same view, still zoomed
+    page.keyboard.press("h")
+    assert page.is_visible(".heat-overlay")
+    assert page.errors == []

@@ -146,6 +146,12 @@
   function drawItem(explanation) {
     const a = current.assignment;
     if (shaped && current.item) return; // the editor keeps its work; its proposals are the suggestion
+    if (explanation && current.item && current.item.explain) { // an image file: keep its zoom and pan
+      current.item.explain(explanation);
+      if (heatOn) current.item.heatToggle(true);
+      document.getElementById("suggestion").replaceChildren(render.suggestion(config, a.suggestion, explanation, a.item.payload));
+      return;
+    }
     const shapes = shaped ? spans.proposed(a.suggestion, a.item.payload) : [];
     const drawn = render.item(config, a.item.payload, explanation, `/v1/projects/${name}/items/${a.item.id}/image`, shapes);
     current.item = drawn;

@@ -206,28 +206,32 @@ const render = (() => {
     box.addEventListener("pointercancel", stop);
     box.addEventListener("dblclick", () => fit());
     new ResizeObserver(() => scale === fitted && fit()).observe(box); // still fitted: stays fitted
-    const side = heat ? pixelGrid(heat) : null;
+    let side = null;
+    // The heat grid over the image: at once, or when it arrives later (the view, zoom and pan stay).
+    const paintHeat = (grid) => {
+      side = grid ? pixelGrid(grid) : null;
+      if (!side) return;
+      overlay.width = side;
+      overlay.height = side;
+      const ctx = overlay.getContext("2d");
+      const max = Math.max(...grid.map(Math.abs));
+      grid.forEach((w, j) => {
+        ctx.fillStyle = heatColour(w, max, 0.6);
+        ctx.fillRect(j % side, Math.floor(j / side), 1, 1);
+      });
+    };
+    paintHeat(heat);
     img.addEventListener("load", () => {
       if (swap !== null) { // the original replaced the preview: the same view, finer pixels
         [scale, fitted, swap, source] = [scale * swap, fitted * swap, null, "full"];
         return apply();
-      }
-      if (side) {
-        overlay.width = side;
-        overlay.height = side;
-        const ctx = overlay.getContext("2d");
-        const max = Math.max(...heat.map(Math.abs));
-        heat.forEach((w, j) => {
-          ctx.fillStyle = heatColour(w, max, 0.6);
-          ctx.fillRect(j % side, Math.floor(j / side), 1, 1);
-        });
       }
       fit();
     });
     img.addEventListener("error", () => view.replaceChildren(el("p", { class: "error" },
       "The image could not be loaded: moved, deleted, unreadable or outside the project's media roots.")));
     activeZoom = { zoom, fit };
-    return { view, heatToggle: (on) => (overlay.hidden = !(on && side)) };
+    return { view, heatToggle: (on) => (overlay.hidden = !(on && side)), explain: (e) => paintHeat(e && e.heat) };
   }
 
   // A conversation (task rubric / preference): the turns in a scrolling pane that starts at the
@@ -246,7 +250,8 @@ const render = (() => {
     return { view, heatToggle: () => {} };
   }
 
-  // The item as its modality needs: {view, heatToggle(on)} — heatToggle redraws an image overlay.
+  // The item as its modality needs: {view, heatToggle(on)} — heatToggle redraws an image overlay;
+  // an image file's view also has explain(explanation), which lays its heat over the view in place.
   // imageUrl: where the server serves the image an item references by path or URL.
   // shapes (task spans / boxes): the spans or boxes to start from (the model's, or a consensus).
   // others: earlier answers [{who, shapes}] the editor shows (review).
