@@ -85,7 +85,7 @@ def met(key: str, value: Any) -> bool | None:
     return checks[key](value) if key in checks else None
 
 
-def _cell(key: str, value: Any) -> str:
+def cell(key: str, value: Any) -> str:
     if value is None:
         return "never"
     if isinstance(value, bool):
@@ -114,9 +114,7 @@ def markdown(rows: list[dict[str, Any]], notes: str = "") -> str:
         values = [r[key] for r in rows]
         verdicts = [met(key, v) for v in values]
         verdict = "(reported)" if verdicts[0] is None else ("yes" if all(verdicts) else "**no**")
-        lines.append(
-            f"| {name} | {target} | " + " | ".join(_cell(key, v) for v in values) + f" | {verdict} |"
-        )
+        lines.append(f"| {name} | {target} | " + " | ".join(cell(key, v) for v in values) + f" | {verdict} |")
     lines += [
         "",
         "False alarms before the drift (rounds, 0-based): "
@@ -141,7 +139,7 @@ def markdown(rows: list[dict[str, Any]], notes: str = "") -> str:
         for key in ABLATED:
             lines.append(
                 f"| {TARGETS[key][0]} | "
-                + " | ".join(f"{_cell(key, r[key])} → {_cell(key, r['without_bridge'][key])}" for r in rows)
+                + " | ".join(f"{cell(key, r[key])} → {cell(key, r['without_bridge'][key])}" for r in rows)
                 + " |"
             )
     if notes:

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from economics import RESULTS, TARGETS, _cell, figures, met
+from economics import RESULTS, TARGETS, cell, figures, met
 
 SHOWN = [k for k in TARGETS if k not in ("drift_caught_first_round", "cpu_seconds")]
 
@@ -49,7 +49,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         meeting = "(reported)" if verdicts[0] is None else f"{sum(map(bool, verdicts))} of {len(rows)}"
         numbers = sorted(v for v in values if isinstance(v, int | float) and not isinstance(v, bool))
         spread = (
-            [_cell(key, statistics.median(numbers)), _cell(key, numbers[0]), _cell(key, numbers[-1])]
+            [cell(key, statistics.median(numbers)), cell(key, numbers[0]), cell(key, numbers[-1])]
             if numbers
             else ["", "", ""]
         )
@@ -60,7 +60,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "|---|" + "---|" * len(SHOWN),
     ]
     for r in rows:
-        cells = [_cell(k, r[k]) if met(k, r[k]) is not False else f"**{_cell(k, r[k])}**" for k in SHOWN]
+        cells = [cell(k, r[k]) if met(k, r[k]) is not False else f"**{cell(k, r[k])}**" for k in SHOWN]
         lines.append(f"| {r['seed']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

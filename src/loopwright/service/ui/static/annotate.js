@@ -146,17 +146,14 @@
   function drawItem(explanation) {
     const a = current.assignment;
     if (shaped && current.item) return; // the editor keeps its work; its proposals are the suggestion
-    if (explanation && current.item && current.item.explain) { // an image file: keep its zoom and pan
-      current.item.explain(explanation);
-      if (heatOn) current.item.heatToggle(true);
-      document.getElementById("suggestion").replaceChildren(render.suggestion(config, a.suggestion, explanation, a.item.payload));
-      return;
+    if (explanation && current.item && current.item.explain) {
+      current.item.explain(explanation); // an image file: its heat laid over the same view, zoom and pan kept
+    } else {
+      const shapes = shaped ? spans.proposed(a.suggestion, a.item.payload) : [];
+      current.item = render.item(config, a.item.payload, explanation, `/v1/projects/${name}/items/${a.item.id}/image`, shapes);
+      document.getElementById("item").replaceChildren(current.item.view);
     }
-    const shapes = shaped ? spans.proposed(a.suggestion, a.item.payload) : [];
-    const drawn = render.item(config, a.item.payload, explanation, `/v1/projects/${name}/items/${a.item.id}/image`, shapes);
-    current.item = drawn;
-    if (heatOn) drawn.heatToggle(true);
-    document.getElementById("item").replaceChildren(drawn.view);
+    if (heatOn) current.item.heatToggle(true);
     document.getElementById("suggestion").replaceChildren(render.suggestion(config, a.suggestion, explanation, a.item.payload));
   }
 
