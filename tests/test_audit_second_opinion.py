@@ -1,12 +1,17 @@
 """Second opinions on audited items (``routing.audit_answers``): one audit answer that
 contradicts the model's prediction, or answers with no two in agreement, ask one more, so a
-single slip of the audit tier does not count as the model's error in the certificate."""
+single slip of the audit tier does not count as the model's error in the certificate.
+
+Re-checks (:func:`loopwright.loop.audit.recheck`): an item audited before any model existed has
+one answer and nothing it was checked against; when a champion later disagrees with that label
+where its certificate looks, the audit tier is asked once more."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
 from loopwright import Loop, Workspace
@@ -27,6 +32,7 @@ CONFIG: dict[str, Any] = {
     "tiers": [{"tier": 1, "name": "bulk"}, {"tier": 2, "name": "audit"}],
 }
 EXPERTS = ("e1", "e2", "e3")  # the audit tier's annotators
+CERTIFY = {"epsilon": 0.5, "delta": 0.5, "min_evidence": 1}  # one audited item can certify
 
 
 def model(X: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -127,3 +133,114 @@ def test_tasks_that_are_not_audits_never_ask(store: SqlStore) -> None:
     result = loop.submit(a.lease.id, "e1", "b")
     assert result.resolution is not None and result.resolution.label == "b"
     assert task_of(store, task_id) == (TaskStatus.RESOLVED, 1) and asked(loop) == []
+
+
+# Re-checks of lone audit answers a later champion contradicts
+
+
+def audited_without_model(store: SqlStore, first: str, **routing: Any) -> tuple[Loop, int]:
+    """A project whose first item (x = -5) was audited before any model and answered ``first`` by
+    e1; then the model becomes champion. The item's id."""
+    routing = {"certify": CERTIFY, **routing}
+    loop = Workspace(store).create_project({**CONFIG, "routing": {**CONFIG["routing"], **routing}})
+    [outcome] = loop.ingest([{"external_id": "i0", "payload": {"x": -5.0}}]).outcomes
+    assert outcome.reason == "no_model"
+    a = loop.next_task("e1")
+    assert isinstance(a, Assignment) and a.task.item_id == outcome.item_id
+    resolution = loop.submit(a.lease.id, "e1", first).resolution
+    assert resolution is not None and resolution.label == first  # nothing to contradict: taken
+    loop.use_model(model, force=True, persist=False)
+    return loop, outcome.item_id
+
+
+def tasks_of(store: SqlStore, item_id: int) -> list[tuple[str, TaskStatus, int]]:
+    with store.unit_of_work() as uow:
+        return [(t.reason, t.status, t.tier) for t in uow.tasks.for_item(item_id)]
+
+
+def rechecks(loop: Loop) -> list[dict[str, Any]]:
+    return [e.data for e in loop.events(limit=1000) if e.action == "audit.recheck"]
+
+
+def answer_item(loop: Loop, who: str, label: str, item_id: int) -> Any:
+    a = loop.next_task(who)
+    assert isinstance(a, Assignment) and a.task.item_id == item_id, (who, a)
+    return loop.submit(a.lease.id, who, label)
+
+
+def test_a_champion_that_contradicts_a_lone_audit_answer_asks_once_more(store: SqlStore) -> None:
+    loop, item = audited_without_model(store, "b")
+    cert = loop.certify()
+    assert cert is not None and (cert.n_audited, cert.n_errors) == (1, 1)  # an error until re-checked
+    assert tasks_of(store, item) == [
+        ("no_model", TaskStatus.RESOLVED, 2),
+        ("audit_recheck", TaskStatus.OPEN, 2),
+    ]
+    assert rechecks(loop) == [{"item_id": item, "answer": "b"}]
+    assert loop.next_task("e1") is None  # the one who answered is not asked again
+    assert answer_item(loop, "e2", "a", item).resolution is None  # 1-1: no two agree, a third is asked
+    third = answer_item(loop, "e3", "a", item).resolution
+    assert third is not None and (third.label, third.n_annotations) == ("a", 3)  # the first counts too
+    cert = loop.certify()  # the label changed, the count did not: certified anew
+    assert cert is not None and (cert.n_audited, cert.n_errors) == (1, 0)
+    assert len(rechecks(loop)) == 1 and tasks_of(store, item)[-1] == ("audit_recheck", TaskStatus.RESOLVED, 2)
+
+
+def test_a_confirmed_label_stays_the_champions_error_and_is_not_asked_again(store: SqlStore) -> None:
+    loop, item = audited_without_model(store, "b")
+    loop.certify()
+    resolution = answer_item(loop, "e2", "b", item).resolution  # two agree: the model was wrong
+    assert resolution is not None and (resolution.label, resolution.n_annotations) == ("b", 2)
+    loop.ingest([{"external_id": "i1", "payload": {"x": 5.0}}])  # more evidence: certified anew
+    cert = loop.certify()
+    assert cert is not None and (cert.n_audited, cert.n_errors) == (1, 1)
+    assert len(rechecks(loop)) == 1
+    assert [reason for reason, _, _ in tasks_of(store, item)] == ["no_model", "audit_recheck"]
+
+
+def test_a_label_the_champion_agrees_with_is_not_asked_again(store: SqlStore) -> None:
+    loop, item = audited_without_model(store, "a")
+    cert = loop.certify()
+    assert cert is not None and cert.n_errors == 0
+    assert rechecks(loop) == [] and len(tasks_of(store, item)) == 1
+
+
+def test_one_audit_answer_never_rechecks(store: SqlStore) -> None:
+    loop, item = audited_without_model(store, "b", audit_answers=1)
+    cert = loop.certify()
+    assert cert is not None and cert.n_errors == 1
+    assert rechecks(loop) == [] and len(tasks_of(store, item)) == 1
+
+
+def test_only_the_audits_the_certificate_looked_at_are_rechecked(store: SqlStore) -> None:
+    """Audits at x = -9, -8, -7 (right), -6 and -1 (wrong), all answered before any model: the scan
+    starts at the third most confident (0 of 3 errors) and stops at the fourth (1 of 4 > ε), so only
+    x = -6's lone answer is asked about again; x = -1, below where the scan stopped, is not."""
+    routing = {**CONFIG["routing"], "certify": {"epsilon": 0.3, "delta": 0.5, "min_evidence": 3}}
+    loop = Workspace(store).create_project({**CONFIG, "routing": routing})
+    xs = {f"i{k}": x for k, x in enumerate((-9.0, -8.0, -7.0, -6.0, -1.0))}
+    report = loop.ingest([{"external_id": e, "payload": {"x": x}} for e, x in xs.items()])
+    ids = {o.external_id: o.item_id for o in report.outcomes}
+    while (a := loop.next_task("e1")) is not None:
+        x = next(xs[e] for e, i in ids.items() if i == a.task.item_id)
+        loop.submit(a.lease.id, "e1", "a" if x <= -7 else "b")
+    loop.use_model(model, force=True, persist=False)
+    cert = loop.certify()
+    assert cert is not None and cert.threshold == pytest.approx(0.85)
+    assert (cert.n_evidence, cert.n_errors) == (3, 0)
+    assert rechecks(loop) == [{"item_id": ids["i3"], "answer": "b"}]
+
+
+def test_with_two_answers_at_most_a_split_keeps_the_first(store: SqlStore) -> None:
+    """``audit_answers: 2``: the re-check's answer and the one it re-checks are voted together; a
+    1-1 tie at the top tier goes to the label voted first, as on any audit."""
+    loop, item = audited_without_model(store, "b", audit_answers=2)
+    loop.certify()
+    resolution = answer_item(loop, "e2", "a", item).resolution
+    assert resolution is not None
+    assert (resolution.label, resolution.method, resolution.agreement, resolution.n_annotations) == (
+        "b",
+        "majority_top_tier",
+        0.5,
+        2,
+    )

@@ -135,7 +135,8 @@ class RoutingConfig(_Strict):
         ge=1,
         le=5,
         description="most answers an audited item takes: a first answer that contradicts the model's "
-        "prediction, or answers that disagree, ask one more (the audit tier needs that many annotators)",
+        "prediction, or answers that disagree, ask one more, as does a lone answer a later champion "
+        "contradicts where its certificate looks (the audit tier needs that many annotators)",
     )
     certify: CertifyConfig | None = Field(
         None, description="derive the threshold from the audit instead of accept_threshold"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from loopwright.domain import Event, ModelVersion
+from loopwright.domain import Event, ModelVersion, TaskStatus
 from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
@@ -18,6 +18,7 @@ from loopwright.tasks.multilabel import decide
 DRIFT_DETECTED = "drift.detected"
 DRIFT_CONFIRMED = "drift.confirmed"
 DRIFT_RETRACTED = "drift.retracted"
+RECHECK = "audit_recheck"  # the reason of a task that asks one more answer for an audited item
 
 
 def last_drift(uow: UnitOfWork, project_id: int) -> Event | None:
@@ -84,16 +85,42 @@ def score(
 
 def score_version(
     ctx: Context, uow: UnitOfWork, version: ModelVersion, labels: dict[int, str]
-) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Like :func:`score` for a model version. One that lives elsewhere cannot be re-run: its
-    evidence is the predictions it sent with the audited items (and any it uploaded); audited
-    items it never scored are left out."""
+) -> tuple[list[int], NDArray[np.float64], NDArray[np.bool_]]:
+    """Like :func:`score` for a model version, with the ids scored. One that lives elsewhere
+    cannot be re-run: its evidence is the predictions it sent with the audited items (and any it
+    uploaded); audited items it never scored are left out."""
     if version.kind != EXTERNAL:
-        return score(ctx, uow, ctx.model(uow, version), labels)
+        return list(labels), *score(ctx, uow, ctx.model(uow, version), labels)
     found = scores_of(ctx, uow, version, uow.items.get_many(list(labels)))
     ids = [i for i in labels if i in found]
     if not ids:
-        return np.zeros(0), np.zeros(0, dtype=bool)
+        return [], np.zeros(0), np.zeros(0, dtype=bool)
     proba = np.asarray([[found[i][label] for label in ctx.labels] for i in ids], dtype=np.float64)
     predicted, confidence = decide(ctx.config.task, ctx.labels, proba)
-    return confidence, np.asarray(predicted) == np.asarray([labels[i] for i in ids])
+    return ids, confidence, np.asarray(predicted) == np.asarray([labels[i] for i in ids])
+
+
+def recheck(ctx: Context, uow: UnitOfWork, contradicted: list[int], actor: str) -> list[int]:
+    """Ask one more answer, at the tier that gave the first, for each audited item in
+    ``contradicted`` (the champion disagrees with its label) whose label rests on one answer.
+
+    :mod:`loopwright.loop.review` already asks a second opinion when an audit answer contradicts
+    the prediction made at ingest; an item audited before there was any model (or whose
+    prediction then agreed with a slip) never had that check, and one slip of the audit tier
+    among the champion's most confident items is counted as its error by every certificate after.
+    The check only ever removes false errors: a label the champion agrees with is not asked
+    again. Only with ``routing.audit_answers`` > 1; each item at most once (it then has two
+    answers). Returns the items asked about."""
+    if ctx.config.routing.audit_answers < 2:
+        return []
+    asked = []
+    for item_id in contradicted:
+        answers = uow.annotations.for_item(item_id)
+        item_tasks = uow.tasks.for_item(item_id)
+        if len(answers) != 1 or any(t.status is TaskStatus.OPEN for t in item_tasks):
+            continue
+        first = next(t for t in item_tasks if t.id == answers[0].task_id)
+        task = uow.tasks.add(ctx.project.id, item_id, first.decision_id, first.tier, 1.0, RECHECK, 1)
+        ctx.event(uow, actor, "audit.recheck", ("task", task.id), item_id=item_id, answer=answers[0].label)
+        asked.append(item_id)
+    return asked

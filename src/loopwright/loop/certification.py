@@ -37,9 +37,7 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
     if latest and latest.model_version_id == champion.id and not _stale(uow, ctx.project.id, latest):
         return latest
     audited = audit.audited_labels(uow, ctx.project.id, audit.drift_start(uow, ctx.project.id) or 0)
-    if latest and latest.model_version_id == champion.id and latest.n_audited == len(audited):
-        return latest
-    confidences, correct = audit.score_version(ctx, uow, champion, audited)  # external: stored predictions
+    ids, confidences, correct = audit.score_version(ctx, uow, champion, audited)  # external: stored
     held = _held(uow, ctx.project.id) if ctx.config.routing.audit_answers == 1 else None
     cert = certify(
         confidences,
@@ -49,6 +47,9 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
         min_evidence=config.min_evidence,
         start_at=None if held is None else held.threshold,
     )
+    # the errors the certificate counted, and the one that stopped its scan: re-check lone answers
+    looked_at = np.argsort(-confidences, kind="stable")[: cert.n_evidence + 1]
+    audit.recheck(ctx, uow, [ids[j] for j in looked_at if not correct[j]], actor)
     values = {k: v.item() if isinstance(v, np.generic) else v for k, v in asdict(cert).items()}
     stored = uow.certifications.add(ctx.project.id, champion.id, values)
     ctx.event(

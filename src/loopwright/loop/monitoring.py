@@ -177,9 +177,8 @@ def _stored_outputs(
     labels = audit.audited_labels(uow, ctx.project.id)
     changes: list[int] = []
     if len(labels) >= 30:
-        _, correct = audit.score_version(ctx, uow, champion, labels)
-        ids = [i for i in labels if i in set(uow.predictions.by_model(champion.id, list(labels)))]
-        if len(ids) == len(correct) and len(ids) >= 30:
+        ids, _, correct = audit.score_version(ctx, uow, champion, labels)
+        if len(ids) >= 30:
             changes = [ids[k] for k in detect_changes((~correct).astype(float), "adwin")]
     return prediction, performance, changes
 

@@ -29,7 +29,7 @@ from loopwright.domain import (
     TaskStatus,
 )
 from loopwright.errors import Conflict, LeaseExpired, NotFitted, UnknownLabel
-from loopwright.loop import fatigue, gold
+from loopwright.loop import audit, fatigue, gold
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.resolve import resolve_task
@@ -231,6 +231,8 @@ def submit(
         # one slot, held by this lease under the task's lock: this annotation is the only one
         done = [annotation] if task.required_annotations == 1 else uow.annotations.for_task(task.id)
         if len(done) >= task.required_annotations and not _second_opinion(ctx, uow, task, done, annotator):
+            if task.reason == audit.RECHECK:  # the answer it re-checks counts too
+                done = uow.annotations.for_item(task.item_id)
             resolution, upper = resolve_task(ctx, uow, task, done, now, annotator)
         return SubmitResult(annotation, resolution, upper, tier=task.tier)
 
@@ -240,18 +242,22 @@ def _second_opinion(ctx: Context, uow: UnitOfWork, task: Task, done: list[Annota
     answer contradicts the model's prediction or its answers have no two in agreement: one slip
     of the audit tier must not count as the model's error in the certificate. An answer that
     agrees with the prediction is not checked (a slip there would have to hit the model's own
-    wrong label), so the check only removes false errors; True when it asked."""
-    if task.reason != "audit" or len(done) >= ctx.config.routing.audit_answers:
+    wrong label), so the check only removes false errors. A re-check
+    (:func:`loopwright.loop.audit.recheck`) counts every answer on the item. True when it asked."""
+    if task.reason not in ("audit", audit.RECHECK):
         return False
-    votes = Counter(a.label for a in done)
+    answers = uow.annotations.for_item(task.item_id) if task.reason == audit.RECHECK else done
+    if len(answers) >= ctx.config.routing.audit_answers:
+        return False
+    votes = Counter(a.label for a in answers)
     if max(votes.values()) >= 2:
         return False
-    if len(done) == 1:
+    if len(answers) == 1:
         decision = next((d for d in uow.decisions.for_item(task.item_id) if d.id == task.decision_id), None)
-        if decision is None or uow.predictions.get(decision.prediction_id).label == done[0].label:
+        if decision is None or uow.predictions.get(decision.prediction_id).label == answers[0].label:
             return False
     uow.tasks.set_required(task.id, len(done) + 1)
-    ctx.event(uow, actor, "audit.second_opinion", ("task", task.id), answers=len(done))
+    ctx.event(uow, actor, "audit.second_opinion", ("task", task.id), answers=len(answers))
     return True
 
 

@@ -154,6 +154,7 @@ const lw = (() => {
     low_confidence: "the model is unsure",
     uncertified: "automatic acceptance is not certified yet",
     audit: "a random quality check",
+    audit_recheck: "a quality check", // blind: not who answered before, nor what
     disputed: "disputed: earlier reviewers disagreed",
     escalated: "sent up from a lower tier",
     feedback: "a user reported the prediction",
