@@ -54,7 +54,7 @@ class StreamItem:
 
 
 AUGMENT_STRENGTH = 0.5  # rotation ±5°, scale ±5 %, shift ±0.3 px, noise sd ≤ 0.4 (of 16)
-# Human capacity per round (260 items), by tier: bulk reviewers, escalations, the two experts
+# Human capacity per round (260 items), by tier: bulk reviewers, escalations, the three experts
 # who answer the audits. What they do not reach stays pending until a certificate covers it
 # (:meth:`Loop.accept_backlog`) or someone labels it.
 REVIEW_BUDGET = {1: 45, 2: 15, 3: 140}
@@ -152,9 +152,10 @@ def run_demo(
     The stream is every pool digit once plus seeded augmented copies (small affine transforms
     and noise, marked ``synthetic`` with source and transform in their metadata) up to 5,200
     items (``quick``) or 20,800. Tier 1 has four careful annotators and one sloppy one (accuracy
-    0.5), whom the gold checks should pause; tier 2 three, tier 3 two experts. Each round the
-    tiers label at most ``budget[tier]`` items (None: everything; less while a threshold is
-    certified: :func:`round_budget`); the rest stays pending.
+    0.5), whom the gold checks should pause; tier 2 three, tier 3 three experts (an audit
+    answer that contradicts the model asks a second, a tie the third: ``routing.audit_answers``).
+    Each round the tiers label at most ``budget[tier]`` items (None: everything; less while a
+    threshold is certified: :func:`round_budget`); the rest stays pending.
     ``augment_training`` trains with seeded synthetic copies while labels are scarce (just
     after the drift): :class:`~loopwright.learning.augment.AugmentedTraining`. ``bridge_drift``
     False sets the example's ``drift.bridge_copies`` to 0: after the drift, the old world's
@@ -197,7 +198,7 @@ def _run(
     loop.add_gold(
         {"external_id": f"digit-{i}", "payload": {"pixels": X[i].tolist()}, "label": y[i]} for i in gold_ids
     )
-    annotators = team(loop.config.labels, {1: 4, 2: 3, 3: 2}, {1: 0.95, 2: 0.97, 3: 0.995}, random_state=seed)
+    annotators = team(loop.config.labels, {1: 4, 2: 3, 3: 3}, {1: 0.95, 2: 0.97, 3: 0.995}, random_state=seed)
     annotators.append(SimulatedAnnotator("t1-sloppy", (1,), 0.5, loop.config.labels, seed + 99))
     recipes: list[AugmentedTraining] = []
 
