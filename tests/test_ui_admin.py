@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from browser import chromium, live_server, require_browser, screenshot, sign_in
+from browser import chromium, live_server, release_all, require_browser, screenshot, sign_in
 from loopwright import Workspace
 from loopwright.service import SqlAuthenticator, create_app
 from loopwright.store.sql import SqlStore
@@ -222,6 +223,56 @@ def test_the_review_page_says_what_a_key_does_and_hides_jargon(tmp_path: Path) -
         page.keyboard.press("a")  # one-letter labels are their own keys
         expect(page.locator("#done-count")).to_have_text("1")
         page.wait_for_selector("#notice:text-matches('waits for more reviewers')")
+        assert page.errors == []
+
+
+def test_a_second_answer_on_an_audit_is_blind_even_for_experts(tmp_path: Path) -> None:
+    """An audit answered before any model, contradicted by the champion, is asked again
+    (``audit_recheck``). The expert who answers it sees neither the first answer nor its
+    posterior, although experts see earlier votes on other tier-2 tasks: the audit certifies the
+    model, so its answers must be independent. A lead sees the votes and "a quality check"."""
+    require_browser()
+    store = SqlStore(f"sqlite:///{tmp_path / 'recheck.db'}")
+    auth = SqlAuthenticator(store, cache_seconds=0)
+    ws = Workspace(store)
+    loop = ws.create_project(
+        {
+            "name": "checked",
+            "labels": ["a", "b"],
+            "features": ["x"],
+            "routing": {
+                "audit_rate": 1.0,
+                "audit_tier": 2,
+                "audit_answers": 3,
+                "certify": {"epsilon": 0.5, "delta": 0.5, "min_evidence": 1},
+            },
+            "tiers": [{"tier": 1, "name": "bulk"}, {"tier": 2, "name": "audit"}],
+        }
+    )
+    loop.ingest([{"external_id": "c1", "payload": {"x": -5.0}}])
+    first = loop.next_task("expert-1")
+    assert first is not None and loop.submit(first.lease.id, "expert-1", "b").resolution is not None
+    loop.use_model(lambda X: np.tile([0.75, 0.25], (len(X), 1)), force=True, persist=False)  # says "a"
+    loop.certify()
+    for user, role in (("ed", "expert"), ("lee", "lead")):
+        auth.add_user(user)
+        auth.add_membership(user, "checked", role, [2] if role == "expert" else None)
+    tokens = {user: auth.issue_token(user) for user in ("ed", "lee")}
+    with live_server(create_app(ws, authenticator=auth, webhooks=False)) as base, chromium() as browser:
+        page = login(browser, base, tokens["ed"], "review")  # experts start on review
+        page.wait_for_selector("#task-card:not([hidden])")
+        assert page.inner_text("#task-why") == "tier 2"
+        assert page.inner_text("#posterior") == "No votes yet: yours is the first."
+        screenshot(page, "ui-review-audit-recheck-expert")
+        assert page.errors == []
+        page.close()
+        release_all(ws)  # the expert's page holds the task
+        page = login(browser, base, tokens["lee"], "dashboard")
+        page.goto(f"{base}/ui/review")
+        page.wait_for_selector("#task-card:not([hidden])")
+        assert page.inner_text("#task-why") == "tier 2 · a quality check"
+        assert page.inner_text("#posterior").split() == ["b", "100%", "a", "0%"]
+        screenshot(page, "ui-review-audit-recheck-lead")
         assert page.errors == []
 
 

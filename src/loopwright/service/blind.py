@@ -11,7 +11,9 @@ redacts its answers, by two rows of the permission table (:mod:`loopwright.servi
   served, for every task alike; ``why`` names the tier only; a submit says nothing about
   correctness; the session has no gold record;
 - without ``see_votes`` on the task's tier a reviewer sees no earlier annotation, posterior,
-  skill or escalation note on it, and a submit returns no resolution or escalation.
+  skill or escalation note on it, and a submit returns no resolution or escalation;
+- on an audited item's task (reasons ``audit`` and ``audit_recheck``) only those who see gold see
+  earlier answers: a second opinion on an audit must be independent, as it certifies the model.
 
 Leads and admins get everything, unchanged.
 """
@@ -25,6 +27,7 @@ from loopwright.config import FatigueConfig
 from loopwright.domain import Item, Prediction, Task, TaskStatus
 from loopwright.errors import NotFitted
 from loopwright.loop import Loop, Workspace
+from loopwright.loop.audit import RECHECK
 from loopwright.loop.gold import AnnotatorStats
 from loopwright.loop.review import Assignment, SubmitResult
 from loopwright.loop.workspace_view import TaskContext
@@ -33,6 +36,7 @@ from loopwright.service.deps import to_json
 
 TASK_KEYS = ("id", "project_id", "item_id", "tier", "status", "parent_task_id", "created_at", "closed_at")
 ITEM_KEYS = ("id", "project_id", "content_hash", "payload", "created_at")
+AUDITS = ("audit", RECHECK)  # reasons of the tasks that answer the audit sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,10 @@ class View:
 
     def sees_votes(self, tier: int) -> bool:
         return self.who.may(self.project, Action.SEE_VOTES, tier)
+
+    def sees_votes_on(self, task: Task) -> bool:
+        """Earlier answers on ``task``: by tier, but on an audit only for those who see gold."""
+        return self.sees_votes(task.tier) and (self.sees_gold or task.reason not in AUDITS)
 
     def status(self, data: dict[str, Any]) -> dict[str, Any]:
         """Project counts that move on a submit (open tasks, annotations, resolutions) but not on
@@ -106,7 +114,7 @@ class View:
         return {**nothing, "resolution": to_json(result.resolution), "escalated_to": upper}
 
     def context(self, loop: Loop, c: TaskContext) -> Any:
-        votes = self.sees_votes(c.task.tier)
+        votes = self.sees_votes_on(c.task)
         if self.sees_gold and votes:
             return to_json(c)
         escalated = c.task.parent_task_id is not None
