@@ -8,6 +8,7 @@ where its certificate looks, the audit tier is asked once more."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 
 from loopwright import Loop, Workspace
 from loopwright.domain import TaskStatus
+from loopwright.loop import audit
 from loopwright.loop.review import Assignment, SubmitResult
 from loopwright.store.sql import SqlStore
 
@@ -244,3 +246,31 @@ def test_with_two_answers_at_most_a_split_keeps_the_first(store: SqlStore) -> No
         0.5,
         2,
     )
+
+
+def test_two_hosts_certifying_at_once_ask_one_recheck(store_url: str) -> None:
+    """Two API hosts certify the same champion at the same moment: the second waits on the
+    item's lock while the first holds it, then finds the first's re-check open and asks none."""
+    loop, item = audited_without_model(first_store := SqlStore(store_url), "b")
+    other = Workspace(other_store := SqlStore(store_url)).project("audited")
+    holding, waiting = threading.Event(), threading.Event()
+    asked: dict[str, list[int]] = {}
+
+    def first_host() -> None:
+        with first_store.unit_of_work() as uow:
+            asked["first"] = audit.recheck(loop._ctx, uow, [item], "host-1")
+            holding.set()
+            assert waiting.wait(10)
+            threading.Event().wait(0.3)  # the other host is blocked now: commit under it
+
+    host = threading.Thread(target=first_host)
+    host.start()
+    assert holding.wait(10)
+    waiting.set()
+    with other_store.unit_of_work() as uow:
+        asked["second"] = audit.recheck(other._ctx, uow, [item], "host-2")
+    host.join()
+    assert asked == {"first": [item], "second": []}
+    assert [reason for reason, _, _ in tasks_of(other_store, item)] == ["no_model", "audit_recheck"]
+    other_store.close()
+    first_store.close()

@@ -187,6 +187,8 @@ class TaskRepo(Protocol):
         are counted one after another."""
         ...
 
+    def lock_item(self, item_id: int) -> None: ...  # the item and its tasks, until commit
+
     def claim(
         self,
         project_id: int,
@@ -435,7 +437,6 @@ class ErasureRepo(Protocol):
     """Erasure (:mod:`loopwright.loop.erasure`): purge an item, redact events, keep tombstones."""
 
     def salt(self, project_id: int) -> str: ...  # the project's salt, made on first use
-    def lock(self, item_id: int) -> None: ...  # the item and its tasks, until commit
     def redact_events(
         self,
         project_id: int,

@@ -43,7 +43,6 @@ from loopwright.store.sql.tables import (
     items,
     metadata,
     model_versions,
-    tasks,
 )
 
 log = logging.getLogger(__name__)
@@ -98,17 +97,6 @@ class SqlErasureRepo(Repo):
             self._conn.execute(self._upsertable(erasure_salts).values(values).on_conflict_do_nothing())
             found = self._conn.execute(stmt).scalar_one()
         return str(found)
-
-    def lock(self, item_id: int) -> None:
-        """Row locks on the item and its tasks until commit (PostgreSQL; SQLite writers queue
-        anyway): a concurrent submission, claim or feedback waits, then finds nothing to add to."""
-        # tasks before the item, in the order a submission takes them (task, then a key-share
-        # lock on the item for its annotation's foreign key), so the two never deadlock; then the
-        # tasks again, for any a concurrent writer added before the item was locked
-        owned_tasks = select(tasks.c.id).where(tasks.c.item_id == item_id).with_for_update()
-        self._conn.execute(owned_tasks)
-        self._conn.execute(select(items.c.id).where(items.c.id == item_id).with_for_update())
-        self._conn.execute(owned_tasks)
 
     def redact_events(
         self,

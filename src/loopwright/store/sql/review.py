@@ -203,6 +203,18 @@ class SqlTaskRepo(Repo):
         """The task, row-locked until the transaction ends (SQLite: already serialised)."""
         return _task(_found(hot.TASK_LOCK.first(self._conn, {"id": task_id}), f"task id {task_id}"))
 
+    def lock_item(self, item_id: int) -> None:
+        """Row locks on the item and its tasks until commit (PostgreSQL; SQLite writers queue
+        anyway): a concurrent submission, claim, feedback or re-check waits, then reads what the
+        other added."""
+        # tasks before the item, in the order a submission takes them (task, then a key-share
+        # lock on the item for its annotation's foreign key), so the two never deadlock; then the
+        # tasks again, for any a concurrent writer added before the item was locked
+        owned_tasks = select(tasks.c.id).where(tasks.c.item_id == item_id).with_for_update()
+        self._conn.execute(owned_tasks)
+        self._conn.execute(select(items.c.id).where(items.c.id == item_id).with_for_update())
+        self._conn.execute(owned_tasks)
+
     def claim(
         self,
         project_id: int,
