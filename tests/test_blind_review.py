@@ -206,3 +206,109 @@ def test_me_lists_no_gold_action_for_measured_roles(store: SqlStore, role: Role)
     client = TestClient(create_app(ws, authenticator=auth))
     me = client.get("/v1/me", headers={"Authorization": f"Bearer {auth.issue_token('u')}"}).json()
     assert "see_gold" not in me["projects"]["toy"]["actions"]
+
+
+AUDITED: dict[str, Any] = {
+    "name": "audited",
+    "labels": ["a", "b", "c"],
+    "features": ["x", "y"],
+    "routing": {
+        "accept_threshold": 1.0,
+        "audit_rate": 0.5,
+        "audit_tier": 2,  # the audits: tier 2's queue; tier 1 takes the rest
+        "bands": [{"min_confidence": 0.0, "tier": 1}],
+    },
+    "tiers": [{"tier": 1, "name": "bulk"}, {"tier": 2, "name": "audit"}],
+    "consensus": {"method": "majority"},
+}
+HIDDEN = "the model's answer is hidden on this item's task: answer it on your own"
+
+
+def _audited_world(store: SqlStore, onboarding: int) -> tuple[TestClient, H]:
+    """A project whose audits go to tier 2, with eight items ingested (four audited) and, with
+    ``onboarding``, gold on both tiers that every reviewer's first claims meet."""
+    ws = Workspace(store)
+    loop = ws.create_project({**AUDITED, "gold": {"onboarding": onboarding}})
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    loop.use_model(default_estimator(loop.config, 0).fit(X, np.where(X[:, 0] > 0, "a", "b")), force=True)
+    auth = SqlAuthenticator(store)
+    headers = {}
+    for name, role, tiers in [
+        ("ann", Role.ANNOTATOR, [1]),
+        ("exp", Role.EXPERT, None),
+        ("lead", Role.LEAD, None),
+    ]:
+        auth.add_user(name)
+        auth.add_membership(name, "audited", role, tiers)
+        headers[name] = {"Authorization": f"Bearer {auth.issue_token(name)}"}
+    client = TestClient(create_app(ws, authenticator=auth))
+    if onboarding:
+        for tier, x in ((1, 2.0), (2, 3.0)):
+            gold = {"items": [{"external_id": f"gold-{tier}", "payload": {"x": x, "y": 0.0}, "label": "a"}]}
+            r = client.post(
+                "/v1/projects/audited/gold", json={**gold, "tiers": [tier]}, headers=headers["lead"]
+            )
+            assert r.status_code == 201, r.text
+    report = loop.ingest({"external_id": f"p{i}", "payload": {"x": 1.0 + i / 8, "y": 0.0}} for i in range(8))
+    reasons = sorted(o.reason for o in report.outcomes)
+    assert reasons == ["audit"] * 4 + ["low_confidence"] * 4  # seeded by the item hashes
+    return client, headers
+
+
+def _claim(client: TestClient, h: dict[str, str], tier: int) -> dict[str, Any]:
+    r = client.post("/v1/projects/audited/tasks/next", json={"tiers": [tier]}, headers=h)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _around(client: TestClient, h: dict[str, str], task: dict[str, Any]) -> tuple[Any, Any, int]:
+    """The task's context, and the item's explanation with its status code."""
+    context = client.get(f"/v1/projects/audited/tasks/{task['task']['id']}/context", headers=h).json()
+    explanation = client.get(f"/v1/projects/audited/items/{task['item']['id']}/explanation", headers=h)
+    return context, explanation.json(), explanation.status_code
+
+
+def test_an_audit_is_answered_without_the_model(store: SqlStore) -> None:
+    client, h = _audited_world(store, onboarding=0)
+    audit = _claim(client, h["exp"], 2)
+    assert (audit["model_hidden"], audit["suggestion"], audit["prelabels"]) == (True, None, [])
+    context, explanation, code = _around(client, h["exp"], audit)
+    assert (context["model_hidden"], context["suggestion"]) == (True, None)
+    assert (code, explanation) == (403, {"code": "forbidden", "message": HIDDEN})
+    # the bulk queue's tasks keep their suggestion and explanation
+    bulk = _claim(client, h["ann"], 1)
+    assert bulk["model_hidden"] is False and bulk["suggestion"]["label"] == "a"
+    context, explanation, code = _around(client, h["ann"], bulk)
+    assert (context["model_hidden"], context["suggestion"]["label"], code) == (False, "a", 200)
+    assert explanation["label"] == "a"
+    # a lead sees the model on an audit too
+    led = _claim(client, h["lead"], 2)
+    assert led["task"]["reason"] == "audit" and led["model_hidden"] is False
+    assert led["suggestion"]["label"] == "a"
+    context, explanation, code = _around(client, h["lead"], audit)
+    assert (context["model_hidden"], context["suggestion"]["label"], code) == (False, "a", 200)
+    # once the audit is answered, nothing on the item is hidden any more
+    done = client.post(f"/v1/leases/{audit['lease']['id']}/submit", json={"label": "a"}, headers=h["exp"])
+    assert done.status_code == 200, done.text
+    assert _around(client, h["exp"], audit)[2] == 200
+
+
+def test_gold_beside_the_audits_is_answered_without_the_model_too(store: SqlStore) -> None:
+    client, h = _audited_world(store, onboarding=1)
+    gold, audit = _claim(client, h["exp"], 2), _claim(client, h["exp"], 2)
+    with store.unit_of_work() as uow:
+        assert uow.tasks.get(gold["task"]["id"]).gold_label == "a"  # onboarding: gold first
+        assert uow.tasks.get(audit["task"]["id"]).reason == "audit"
+    assert _shape(gold) == _shape(audit) and gold["model_hidden"] is audit["model_hidden"] is True
+    for g, a in zip(_around(client, h["exp"], gold), _around(client, h["exp"], audit), strict=True):
+        assert _shape(g) == _shape(a)
+    assert _around(client, h["exp"], gold)[1:] == ({"code": "forbidden", "message": HIDDEN}, 403)
+    for task in (gold, audit):  # whether an answer resolved an audit would tell them apart
+        r = client.post(f"/v1/leases/{task['lease']['id']}/submit", json={"label": "a"}, headers=h["exp"])
+        assert r.json() == {"annotation": None, "resolution": None, "escalated_to": None}
+    # on the tier without audits, gold shows the model as every task there does
+    gold1, bulk = _claim(client, h["ann"], 1), _claim(client, h["ann"], 1)
+    assert _shape(gold1) == _shape(bulk) and gold1["model_hidden"] is bulk["model_hidden"] is False
+    assert gold1["suggestion"]["label"] == bulk["suggestion"]["label"] == "a"
+    assert _around(client, h["ann"], gold1)[2] == 200

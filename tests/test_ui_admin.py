@@ -229,8 +229,10 @@ def test_the_review_page_says_what_a_key_does_and_hides_jargon(tmp_path: Path) -
 def test_a_second_answer_on_an_audit_is_blind_even_for_experts(tmp_path: Path) -> None:
     """An audit answered before any model, contradicted by the champion, is asked again
     (``audit_recheck``). The expert who answers it sees neither the first answer nor its
-    posterior, although experts see earlier votes on other tier-2 tasks: the audit certifies the
-    model, so its answers must be independent. A lead sees the votes and "a quality check"."""
+    posterior, although experts see earlier votes on other tier-2 tasks, nor the model's
+    suggestion: the audit certifies the model, so its answers must be independent of both. Nor
+    does an annotator on the annotate page. A lead sees the votes, the stored prediction (none:
+    the item came before any model) and "a quality check"."""
     require_browser()
     store = SqlStore(f"sqlite:///{tmp_path / 'recheck.db'}")
     auth = SqlAuthenticator(store, cache_seconds=0)
@@ -254,15 +256,17 @@ def test_a_second_answer_on_an_audit_is_blind_even_for_experts(tmp_path: Path) -
     assert first is not None and loop.submit(first.lease.id, "expert-1", "b").resolution is not None
     loop.use_model(lambda X: np.tile([0.75, 0.25], (len(X), 1)), force=True, persist=False)  # says "a"
     loop.certify()
-    for user, role in (("ed", "expert"), ("lee", "lead")):
+    for user, role in (("ed", "expert"), ("lee", "lead"), ("ann", "annotator")):
         auth.add_user(user)
-        auth.add_membership(user, "checked", role, [2] if role == "expert" else None)
-    tokens = {user: auth.issue_token(user) for user in ("ed", "lee")}
+        auth.add_membership(user, "checked", role, None if role == "lead" else [2])
+    tokens = {user: auth.issue_token(user) for user in ("ed", "lee", "ann")}
+    hidden = "The model's suggestion is hidden on this task: answer on your own."
     with live_server(create_app(ws, authenticator=auth, webhooks=False)) as base, chromium() as browser:
         page = login(browser, base, tokens["ed"], "review")  # experts start on review
         page.wait_for_selector("#task-card:not([hidden])")
         assert page.inner_text("#task-why") == "tier 2"
         assert page.inner_text("#posterior") == "No votes yet: yours is the first."
+        assert page.inner_text("#suggestion") == hidden
         screenshot(page, "ui-review-audit-recheck-expert")
         assert page.errors == []
         page.close()
@@ -272,7 +276,15 @@ def test_a_second_answer_on_an_audit_is_blind_even_for_experts(tmp_path: Path) -
         page.wait_for_selector("#task-card:not([hidden])")
         assert page.inner_text("#task-why") == "tier 2 · a quality check"
         assert page.inner_text("#posterior").split() == ["b", "100%", "a", "0%"]
+        assert page.inner_text("#suggestion") == "No model suggestion for this item."  # none at ingest
         screenshot(page, "ui-review-audit-recheck-lead")
+        assert page.errors == []
+        page.close()
+        release_all(ws)
+        page = login(browser, base, tokens["ann"], "annotate")
+        page.wait_for_selector("#task-card:not([hidden])")
+        assert page.inner_text("#suggestion") == hidden
+        screenshot(page, "ui-annotate-audit-recheck")
         assert page.errors == []
 
 

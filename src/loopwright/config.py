@@ -151,6 +151,13 @@ class RoutingConfig(_Strict):
     high_stakes_labels: list[str] = Field(default_factory=list)
     high_stakes_tier: int = Field(3, ge=1)
 
+    @property
+    def audit_tiers(self) -> frozenset[int]:
+        """The tiers whose queues hold audits: ``audit_tier``, else every band's (none without audits)."""
+        if self.audit_rate == 0.0:
+            return frozenset()
+        return frozenset({self.audit_tier} if self.audit_tier else {b.tier for b in self.bands})
+
     @model_validator(mode="after")
     def _bands_cover_zero(self) -> Self:
         if self.bands and min(b.min_confidence for b in self.bands) > 0.0:

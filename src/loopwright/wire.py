@@ -224,6 +224,9 @@ class Assignment(Wire):
     prelabels: list[MachineLabel] = Field(
         default_factory=list, description="model annotators' labels for the item (prelabel: true)"
     )
+    model_hidden: bool = Field(
+        False, description="the model's answer is withheld: an audit (or gold beside audits), answered blind"
+    )
 
 
 class Annotation(Wire):

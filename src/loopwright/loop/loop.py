@@ -180,6 +180,12 @@ class Loop:
 
         return workspace_view.explain_item(self._ctx, item_id, k)
 
+    def item_tasks(self, item_id: int) -> list[Task]:
+        """Every task on one of this project's items, any status."""
+        from loopwright.loop import workspace_view
+
+        return workspace_view.item_tasks(self._ctx, item_id)
+
     def task_context(self, task_id: int) -> workspace_view.TaskContext:
         """For reviewers: every annotation on a task's item with skills, suggestion and posterior."""
         from loopwright.loop import workspace_view

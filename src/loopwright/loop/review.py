@@ -58,7 +58,7 @@ class SubmitResult:
     resolution: Resolution | None  # set when this annotation completed the task
     escalated_to: Task | None  # set when it completed a disputed task
     gold: GoldAnswer | None = None  # set when the task was a gold task: the scored answer
-    tier: int | None = None  # the tier of the task answered (the blind view needs no read)
+    task: Task | None = None  # the task answered (the blind view needs no read)
 
 
 def gold_in_use(ctx: Context) -> bool:
@@ -215,7 +215,7 @@ def submit(
                 task.id, task.item_id, lease.id, annotator, task.tier, label, correct, now
             )
             ctx.event(uow, annotator, "gold.answered", ("task", task.id), label=label, correct=correct)
-            return SubmitResult(None, None, None, answer, task.tier)
+            return SubmitResult(None, None, None, answer, task)
         annotation = uow.annotations.add(task.id, task.item_id, lease.id, annotator, label, unsure, now)
         ctx.event(
             uow,
@@ -230,23 +230,26 @@ def submit(
         resolution, upper = None, None
         # one slot, held by this lease under the task's lock: this annotation is the only one
         done = [annotation] if task.required_annotations == 1 else uow.annotations.for_task(task.id)
-        if len(done) >= task.required_annotations and not _second_opinion(ctx, uow, task, done, annotator):
-            if task.reason == audit.RECHECK:  # the answer it re-checks counts too
-                done = uow.annotations.for_item(task.item_id)
-            resolution, upper = resolve_task(ctx, uow, task, done, now, annotator)
-        return SubmitResult(annotation, resolution, upper, tier=task.tier)
+        if len(done) >= task.required_annotations:
+            # a re-check votes every answer on the item: the one it checks counts too
+            votes = uow.annotations.for_item(task.item_id) if task.reason == audit.RECHECK else done
+            if not _second_opinion(ctx, uow, task, len(done), votes, annotator):
+                resolution, upper = resolve_task(ctx, uow, task, votes, now, annotator)
+        return SubmitResult(annotation, resolution, upper, task=task)
 
 
-def _second_opinion(ctx: Context, uow: UnitOfWork, task: Task, done: list[Annotation], actor: str) -> bool:
+def _second_opinion(
+    ctx: Context, uow: UnitOfWork, task: Task, answered: int, answers: list[Annotation], actor: str
+) -> bool:
     """Ask one more answer for an audited item (``routing.audit_answers`` at most) when its one
-    answer contradicts the model's prediction or its answers have no two in agreement: one slip
-    of the audit tier must not count as the model's error in the certificate. An answer that
-    agrees with the prediction is not checked (a slip there would have to hit the model's own
-    wrong label), so the check only removes false errors. A re-check
-    (:func:`loopwright.loop.audit.recheck`) counts every answer on the item. True when it asked."""
+    answer contradicts the model's prediction or its ``answers`` have no two in agreement: one
+    slip of the audit tier must not count as the model's error in the certificate. An answer
+    that agrees with the prediction is not checked (a slip there would have to hit the model's
+    own wrong label), so the check only removes false errors. ``answered``: the task's own
+    answers (a re-check, :func:`loopwright.loop.audit.recheck`, votes every answer on the item).
+    True when it asked."""
     if task.reason not in ("audit", audit.RECHECK):
         return False
-    answers = uow.annotations.for_item(task.item_id) if task.reason == audit.RECHECK else done
     if len(answers) >= ctx.config.routing.audit_answers:
         return False
     votes = Counter(a.label for a in answers)
@@ -256,7 +259,7 @@ def _second_opinion(ctx: Context, uow: UnitOfWork, task: Task, done: list[Annota
         decision = next((d for d in uow.decisions.for_item(task.item_id) if d.id == task.decision_id), None)
         if decision is None or uow.predictions.get(decision.prediction_id).label == answers[0].label:
             return False
-    uow.tasks.set_required(task.id, len(done) + 1)
+    uow.tasks.set_required(task.id, answered + 1)
     ctx.event(uow, actor, "audit.second_opinion", ("task", task.id), answers=len(answers))
     return True
 

@@ -53,6 +53,13 @@ def explain_item(ctx: Context, item_id: int, k: int = 10) -> Explanation:
     return explain(model, ctx.config, _for_annotators(ctx, item).payload, k)
 
 
+def item_tasks(ctx: Context, item_id: int) -> list[Task]:
+    """Every task on one of the project's items, any status."""
+    with ctx.store.unit_of_work() as uow:
+        _own_item(ctx, uow.items.get(item_id))
+        return uow.tasks.for_item(item_id)
+
+
 def task_context(ctx: Context, task_id: int) -> TaskContext:
     """Every annotation on the task's item, the annotators' skills, suggestion and posterior."""
     with ctx.store.unit_of_work() as uow:

@@ -12,8 +12,13 @@ redacts its answers, by two rows of the permission table (:mod:`loopwright.servi
   correctness; the session has no gold record;
 - without ``see_votes`` on the task's tier a reviewer sees no earlier annotation, posterior,
   skill or escalation note on it, and a submit returns no resolution or escalation;
-- on an audited item's task (reasons ``audit`` and ``audit_recheck``) only those who see gold see
-  earlier answers: a second opinion on an audit must be independent, as it certifies the model.
+- an audited item's task (reasons ``audit`` and ``audit_recheck``) is answered blind by all
+  who do not see gold: no earlier answer or posterior (a second opinion on an audit must be
+  independent, as it certifies the model) and no model answer (no suggestion, prelabels or
+  explanation: ``model_hidden``), since an auditor shown the suggestion tends to agree with it,
+  and every slip of the model they confirm is an error the certificate never counts. Gold
+  tasks on the tiers that take audits are answered blind too, so that gold still looks like the
+  audits beside it (and measures the auditors as they audit).
 
 Leads and admins get everything, unchanged.
 """
@@ -23,16 +28,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from loopwright.config import FatigueConfig
+from loopwright.config import FatigueConfig, ProjectConfig
 from loopwright.domain import Item, Prediction, Task, TaskStatus
 from loopwright.errors import NotFitted
-from loopwright.loop import Loop, Workspace
+from loopwright.loop import Loop
 from loopwright.loop.audit import RECHECK
 from loopwright.loop.gold import AnnotatorStats
 from loopwright.loop.review import Assignment, SubmitResult
 from loopwright.loop.workspace_view import TaskContext
 from loopwright.service.auth import Action, Principal
 from loopwright.service.deps import to_json
+from loopwright.service.errors import Forbidden
 
 TASK_KEYS = ("id", "project_id", "item_id", "tier", "status", "parent_task_id", "created_at", "closed_at")
 ITEM_KEYS = ("id", "project_id", "content_hash", "payload", "created_at")
@@ -53,9 +59,22 @@ class View:
     def sees_votes(self, tier: int) -> bool:
         return self.who.may(self.project, Action.SEE_VOTES, tier)
 
-    def sees_votes_on(self, task: Task) -> bool:
-        """Earlier answers on ``task``: by tier, but on an audit only for those who see gold."""
-        return self.sees_votes(task.tier) and (self.sees_gold or task.reason not in AUDITS)
+    def answers_blind(self, config: ProjectConfig, task: Task) -> bool:
+        """Whether this caller answers ``task`` blind, seeing neither the model's answer nor
+        earlier ones: an audit, or gold at the tiers that take audits (which must look like
+        them), for everyone who does not see gold."""
+        if self.sees_gold:
+            return False
+        gold = task.status is TaskStatus.GOLD and task.tier in config.routing.audit_tiers
+        return gold or task.reason in AUDITS
+
+    def explanation(self, loop: Loop, item_id: int, k: int) -> Any:
+        """The champion's explanation for an item, unless its answer is hidden on an open task."""
+        live = (TaskStatus.OPEN, TaskStatus.GOLD)
+        tasks = [] if self.sees_gold else loop.item_tasks(item_id)
+        if any(t.status in live and self.answers_blind(loop.config, t) for t in tasks):
+            raise Forbidden("the model's answer is hidden on this item's task: answer it on your own")
+        return to_json(loop.explain(item_id, k))
 
     def status(self, data: dict[str, Any]) -> dict[str, Any]:
         """Project counts that move on a submit (open tasks, annotations, resolutions) but not on
@@ -86,44 +105,49 @@ class View:
         return _live(item, {label: float(p) for label, p in zip(loop.config.labels, row, strict=True)})
 
     def assignment(self, loop: Loop, a: Assignment) -> Any:
-        data = to_json(a)
+        data = {**to_json(a), "model_hidden": False}
         if self.sees_gold:
             return data
+        if self.answers_blind(loop.config, a.task):
+            suggestion, data["prelabels"], data["model_hidden"] = None, [], True
+        elif a.scored:
+            suggestion = _live(a.item, a.live)
+        else:
+            suggestion = self.suggestion(loop, a.item, a.suggestion)
         return {
-            **data,  # anything else the assignment carries (e.g. prelabels) passes through
+            **data,  # anything else the assignment carries passes through
             "task": self.task(a.task),
             "lease": to_json(a.lease),
             "item": self.item(a.item),
-            "suggestion": _live(a.item, a.live) if a.scored else self.suggestion(loop, a.item, a.suggestion),
+            "suggestion": suggestion,
             "why": f"tier {a.task.tier} queue",
         }
 
-    def submit(self, ws: Workspace, result: SubmitResult) -> Any:
+    def submit(self, loop: Loop, result: SubmitResult) -> Any:
         if self.sees_gold:
             return to_json(result)
         nothing = {"annotation": None, "resolution": None, "escalated_to": None}
-        if result.annotation is None:  # a gold task: no trace of being scored
+        task = result.task
+        if result.annotation is None or task is None:  # a gold task: no trace of being scored
             return nothing
-        tier = result.tier
-        if tier is None:
-            with ws.store.unit_of_work() as uow:
-                tier = uow.tasks.get(result.annotation.task_id).tier
-        if not self.sees_votes(tier):
-            return nothing
+        if not self.sees_votes(task.tier) or self.answers_blind(loop.config, task):
+            return nothing  # an audit's outcome would set it apart from the gold beside it
         upper = None if result.escalated_to is None else self.task(result.escalated_to)
         return {**nothing, "resolution": to_json(result.resolution), "escalated_to": upper}
 
     def context(self, loop: Loop, c: TaskContext) -> Any:
-        votes = self.sees_votes_on(c.task)
+        hidden = self.answers_blind(loop.config, c.task)
+        votes = self.sees_votes(c.task.tier) and not hidden
         if self.sees_gold and votes:
-            return to_json(c)
+            return {**to_json(c), "model_hidden": False}
         escalated = c.task.parent_task_id is not None
         return {
             **to_json(c),
+            "model_hidden": hidden,
             "task": self.task(c.task),
             "item": self.item(c.item),
             "annotations": to_json(c.annotations) if votes else [],
-            "suggestion": self.suggestion(loop, c.item, c.suggestion),
+            "suggestion": None if hidden else self.suggestion(loop, c.item, c.suggestion),
             "method": c.method,
             "posterior": to_json(c.posterior) if votes else {},
             "why": c.why if votes and escalated else f"tier {c.task.tier}",

@@ -92,7 +92,7 @@ def submit(lease_id: Id, body: SubmitIn, ws: Ws, who: Caller) -> Any:
     loop = lease_project(ws, lease_id, who)
     label = body.label if isinstance(body.label, str) else json.dumps(body.label)  # a label set
     result = loop.submit(lease_id, who.name, label, body.unsure, body.comment)
-    return respond(wire.SubmitResult, View(who, loop.project.name).submit(ws, result))
+    return respond(wire.SubmitResult, View(who, loop.project.name).submit(loop, result))
 
 
 @router.post("/v1/leases/{lease_id}/extend", response_model=wire.Lease)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from loopwright.service.auth import Action
 from loopwright.service.blind import View
-from loopwright.service.deps import Caller, Ws, project, to_json
+from loopwright.service.deps import Caller, Ws, project
 from loopwright.service.openapi import ERRORS, Id
 
 router = APIRouter(tags=["workspace"], responses=ERRORS)
@@ -17,8 +17,9 @@ router = APIRouter(tags=["workspace"], responses=ERRORS)
 
 @router.get("/v1/projects/{name}/items/{item_id}/explanation")
 def explanation(name: str, item_id: Id, ws: Ws, who: Caller, k: int = Query(10, ge=1, le=200)) -> Any:
-    """The champion's top-``k`` features or tokens for its prediction on one item (409: no champion)."""
-    return to_json(project(ws, name, who, Action.REVIEW).explain(item_id, k))
+    """The champion's top-``k`` features or tokens for its prediction on one item (409: no
+    champion; 403: hidden from the caller on the item's audit, :mod:`loopwright.service.blind`)."""
+    return View(who, name).explanation(project(ws, name, who, Action.REVIEW), item_id, k)
 
 
 @router.get("/v1/projects/{name}/guidelines")

@@ -137,6 +137,7 @@
     updateChoice();
     render.notice(carry, "warn");
     carry = "";
+    if (a.model_hidden) return; // answered blind: no suggestion, no explanation
     api("GET", `/v1/projects/${name}/items/${a.item.id}/explanation?k=8`).then(
       (explanation) => current && current.assignment === a && drawItem(explanation),
       () => {}, // no champion yet: the suggestion shows without an explanation
@@ -149,12 +150,12 @@
     if (explanation && current.item && current.item.explain) {
       current.item.explain(explanation); // an image file: its heat laid over the same view, zoom and pan kept
     } else {
-      const shapes = shaped ? spans.proposed(a.suggestion, a.item.payload) : [];
+      const shapes = shaped && !a.model_hidden ? spans.proposed(a.suggestion, a.item.payload) : [];
       current.item = render.item(config, a.item.payload, explanation, `/v1/projects/${name}/items/${a.item.id}/image`, shapes);
       document.getElementById("item").replaceChildren(current.item.view);
     }
     if (heatOn) current.item.heatToggle(true);
-    document.getElementById("suggestion").replaceChildren(render.suggestion(config, a.suggestion, explanation, a.item.payload));
+    document.getElementById("suggestion").replaceChildren(render.suggestion(config, a.suggestion, explanation, a.item.payload, a.model_hidden));
   }
 
   function choose(label) {

@@ -277,9 +277,14 @@ const render = (() => {
     return { view: tabularTable(payload, explanation), heatToggle: () => {} };
   }
 
-  // The model's suggestion, confidence and the list of what pushed it.
-  function suggestion(config, pred, explanation, payload = null) {
+  // The model's suggestion, confidence and the list of what pushed it; or, on a task answered
+  // blind (an audit), that it is hidden.
+  function suggestion(config, pred, explanation, payload = null, hidden = false) {
     const box = el("div", { class: "suggestion" });
+    if (hidden) {
+      box.append(el("p", { class: "muted", id: "model-hidden" }, "The model's suggestion is hidden on this task: answer on your own."));
+      return box;
+    }
     if (config.task === "spans" || config.task === "boxes") { // the proposals are drawn on the item
       const shapes = spans.proposed(pred, payload), what = config.task === "spans" ? "span" : "box";
       const many = shapes.length === 1 ? what : `${what}${what === "box" ? "es" : "s"}`;

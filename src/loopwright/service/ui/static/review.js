@@ -65,7 +65,7 @@
     }
     const [context, explanation] = await Promise.all([
       api("GET", `/v1/projects/${name}/tasks/${a.task.id}/context`),
-      api("GET", `/v1/projects/${name}/items/${a.item.id}/explanation?k=8`).catch(() => null),
+      a.model_hidden ? null : api("GET", `/v1/projects/${name}/items/${a.item.id}/explanation?k=8`).catch(() => null),
     ]);
     show(a, context, explanation);
   }
@@ -89,7 +89,7 @@
     const others = shaped ? context.annotations.map((x) => ({ who: x.annotator, shapes: JSON.parse(x.label) })) : [];
     current.item = render.item(config, a.item.payload, explanation, `/v1/projects/${name}/items/${a.item.id}/image`, shapes, others);
     document.getElementById("item").replaceChildren(current.item.view);
-    document.getElementById("suggestion").replaceChildren(render.suggestion(config, a.suggestion, explanation, a.item.payload));
+    document.getElementById("suggestion").replaceChildren(render.suggestion(config, a.suggestion, explanation, a.item.payload, a.model_hidden));
     document.getElementById("method").textContent = `(${context.method.replaceAll("_", " ")})`;
     const ranked = labels.map((l) => [l, context.posterior[l] || 0]).sort((x, y) => y[1] - x[1]);
     const voted = ranked.some(([, p]) => p > 0);
@@ -115,7 +115,7 @@
     for (const x of context.annotations) counts.set(x.label, (counts.get(x.label) || 0) + 1);
     const ranked = [...counts.entries()].sort((x, y) => y[1] - x[1]);
     if (ranked.length && !(ranked.length > 1 && ranked[1][1] === ranked[0][1])) return JSON.parse(ranked[0][0]);
-    return spans.proposed(a.suggestion, a.item.payload);
+    return a.model_hidden ? [] : spans.proposed(a.suggestion, a.item.payload);
   }
 
   function drawVotes(annotations) {
