@@ -284,8 +284,15 @@ def test_a_second_answer_on_an_audit_is_blind_even_for_experts(tmp_path: Path) -
         page = login(browser, base, tokens["ann"], "annotate")
         page.wait_for_selector("#task-card:not([hidden])")
         assert page.inner_text("#suggestion") == hidden
+        page.keyboard.press(" ")  # elsewhere Space answers with the suggestion; here there is none
+        page.wait_for_selector("#notice.warn:not([hidden])")
+        assert (
+            page.inner_text("#notice")
+            == "There is no suggested label to accept here: choose a label with its key."
+        )
         screenshot(page, "ui-annotate-audit-recheck")
         assert page.errors == []
+    assert [a.annotator for a in loop.annotations(0, 100)] == ["expert-1"]  # nothing was submitted
 
 
 def test_admin_routes_refuse_what_they_should(tmp_path: Path) -> None:

@@ -185,6 +185,17 @@
 
   // -- submitting, skipping ---------------------------------------------------------------------
 
+  // One key answers with the model's suggested label (one label per item; a blind task has none).
+  function acceptSuggestion() {
+    const pred = current && current.assignment.suggestion;
+    if (multi || shaped || !pred || pred.label == null) {
+      return render.notice("There is no suggested label to accept here: choose a label with its key.", "warn");
+    }
+    selected = pred.label;
+    updateChoice();
+    return submit(false);
+  }
+
   async function submit(asUnsure) {
     if (!current || busy) return;
     if (shaped) selected = current.item.value(); // the list of spans / boxes (may be empty)
@@ -266,6 +277,10 @@
     if (key === "Enter") {
       event.preventDefault();
       return submit(false);
+    }
+    if (key === " ") {
+      event.preventDefault(); // not a click on a focused button
+      return acceptSuggestion();
     }
     if (key === "u" || key === "U") return submit(true);
     if (key === "/" && correction && current) {
