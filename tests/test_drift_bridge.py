@@ -111,6 +111,7 @@ def test_a_bridged_retrain_keeps_what_the_old_world_taught(store: SqlStore) -> N
     assert bridged["train_size"] == len(new_train)  # trained on the new world since the drift...
     assert bridged["bridge_from"] == 300  # ...plus every old label (old evaluation items retired)
     assert bridged["bridge_synthetic"] == 600  # 2 one-pixel moves of each
+    assert bridged["bridge_draws"] == 3  # three draws of those moves, each fitted, averaged
     plain, plain_accuracy = _run(store, copies=0)
     assert "bridge_from" not in plain and plain["train_size"] == bridged["train_size"]
     assert accuracy >= 0.9 and accuracy > plain_accuracy + 0.1

@@ -122,20 +122,29 @@ def test_augmented_training_adds_copies_only_while_labels_are_scarce() -> None:
 
     from loopwright.learning.augment import AugmentedTraining
 
-    recipe = AugmentedTraining(LogisticRegression(max_iter=200), scarce=600, max_copies=3)
+    recipe = AugmentedTraining(LogisticRegression(max_iter=2000), scarce=600, max_copies=3)
     assert [recipe.copies_for(n) for n in (0, 100, 150, 200, 300, 599, 600)] == [0, 3, 3, 2, 1, 1, 0]
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 16, size=(40, 64))
     y = np.array(["a", "b"] * 20)
-    fitted = recipe.fit(X, y)
-    assert isinstance(fitted, LogisticRegression) and fitted is recipe.estimator  # the plain estimator
-    assert recipe.synthetic_ == 120 and fitted.n_features_in_ == 64
-    again = AugmentedTraining(LogisticRegression(max_iter=200), scarce=600, max_copies=3).fit(X, y)
-    assert again.coef_.tolist() == fitted.coef_.tolist()  # seeded: the same copies every time
-    plenty = AugmentedTraining(LogisticRegression(max_iter=200), scarce=30)
+    fitted = recipe.fit(X, y)  # three seeded draws of copies, each fitted, probabilities averaged
+    members = [m.estimator for m in fitted.estimators_]
+    assert [type(m) for m in members] == [LogisticRegression] * 3 and recipe.synthetic_ == 3 * 120
+    assert all(m is not recipe.estimator for m in members)  # each draw fits its own clone
+    assert len({m.coef_.tobytes() for m in members}) == 3  # three different draws
+    mean = np.mean([m.predict_proba(X) for m in members], axis=0)
+    assert np.array_equal(fitted.predict_proba(X), mean) and fitted.classes_.tolist() == ["a", "b"]
+    assert fitted.predict(X).tolist() == np.array(["a", "b"])[mean.argmax(axis=1)].tolist()
+    again = AugmentedTraining(LogisticRegression(max_iter=2000), scarce=600, max_copies=3).fit(X, y)
+    assert np.array_equal(again.predict_proba(X), mean)  # seeded: the same copies every time
+    one = AugmentedTraining(LogisticRegression(max_iter=2000), scarce=600, max_copies=3, draws=1)
+    single = one.fit(X, y)
+    assert isinstance(single, LogisticRegression) and one.synthetic_ == 120
+    assert single.coef_.tolist() == members[0].coef_.tolist()  # the first draw alone
+    plenty = AugmentedTraining(LogisticRegression(max_iter=2000), scarce=30)
     plenty.fit(X, y)
     assert plenty.synthetic_ == 0
-    tabular = AugmentedTraining(LogisticRegression(max_iter=200), scarce=600)
+    tabular = AugmentedTraining(LogisticRegression(max_iter=2000), scarce=600)
     tabular.fit(X[:, :5], y)  # not a square image: nothing to transform, nothing added
     assert tabular.synthetic_ == 0
 

@@ -278,7 +278,7 @@ class DriftConfig(_Strict):
         description="after drift (with learn_since_drift), also train on this many copies of each "
         "label from before the drift, each moved one pixel to a different neighbouring position "
         "(images only; the newest 1,000), until the labels since the drift outnumber them or reach "
-        "600; 0: the old labels are dropped",
+        "600; three draws of the copies are fitted and averaged; 0: the old labels are dropped",
     )  # fmt: skip
 
     @model_validator(mode="after")

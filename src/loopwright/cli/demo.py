@@ -156,8 +156,9 @@ def run_demo(
     answer that contradicts the model asks a second, a tie the third: ``routing.audit_answers``).
     Each round the tiers label at most ``budget[tier]`` items (None: everything; less while a
     threshold is certified: :func:`round_budget`); the rest stays pending.
-    ``augment_training`` trains with seeded synthetic copies while labels are scarce (just
-    after the drift): :class:`~loopwright.learning.augment.AugmentedTraining`. ``bridge_drift``
+    ``augment_training`` trains with seeded synthetic copies while labels are scarce (before
+    600, and just after the drift), three draws of them averaged:
+    :class:`~loopwright.learning.augment.AugmentedTraining`. ``bridge_drift``
     False sets the example's ``drift.bridge_copies`` to 0: after the drift, the old world's
     labels are dropped instead of carried over as shifted copies (the ablation).
     """

@@ -20,7 +20,7 @@ from loopwright.learning import (
     featurize,
     predict_proba_by_label,
 )
-from loopwright.learning.augment import translated_copies
+from loopwright.learning.augment import averaged, translated_copies
 from loopwright.loop import audit, custom_model
 from loopwright.loop.context import Context
 from loopwright.loop.judging import predict_labels, verdict
@@ -43,6 +43,8 @@ class RetrainOutcome:
 RETRAIN_DUE = "model.retrain_due"  # kind external: a pipeline should train a new version
 BRIDGE_OLD = 1000  # old labels a drift bridge copies at most (the digits SVM is at 0.98 with these)
 BRIDGE_UNTIL = 600  # new labels that end it: as in AugmentedTraining, synthetic help ends there
+BRIDGE_DRAWS = 3  # a bridged retrain fits this many draws of the copies and averages them, as
+# AugmentedTraining does: one draw's luck moves the new champion's confident predictions
 
 
 def retrain_due(ctx: Context) -> bool:
@@ -135,23 +137,20 @@ def retrain(
         champion_model = champion_model_for(ctx, uow, champion, eval_ids) if champion else None
     X_train = featurize(cfg, [payloads[e.item_id] for e in train])
     y_train = [e.label for e in train]
+    draws: list[tuple[Any, Any]] = []  # the bridge: draws of the old world's labels as copies
     bridge: dict[str, Any] = {}
     if old and cfg.drift.bridge_copies:
-        X_old, y_old = translated_copies(
-            featurize(cfg, [payloads[e.item_id] for e in old]),
-            [e.label for e in old],
-            cfg.drift.bridge_copies,
-            np.random.default_rng([cfg.retrain.seed, len(train)]),
-        )
-        X_train, y_train = np.vstack([X_train, X_old]), [*y_train, *y_old]
-        bridge = {"bridge_from": len(old), "bridge_synthetic": len(y_old)}
+        X_old, y_old = featurize(cfg, [payloads[e.item_id] for e in old]), [e.label for e in old]
+        rng = np.random.default_rng([cfg.retrain.seed, len(train)])
+        draws = [translated_copies(X_old, y_old, cfg.drift.bridge_copies, rng) for _ in range(BRIDGE_DRAWS)]
+        bridge = {"bridge_from": len(old), "bridge_synthetic": len(draws[0][1]), "bridge_draws": BRIDGE_DRAWS}
     X_eval = featurize(cfg, [payloads[e.item_id] for e in evals]) if evals else None
     build = trainer or default_estimator
     result: GateResult | SetGateResult
     if cfg.task == "multilabel":
         estimator, result, scores = _fit_sets(ctx, build, X_train, train, X_eval, evals, champion_model)
     else:
-        estimator = build(cfg, cfg.retrain.seed).fit(X_train, y_train)
+        estimator = _fit(cfg, build, X_train, y_train, draws)
         challenger_pred, challenger_conf = predict_labels(ctx, estimator, X_eval) if evals else ([], [])
         result = verdict(ctx, evals, X_eval, challenger_pred, challenger_conf, champion_model)
         scores = {"eval_accuracy": result.challenger_accuracy}
@@ -190,6 +189,15 @@ def retrain(
             version = uow.models.set_status(version.id, ModelStatus.REJECTED)
     ctx.models[version.id] = estimator
     return RetrainOutcome(dataset, version, result, result.passed)
+
+
+def _fit(cfg: ProjectConfig, build: Trainer, X: Any, y: list[str], draws: list[tuple[Any, Any]]) -> Any:
+    """The trainer's model on ``X``, ``y``; with a drift bridge, one fit per draw of its copies
+    beside them, averaged (:func:`~loopwright.learning.augment.averaged`)."""
+    if not draws:
+        return build(cfg, cfg.retrain.seed).fit(X, y)
+    fits = [build(cfg, cfg.retrain.seed).fit(np.vstack([X, X_old]), [*y, *y_old]) for X_old, y_old in draws]
+    return averaged(fits, X, y)
 
 
 def _fit_sets(
