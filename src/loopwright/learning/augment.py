@@ -116,7 +116,7 @@ class AugmentedTraining:
     ``VotingClassifier`` of the frozen fits): one draw's luck moves the ranking of confident
     predictions that certification rests on, and the average holds it steadier. On the demo's
     pre-drift champions (seeds 0-4) three draws cut the error among the 85 % most confident
-    predictions from 0.05-0.63 % to 0.00-0.27 %; more copies in one model did not.
+    predictions from 0.05-0.63 % to 0.00-0.45 %; more copies in one model did not.
     The copies exist only inside ``fit``: never stored as items, never in evaluation or audit
     evidence. ``fit`` returns a plain scikit-learn model (not this recipe), so the stored model
     loads anywhere; ``synthetic_`` counts the copies of the last fit, over all draws.
