@@ -93,8 +93,9 @@ def translated_copies(
 
 def averaged(fits: list[Any], X: Any, y: Any) -> Any:
     """One model whose probabilities are the mean of ``fits``' (each fitted on its own draw of
-    synthetic rows beside ``X``, ``y``): a soft ``VotingClassifier`` of the frozen fits, a plain
-    scikit-learn model that stores and loads anywhere; the fit itself when there is one."""
+    synthetic rows): a soft ``VotingClassifier`` of the frozen fits, a plain scikit-learn model
+    that stores and loads anywhere; the fit itself when there is one. ``X``, ``y``: the rows one
+    of the fits was trained on, so the vote knows every class they know."""
     if len(fits) == 1:
         return fits[0]
     from sklearn.ensemble import VotingClassifier

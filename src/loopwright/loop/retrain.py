@@ -196,8 +196,9 @@ def _fit(cfg: ProjectConfig, build: Trainer, X: Any, y: list[str], draws: list[t
     beside them, averaged (:func:`~loopwright.learning.augment.averaged`)."""
     if not draws:
         return build(cfg, cfg.retrain.seed).fit(X, y)
-    fits = [build(cfg, cfg.retrain.seed).fit(np.vstack([X, X_old]), [*y, *y_old]) for X_old, y_old in draws]
-    return averaged(fits, X, y)
+    rows = [(np.vstack([X, X_old]), [*y, *y_old]) for X_old, y_old in draws]
+    fits = [build(cfg, cfg.retrain.seed).fit(X_draw, y_draw) for X_draw, y_draw in rows]
+    return averaged(fits, *rows[0])  # the classes of the old world too, which y may lack
 
 
 def _fit_sets(
