@@ -19,6 +19,7 @@ DRIFT_DETECTED = "drift.detected"
 DRIFT_CONFIRMED = "drift.confirmed"
 DRIFT_RETRACTED = "drift.retracted"
 RECHECK = "audit_recheck"  # the reason of a task that asks one more answer for an audited item
+TASK_REASONS = ("audit", RECHECK)  # the reasons of the tasks that answer the audit sample
 
 
 def last_drift(uow: UnitOfWork, project_id: int) -> Event | None:

@@ -248,7 +248,7 @@ def _second_opinion(
     own wrong label), so the check only removes false errors. ``answered``: the task's own
     answers (a re-check, :func:`loopwright.loop.audit.recheck`, votes every answer on the item).
     True when it asked."""
-    if task.reason not in ("audit", audit.RECHECK):
+    if task.reason not in audit.TASK_REASONS:
         return False
     if len(answers) >= ctx.config.routing.audit_answers:
         return False

@@ -32,7 +32,7 @@ from loopwright.config import FatigueConfig, ProjectConfig
 from loopwright.domain import Item, Prediction, Task, TaskStatus
 from loopwright.errors import NotFitted
 from loopwright.loop import Loop
-from loopwright.loop.audit import RECHECK
+from loopwright.loop.audit import TASK_REASONS
 from loopwright.loop.gold import AnnotatorStats
 from loopwright.loop.review import Assignment, SubmitResult
 from loopwright.loop.workspace_view import TaskContext
@@ -42,7 +42,6 @@ from loopwright.service.errors import Forbidden
 
 TASK_KEYS = ("id", "project_id", "item_id", "tier", "status", "parent_task_id", "created_at", "closed_at")
 ITEM_KEYS = ("id", "project_id", "content_hash", "payload", "created_at")
-AUDITS = ("audit", RECHECK)  # reasons of the tasks that answer the audit sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +65,7 @@ class View:
         if self.sees_gold:
             return False
         gold = task.status is TaskStatus.GOLD and task.tier in config.routing.audit_tiers
-        return gold or task.reason in AUDITS
+        return gold or task.reason in TASK_REASONS
 
     def explanation(self, loop: Loop, item_id: int, k: int) -> Any:
         """The champion's explanation for an item, unless its answer is hidden on an open task."""
