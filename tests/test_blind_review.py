@@ -312,3 +312,13 @@ def test_gold_beside_the_audits_is_answered_without_the_model_too(store: SqlStor
     assert _shape(gold1) == _shape(bulk) and gold1["model_hidden"] is bulk["model_hidden"] is False
     assert gold1["suggestion"]["label"] == bulk["suggestion"]["label"] == "a"
     assert _around(client, h["ann"], gold1)[2] == 200
+
+
+def test_a_blind_claim_is_not_scored(store: SqlStore) -> None:
+    """The champion scores a claimed item for those gold measures, except where they answer blind."""
+    _audited_world(store, onboarding=1)
+    loop = Workspace(store).project("audited")
+    for tier, blind in ((2, True), (2, True), (1, False), (1, False)):  # gold first, then the work
+        a = loop.next_task("someone", [tier], score_now=True)
+        assert a is not None and a.scored
+        assert (a.live is None) is blind, (a.task.reason, a.task.status)

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from loopwright.domain import Event, ModelVersion, TaskStatus
+from loopwright.config import ProjectConfig
+from loopwright.domain import Event, ModelVersion, Task, TaskStatus
 from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
@@ -20,6 +21,13 @@ DRIFT_CONFIRMED = "drift.confirmed"
 DRIFT_RETRACTED = "drift.retracted"
 RECHECK = "audit_recheck"  # the reason of a task that asks one more answer for an audited item
 TASK_REASONS = ("audit", RECHECK)  # the reasons of the tasks that answer the audit sample
+
+
+def blind(config: ProjectConfig, task: Task) -> bool:
+    """Whether ``task`` is answered blind by those gold measures (no model answer, no earlier
+    vote): an audit, or gold on the tiers that take audits, which must look like them."""
+    gold = task.status is TaskStatus.GOLD and task.tier in config.routing.audit_tiers
+    return gold or task.reason in TASK_REASONS
 
 
 def last_drift(uow: UnitOfWork, project_id: int) -> Event | None:

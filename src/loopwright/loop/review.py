@@ -79,7 +79,8 @@ def next_task(
     Tiers the annotator is paused from are left out; :class:`~loopwright.errors.Paused` when
     that leaves none, :class:`~loopwright.errors.Capped` when a fatigue cap is reached.
     ``score_now``: also score the item with the current champion, in the same transaction
-    (the blind view shows that rather than the stored prediction).
+    (the blind view shows that rather than the stored prediction), unless the task is answered
+    blind (:func:`audit.blind`), which shows no model answer.
     """
     tiers = list(tiers) if tiers is not None else [t.tier for t in ctx.config.tiers]
     now = ctx.clock()
@@ -122,7 +123,7 @@ def next_task(
             uow, annotator, "task.claimed", ("task", task.id), lease_id=lease.id, tier=task.tier, why=why
         )
         prelabels = _prelabels(ctx, uow, task.item_id)
-        live = _champion_now(ctx, uow, item) if score_now else None
+        live = _champion_now(ctx, uow, item) if score_now and not audit.blind(ctx.config, task) else None
         return Assignment(task, lease, item, suggestion, why, prelabels, score_now, live)
 
 

@@ -31,8 +31,7 @@ from typing import Any
 from loopwright.config import FatigueConfig, ProjectConfig
 from loopwright.domain import Item, Prediction, Task, TaskStatus
 from loopwright.errors import NotFitted
-from loopwright.loop import Loop
-from loopwright.loop.audit import TASK_REASONS
+from loopwright.loop import Loop, audit
 from loopwright.loop.gold import AnnotatorStats
 from loopwright.loop.review import Assignment, SubmitResult
 from loopwright.loop.workspace_view import TaskContext
@@ -62,10 +61,7 @@ class View:
         """Whether this caller answers ``task`` blind, seeing neither the model's answer nor
         earlier ones: an audit, or gold at the tiers that take audits (which must look like
         them), for everyone who does not see gold."""
-        if self.sees_gold:
-            return False
-        gold = task.status is TaskStatus.GOLD and task.tier in config.routing.audit_tiers
-        return gold or task.reason in TASK_REASONS
+        return not self.sees_gold and audit.blind(config, task)
 
     def explanation(self, loop: Loop, item_id: int, k: int) -> Any:
         """The champion's explanation for an item, unless its answer is hidden on an open task."""
