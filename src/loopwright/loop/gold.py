@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from loopwright import tasks
 from loopwright.config import GoldConfig
 from loopwright.domain import GoldAnswer, Task, content_hash
 from loopwright.errors import Conflict, Invalid, Paused
+from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop.context import Context
 from loopwright.loop.ingest import validate_records
 from loopwright.loop.ports import UnitOfWork
+from loopwright.loop.scoring import champion_here
+from loopwright.tasks.multilabel import decide
 
 HOUR = timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -164,6 +169,36 @@ def gold_due(ctx: Context, annotator: str, answered: int, work_done: int) -> str
     key = f"gold:{ctx.config.retrain.seed}:{annotator}:{work_done}"
     draw = int(content_hash(key)[:8], 16) / 0x1_0000_0000
     return f"random gold check at rate {config.rate:.2f}" if draw < config.rate else None
+
+
+LOOKALIKE_POOL = 50  # unseen gold tasks scored (in one call) to pick a gold check
+
+
+def lookalike(
+    ctx: Context, uow: UnitOfWork, annotator: str, tiers: Sequence[int], now: datetime
+) -> int | None:
+    """The unseen gold task whose item the champion is about as sure of as the item
+    ``annotator`` labelled last; None (serve the oldest) before their first label, with one
+    gold task or none left to choose from, or without a champion loopwright runs.
+
+    Reviewers see the champion's suggestion and how sure it is. Below a certified threshold the
+    work is items the model is unsure of, while gold drawn at random is mostly items it finds
+    easy: such gold would stand out, and a reviewer who only accepts the suggestion would pass
+    it wherever the model is right. Gold like the work is neither told apart nor passed so.
+    """
+    if ctx.config.task in ("spans", "boxes"):
+        return None  # no one confidence per item to match
+    last = uow.annotations.recent(ctx.project.id, annotator, 1)
+    if not last:
+        return None
+    pool = uow.tasks.gold_unseen(ctx.project.id, annotator, tiers, now, LOOKALIKE_POOL)
+    if len(pool) < 2 or (model := champion_here(ctx, uow)) is None:
+        return None
+    ids = [last[0].item_id, *(t.item_id for t in pool)]
+    by_id = {i.id: i for i in uow.items.get_many(ids)}
+    proba = predict_proba_by_label(model, featurize(ctx.config, [by_id[i].payload for i in ids]), ctx.labels)
+    _, confidence = decide(ctx.config.task, ctx.labels, proba)
+    return pool[int(np.argmin(np.abs(confidence[1:] - confidence[0])))].id
 
 
 def add_gold(

@@ -218,8 +218,16 @@ class TaskRepo(Protocol):
         now: datetime,
         expires_at: datetime,
         session_id: str | None = None,
+        prefer: int | None = None,
     ) -> tuple[Task, Lease] | None:
-        """Lease the oldest gold task in ``tiers`` whose item ``annotator`` has not seen."""
+        """Lease a gold task in ``tiers`` whose item ``annotator`` has not seen: the task
+        ``prefer`` (an id) if it still is one, else the oldest."""
+        ...
+
+    def gold_unseen(
+        self, project_id: int, annotator: str, tiers: Sequence[int], now: datetime, limit: int
+    ) -> list[Task]:
+        """The first ``limit`` gold tasks, oldest first, that :meth:`claim_gold` could lease."""
         ...
 
     def add_gold(self, project_id: int, item_id: int, tier: int, label: str) -> Task: ...

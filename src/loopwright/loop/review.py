@@ -28,11 +28,12 @@ from loopwright.domain import (
     Task,
     TaskStatus,
 )
-from loopwright.errors import Conflict, LeaseExpired, NotFitted, UnknownLabel
+from loopwright.errors import Conflict, LeaseExpired, UnknownLabel
 from loopwright.loop import audit, fatigue, gold
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.resolve import resolve_task
+from loopwright.loop.scoring import champion_here
 from loopwright.privacy import scrub_payload
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -96,7 +97,8 @@ def next_task(
         expires = now + timedelta(seconds=lease_for)
         claimed, note, avoid, source = None, "", None, None
         if reason := gold.gold_due(ctx, annotator, rec.answered, rec.work):
-            claimed = uow.tasks.claim_gold(ctx.project.id, annotator, tiers, now, expires, session_id)
+            like = gold.lookalike(ctx, uow, annotator, tiers, now)
+            claimed = uow.tasks.claim_gold(ctx.project.id, annotator, tiers, now, expires, session_id, like)
             note = f" · {reason}"
         source_key = ctx.config.fatigue.source_key
         if claimed is None:
@@ -129,15 +131,10 @@ def next_task(
 
 def _champion_now(ctx: Context, uow: UnitOfWork, item: Item) -> dict[str, float] | None:
     """The champion's probabilities for ``item`` now, by label; None without one loopwright runs."""
-    champion = uow.models.champion(ctx.project.id)
-    if champion is None or champion.kind == "external":
+    if (model := champion_here(ctx, uow)) is None:
         return None
     from loopwright.learning import featurize, predict_proba_by_label
 
-    try:
-        model = ctx.model(uow, champion)
-    except NotFitted:  # no stored artifact: nothing to show, as for no champion
-        return None
     row = predict_proba_by_label(model, featurize(ctx.config, [item.payload]), ctx.labels)[0]
     return {label: float(p) for label, p in zip(ctx.labels, row, strict=True)}
 

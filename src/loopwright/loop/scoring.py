@@ -79,6 +79,18 @@ def champion_scorer(ctx: Context, uow: UnitOfWork) -> Scorer | None:
     return EstimatorScorer(ctx, ctx.model(uow, champion), champion.id)
 
 
+def champion_here(ctx: Context, uow: UnitOfWork) -> ProbabilisticModel | None:
+    """The champion as an estimator in this process; None when there is none loopwright runs
+    (no champion yet, one that lives elsewhere, or one with no stored artifact)."""
+    champion = uow.models.champion(ctx.project.id)
+    if champion is None or champion.kind == EXTERNAL:
+        return None
+    try:
+        return ctx.model(uow, champion)
+    except NotFitted:
+        return None
+
+
 def scores_of(
     ctx: Context, uow: UnitOfWork, version: ModelVersion, items: Sequence[Item]
 ) -> dict[int, dict[str, float]]:

@@ -255,12 +255,34 @@ class SqlTaskRepo(Repo):
         now: datetime,
         expires_at: datetime,
         session_id: str | None = None,
+        prefer: int | None = None,
     ) -> tuple[Task, Lease] | None:
-        """Lease the oldest gold task in ``tiers`` whose item ``annotator`` has not seen."""
-        order = [tasks.c.id]
+        """Lease a gold task in ``tiers`` whose item ``annotator`` has not seen: the task
+        ``prefer`` if it still is one, else the oldest."""
+        shape: tuple[str, ...] = ("gold",)
+        order: list[Any] = [tasks.c.id]
+        params: dict[str, Any] = {}
+        if prefer is not None:
+            first = case((tasks.c.id == bindparam("prefer", type_=Integer), 0), else_=1)
+            order, shape, params = [first, tasks.c.id], ("gold", "prefer"), {"prefer": prefer}
         return self._claim(
-            project_id, annotator, tiers, now, expires_at, session_id, _gold_claimable, order, ("gold",), {}
+            project_id, annotator, tiers, now, expires_at, session_id, _gold_claimable, order, shape, params
         )
+
+    def gold_unseen(
+        self, project_id: int, annotator: str, tiers: Sequence[int], now: datetime, limit: int
+    ) -> list[Task]:
+        stmt = (
+            select(tasks)
+            .where(
+                tasks.c.project_id == project_id,
+                tasks.c.tier.in_(list(tiers)),
+                _gold_claimable(annotator, now),
+            )
+            .order_by(tasks.c.id)
+            .limit(limit)
+        )
+        return [_task(r._mapping) for r in self._conn.execute(stmt)]
 
     def _claim(
         self,
