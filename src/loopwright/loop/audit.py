@@ -124,9 +124,8 @@ def recheck(ctx: Context, uow: UnitOfWork, contradicted: list[int], actor: str) 
         return []
     asked = []
     for item_id in sorted(contradicted):  # one lock order for every host
-        uow.tasks.lock_item(item_id)  # a host certifying at the same moment waits, then sees the task
+        item_tasks = uow.tasks.lock_item(item_id)  # a host certifying at once waits, then sees the task
         answers = uow.annotations.for_item(item_id)
-        item_tasks = uow.tasks.for_item(item_id)
         if len(answers) != 1 or any(t.status is TaskStatus.OPEN for t in item_tasks):
             continue
         first = next(t for t in item_tasks if t.id == answers[0].task_id)

@@ -187,7 +187,7 @@ class TaskRepo(Protocol):
         are counted one after another."""
         ...
 
-    def lock_item(self, item_id: int) -> None: ...  # the item and its tasks, until commit
+    def lock_item(self, item_id: int) -> list[Task]: ...  # lock the item and its tasks; the tasks
 
     def claim(
         self,

@@ -203,17 +203,18 @@ class SqlTaskRepo(Repo):
         """The task, row-locked until the transaction ends (SQLite: already serialised)."""
         return _task(_found(hot.TASK_LOCK.first(self._conn, {"id": task_id}), f"task id {task_id}"))
 
-    def lock_item(self, item_id: int) -> None:
+    def lock_item(self, item_id: int) -> list[Task]:
         """Row locks on the item and its tasks until commit (PostgreSQL; SQLite writers queue
         anyway): a concurrent submission, claim, feedback or re-check waits, then reads what the
-        other added."""
+        other added. Returns the item's tasks as they are once locked, oldest first."""
         # tasks before the item, in the order a submission takes them (task, then a key-share
         # lock on the item for its annotation's foreign key), so the two never deadlock; then the
         # tasks again, for any a concurrent writer added before the item was locked
-        owned_tasks = select(tasks.c.id).where(tasks.c.item_id == item_id).with_for_update()
-        self._conn.execute(owned_tasks)
+        owned = tasks.c.item_id == item_id
+        self._conn.execute(select(tasks.c.id).where(owned).with_for_update())
         self._conn.execute(select(items.c.id).where(items.c.id == item_id).with_for_update())
-        self._conn.execute(owned_tasks)
+        rows = self._conn.execute(select(tasks).where(owned).order_by(tasks.c.id).with_for_update())
+        return [_task(r._mapping) for r in rows]
 
     def claim(
         self,
