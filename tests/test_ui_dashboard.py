@@ -144,3 +144,30 @@ def test_empty_project_says_what_is_missing(tmp_path: Path) -> None:
         assert "/v1/projects/digits/items" in page.locator("[data-empty=chart-queue]").inner_text()
         screenshot(page, "dashboard-empty")
         assert page.errors == []
+
+
+def test_a_reviewer_who_only_accepts_suggestions_is_marked(tmp_path: Path) -> None:
+    from loopwright.store.sql import SqlStore
+    from test_deference import stamped_world
+
+    url = f"sqlite:///{tmp_path / 'stamped.db'}"
+    store = SqlStore(url)
+    stamped_world(store)
+    store.close()
+    app = create_app(url)
+    auth = app.state.authenticator
+    auth.add_user("lea")
+    auth.add_membership("lea", "toy", Role.LEAD)
+    with live_server(app) as base, chromium() as browser:
+        page = log_in(browser, base, auth.issue_token("lea"))
+        rows = page.locator("#skill-table tbody tr")
+        assert rows.count() == 2
+        stamp = rows.filter(has_text="stamp")
+        assert "100.0 % of 80" in stamp.inner_text()
+        badge = stamp.locator(".badge.paused")
+        assert badge.inner_text() == "only accepts suggestions?"
+        why = badge.get_attribute("title") or ""
+        assert why.endswith("far more often than the others (p = 6.1e-8): check their work")
+        assert rows.filter(has_text="care").locator(".badge.ok").inner_text() == "active"
+        shot = screenshot(page, "dashboard-deference")
+        assert shot.stat().st_size > 20_000 and page.errors == []

@@ -24,6 +24,7 @@ from loopwright.loop import gold
 from loopwright.loop.audit import DRIFT_CONFIRMED, DRIFT_DETECTED, DRIFT_RETRACTED
 from loopwright.loop.backlog import REASON as BACKLOG
 from loopwright.loop.context import Context
+from loopwright.loop.deference import Deference, deference
 from loopwright.loop.ports import UnitOfWork
 
 MAX_BUCKETS = 48
@@ -70,6 +71,7 @@ class AnnotatorRow:
     skill: float | None  # one-coin Dawid-Skene accuracy over the whole project
     paused_tiers: list[int]
     last_active: datetime | None
+    deference: Deference | None  # agreement with the model's suggestion, against everyone else's
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,8 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
         tasks = uow.tasks.timeline(pid)
         decisions = uow.decisions.timeline(pid)
         annotations = _all_annotations(uow, pid)
+        suggested = uow.predictions.latest_labels(pid)
+        audited = set(uow.decisions.audited_items(pid))
         answers = uow.gold_answers.for_project(pid)
         certs = uow.certifications.list(pid)
         models = uow.models.list(pid)
@@ -176,7 +180,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
         certifications=_certifications(certs, models),
         certify=None if certify is None else {"epsilon": certify.epsilon, "delta": certify.delta},
         agreement=_agreement(annotations),
-        annotators=_annotators(ctx, annotations, answers),
+        annotators=_annotators(ctx, annotations, answers, deference(annotations, suggested, audited)),
         models=[_model(m) for m in models],
         drift=drift,
         auc_threshold=ctx.config.drift.auc_threshold,
@@ -278,7 +282,9 @@ def _agreement(annotations: list[Annotation]) -> dict[str, Any] | None:
     )
 
 
-def _annotators(ctx: Context, annotations: list[Annotation], answers: list[GoldAnswer]) -> list[AnnotatorRow]:
+def _annotators(
+    ctx: Context, annotations: list[Annotation], answers: list[GoldAnswer], defer: dict[str, Deference]
+) -> list[AnnotatorRow]:
     skills = _skills(annotations, answers)
     counts = Counter(a.annotator for a in annotations)
     tiers: dict[str, set[int]] = {}
@@ -304,6 +310,7 @@ def _annotators(ctx: Context, annotations: list[Annotation], answers: list[GoldA
                 skill=skills.get(name),
                 paused_tiers=gold.paused_tiers(ctx.config.gold, by_tier),
                 last_active=last.get(name),
+                deference=defer.get(name),
             )
         )
     return rows

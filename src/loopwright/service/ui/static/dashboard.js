@@ -429,11 +429,23 @@ function table(id, headers, rows, emptyText) {
 
 const badge = (text, cls) => lw.el("span", { class: `badge ${cls}` }, text);
 
+// How often their label was the model's suggestion, and everyone else's share in brackets.
+const deference = (x) => (x ? `${fmt.pct(x.agreed / x.answers)} of ${x.answers} (${fmt.pct(x.peers)})` : "—");
+
+function status(r) {
+  if (r.paused_tiers.length) return badge(`paused from tier ${r.paused_tiers.join(", ")}`, "paused");
+  if (r.deference && r.deference.flagged) {
+    const why = `agrees with the model's suggestion far more often than the others (p = ${fmt.p(r.deference.p_value)}): check their work`;
+    return lw.el("span", { class: "badge paused", title: why }, "only accepts suggestions?");
+  }
+  return badge("active", "ok");
+}
+
 function drawSkillTable(d) {
   table(
     "skill-table",
     [["annotator"], ["tiers"], ["annotations", "num"], ["gold answers", "num"], ["gold accuracy", "num"],
-      ["Dawid–Skene skill", "num"], ["status"], ["last active"]],
+      ["Dawid–Skene skill", "num"], ["agrees with the model (others)", "num"], ["status"], ["last active"]],
     d.annotators.map((r) => [
       [r.name],
       [r.tiers.join(", ") || "—"],
@@ -441,7 +453,8 @@ function drawSkillTable(d) {
       [`${r.gold_correct} / ${r.gold_answers}`, "num"],
       [fmt.pct(r.gold_accuracy), "num"],
       [fmt.num(r.skill), "num"],
-      [r.paused_tiers.length ? badge(`paused from tier ${r.paused_tiers.join(", ")}`, "paused") : badge("active", "ok")],
+      [deference(r.deference), "num"],
+      [status(r)],
       [fmt.time(r.last_active)],
     ]),
     "No annotator has worked yet.",
