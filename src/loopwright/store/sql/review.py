@@ -123,6 +123,11 @@ def _gold_claimable(annotator: str, now: datetime) -> ColumnElement[bool]:
     return and_(tasks.c.status == TaskStatus.GOLD.value, _unseen(annotator, now))
 
 
+def _gold_preferred(annotator: str, now: datetime) -> ColumnElement[bool]:
+    """The gold task ``:prefer``, if ``annotator`` may claim it (:func:`_gold_claimable`)."""
+    return and_(tasks.c.id == bindparam("prefer", type_=Integer), _gold_claimable(annotator, now))
+
+
 def _suggested_label() -> Any:
     """The label of the latest prediction for the task's item."""
     return (
@@ -259,15 +264,15 @@ class SqlTaskRepo(Repo):
         prefer: int | None = None,
     ) -> tuple[Task, Lease] | None:
         """Lease a gold task in ``tiers`` whose item ``annotator`` has not seen: the task
-        ``prefer`` if it still is one, else the oldest."""
-        shape: tuple[str, ...] = ("gold",)
-        order: list[Any] = [tasks.c.id]
-        params: dict[str, Any] = {}
+        ``prefer`` if it still is one (found by its key), else the oldest."""
+        order = [tasks.c.id]
         if prefer is not None:
-            first = case((tasks.c.id == bindparam("prefer", type_=Integer), 0), else_=1)
-            order, shape, params = [first, tasks.c.id], ("gold", "prefer"), {"prefer": prefer}
+            args = (_gold_preferred, order, ("gold-preferred",), {"prefer": prefer})
+            claimed = self._claim(project_id, annotator, tiers, now, expires_at, session_id, *args)
+            if claimed is not None:
+                return claimed
         return self._claim(
-            project_id, annotator, tiers, now, expires_at, session_id, _gold_claimable, order, shape, params
+            project_id, annotator, tiers, now, expires_at, session_id, _gold_claimable, order, ("gold",), {}
         )
 
     def gold_unseen(
