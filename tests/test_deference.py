@@ -67,6 +67,8 @@ def stamped_world(store: SqlStore) -> tuple[Loop, dict[str, int]]:
     truth = rng.choice(["a", "b"], size=160)
     x = np.where(truth == "a", -1.0, 1.0) + rng.normal(scale=1.0, size=160)
     loop.ingest({"external_id": f"p{i}", "payload": {"x": float(v)}} for i, v in enumerate(x))
+    gold = [(-3.0, "a"), (3.0, "b"), (0.5, "a")]  # never served (no gold rate); the model misses one
+    loop.add_gold({"external_id": f"g{i}", "payload": {"x": v}, "label": y} for i, (v, y) in enumerate(gold))
     answered = {"stamp": 0, "care": 0}
     while True:
         claims = [(who, loop.next_task(who)) for who in answered]
@@ -87,3 +89,5 @@ def test_the_dashboard_flags_a_reviewer_who_only_accepts_suggestions(store: SqlS
     assert (rows["stamp"].agreed, rows["stamp"].answers) == (answered["stamp"], 80)
     assert rows["stamp"].flagged and not rows["care"].flagged
     assert 0.75 < rows["care"].share < 0.95  # the careful one agrees where the model is right
+    totals = loop.dashboard().totals
+    assert (totals["gold_scored"], totals["gold_missed"]) == (3, 1)

@@ -160,6 +160,8 @@ def test_a_reviewer_who_only_accepts_suggestions_is_marked(tmp_path: Path) -> No
     auth.add_membership("lea", "toy", Role.LEAD)
     with live_server(app) as base, chromium() as browser:
         page = log_in(browser, base, auth.issue_token("lea"))
+        note = page.locator("#gold-note").inner_text()
+        assert note.startswith("The champion gets 1 of the newest 3 gold items wrong: on those, gold catches")
         rows = page.locator("#skill-table tbody tr")
         assert rows.count() == 2
         stamp = rows.filter(has_text="stamp")

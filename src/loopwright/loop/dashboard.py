@@ -20,12 +20,15 @@ from numpy.typing import NDArray
 
 from loopwright.consensus import OneCoinDawidSkene, agreement_report
 from loopwright.domain import Annotation, Certification, Event, GoldAnswer, ModelStatus, ModelVersion
+from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop import gold
 from loopwright.loop.audit import DRIFT_CONFIRMED, DRIFT_DETECTED, DRIFT_RETRACTED
 from loopwright.loop.backlog import REASON as BACKLOG
 from loopwright.loop.context import Context
 from loopwright.loop.deference import Deference, deference
 from loopwright.loop.ports import UnitOfWork
+from loopwright.loop.scoring import champion_here
+from loopwright.tasks.multilabel import decide
 
 MAX_BUCKETS = 48
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -49,6 +52,7 @@ NICE_SECONDS += (2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 91 * DAY, 365 * DAY)
 DRIFT_ACTIONS = ("drift.checked", DRIFT_DETECTED)
 SETTLED = {DRIFT_CONFIRMED: "confirmed", DRIFT_RETRACTED: "retracted"}
 PAGE = 50_000
+GOLD_SCORED = 1_000  # the newest gold items the dashboard scores with the champion
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
         suggested = uow.predictions.latest_labels(pid)
         audited = set(uow.decisions.audited_items(pid))
         answers = uow.gold_answers.for_project(pid)
+        gold_missed = _gold_missed(ctx, uow)
         certs = uow.certifications.list(pid)
         models = uow.models.list(pid)
         drift_events = uow.events.of_actions(pid, (*DRIFT_ACTIONS, *SETTLED))
@@ -195,6 +200,10 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
             "routed_items": decided_items,
             "automation_rate": float(auto.sum() / decided_items) if decided_items else None,  # per item
             "gold_answers": len(answers),
+            # the newest gold items scored, and how many of them the champion gets wrong (None: no
+            # champion loopwright runs): gold catches someone who only accepts suggestions on those
+            "gold_scored": None if gold_missed is None else gold_missed[0],
+            "gold_missed": None if gold_missed is None else gold_missed[1],
             "champion": next((m.version for m in models if m.status is ModelStatus.CHAMPION), None),
             "threshold": certs[-1].threshold if certs else None,
             "drift_checks": len(drift),
@@ -314,6 +323,20 @@ def _annotators(
             )
         )
     return rows
+
+
+def _gold_missed(ctx: Context, uow: UnitOfWork) -> tuple[int, int] | None:
+    """The newest :data:`GOLD_SCORED` gold items scored and how many the champion gets wrong;
+    None without a champion loopwright runs or for span and box tasks."""
+    if ctx.config.task in ("spans", "boxes") or (model := champion_here(ctx, uow)) is None:
+        return None
+    known = uow.tasks.gold_items(ctx.project.id, GOLD_SCORED)
+    if not known:
+        return 0, 0
+    by_id = {i.id: i for i in uow.items.get_many([i for i, _ in known])}
+    X = featurize(ctx.config, [by_id[i].payload for i, _ in known])
+    predicted, _ = decide(ctx.config.task, ctx.labels, predict_proba_by_label(model, X, ctx.labels))
+    return len(known), sum(p != label for p, (_, label) in zip(predicted, known, strict=True))
 
 
 def _skills(annotations: list[Annotation], answers: list[GoldAnswer]) -> dict[str, float]:

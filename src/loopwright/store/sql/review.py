@@ -290,6 +290,16 @@ class SqlTaskRepo(Repo):
         )
         return [_task(r._mapping) for r in self._conn.execute(stmt)]
 
+    def gold_items(self, project_id: int, limit: int) -> list[tuple[int, str]]:
+        stmt = (
+            select(tasks.c.item_id, func.min(tasks.c.gold_label))
+            .where(tasks.c.project_id == project_id, tasks.c.status == TaskStatus.GOLD.value)
+            .group_by(tasks.c.item_id)
+            .order_by(tasks.c.item_id.desc())
+            .limit(limit)
+        )
+        return [(item_id, label) for item_id, label in self._conn.execute(stmt)]
+
     def _claim(
         self,
         project_id: int,

@@ -441,7 +441,19 @@ function status(r) {
   return badge("active", "ok");
 }
 
+// Gold catches someone who only accepts suggestions only on gold items the model gets wrong.
+function goldNote(t) {
+  const agree = "“Agrees with the model”: how often their label was the suggestion (everyone else's share in brackets).";
+  if (t.gold_scored === null) return agree;
+  if (!t.gold_scored) return `No gold items yet: add items with known answers (loopwright gold FILE). ${agree}`;
+  const missed = `The champion gets ${t.gold_missed} of the newest ${t.gold_scored} gold items wrong`;
+  return t.gold_missed
+    ? `${missed}: on those, gold catches someone who only accepts suggestions. ${agree}`
+    : `${missed}, so gold cannot catch someone who only accepts suggestions: add gold the model misses. ${agree}`;
+}
+
 function drawSkillTable(d) {
+  document.getElementById("gold-note").textContent = goldNote(d.totals);
   table(
     "skill-table",
     [["annotator"], ["tiers"], ["annotations", "num"], ["gold answers", "num"], ["gold accuracy", "num"],
