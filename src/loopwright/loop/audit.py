@@ -10,10 +10,9 @@ from numpy.typing import NDArray
 
 from loopwright.config import ProjectConfig
 from loopwright.domain import Event, ModelVersion, Task, TaskStatus
-from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
-from loopwright.loop.scoring import EXTERNAL, scores_of
+from loopwright.loop.scoring import EXTERNAL, answers, scores_of
 from loopwright.tasks.multilabel import decide
 
 DRIFT_DETECTED = "drift.detected"
@@ -87,8 +86,7 @@ def score(
     if not labels:
         return np.zeros(0), np.zeros(0, dtype=bool)
     items = uow.items.get_many(list(labels))
-    proba = predict_proba_by_label(model, featurize(ctx.config, [i.payload for i in items]), ctx.labels)
-    predicted, confidence = decide(ctx.config.task, ctx.labels, proba)  # a label set: the whole set
+    predicted, confidence = answers(ctx, model, [i.payload for i in items])  # a label set: the whole set
     return confidence, np.asarray(predicted) == np.asarray([labels[i.id] for i in items])
 
 

@@ -20,15 +20,13 @@ from numpy.typing import NDArray
 
 from loopwright.consensus import OneCoinDawidSkene, agreement_report
 from loopwright.domain import Annotation, Certification, Event, GoldAnswer, ModelStatus, ModelVersion
-from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop import gold
 from loopwright.loop.audit import DRIFT_CONFIRMED, DRIFT_DETECTED, DRIFT_RETRACTED
 from loopwright.loop.backlog import REASON as BACKLOG
 from loopwright.loop.context import Context
 from loopwright.loop.deference import Deference, deference
 from loopwright.loop.ports import UnitOfWork
-from loopwright.loop.scoring import champion_here
-from loopwright.tasks.multilabel import decide
+from loopwright.loop.scoring import answers, champion_here
 
 MAX_BUCKETS = 48
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -334,8 +332,7 @@ def _gold_missed(ctx: Context, uow: UnitOfWork) -> tuple[int, int] | None:
     if not known:
         return 0, 0
     by_id = {i.id: i for i in uow.items.get_many([i for i, _ in known])}
-    X = featurize(ctx.config, [by_id[i].payload for i, _ in known])
-    predicted, _ = decide(ctx.config.task, ctx.labels, predict_proba_by_label(model, X, ctx.labels))
+    predicted, _ = answers(ctx, model, [by_id[i].payload for i, _ in known])
     return len(known), sum(p != label for p, (_, label) in zip(predicted, known, strict=True))
 
 

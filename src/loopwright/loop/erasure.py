@@ -101,10 +101,10 @@ def erase(ctx: Context, external_id: str, actor: str, reason: str | None = None)
         item = uow.items.by_external_ids(pid, [external_id]).get(external_id)
         if item is None:
             raise NotFound(f"item {external_id!r} does not exist in project {ctx.project.name!r}")
-        uow.tasks.lock_item(item.id)
+        item_tasks = uow.tasks.lock_item(item.id)
         feedback = uow.feedback.for_item(item.id)
         subjects = [("item", str(item.id))]
-        subjects += [("task", str(t.id)) for t in uow.tasks.for_item(item.id)]
+        subjects += [("task", str(t.id)) for t in item_tasks]
         subjects += [("prediction", str(p.id)) for p in uow.predictions.for_item(item.id)]
         found = needles(external_id, item.payload, item.metadata, [f.comment for f in feedback])
         matches = Matcher(frozenset({external_id}), frozenset(found))

@@ -19,12 +19,10 @@ from loopwright import tasks
 from loopwright.config import GoldConfig
 from loopwright.domain import GoldAnswer, Task, content_hash
 from loopwright.errors import Conflict, Invalid, Paused
-from loopwright.learning import featurize, predict_proba_by_label
 from loopwright.loop.context import Context
 from loopwright.loop.ingest import validate_records
 from loopwright.loop.ports import UnitOfWork
-from loopwright.loop.scoring import champion_here
-from loopwright.tasks.multilabel import decide
+from loopwright.loop.scoring import answers, champion_here
 
 HOUR = timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -196,8 +194,7 @@ def lookalike(
         return None
     ids = [last[0].item_id, *(t.item_id for t in pool)]
     by_id = {i.id: i for i in uow.items.get_many(ids)}
-    proba = predict_proba_by_label(model, featurize(ctx.config, [by_id[i].payload for i in ids]), ctx.labels)
-    _, confidence = decide(ctx.config.task, ctx.labels, proba)
+    _, confidence = answers(ctx, model, [by_id[i].payload for i in ids])
     return pool[int(np.argmin(np.abs(confidence[1:] - confidence[0])))].id
 
 

@@ -16,12 +16,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from loopwright.domain import Item, ModelVersion
 from loopwright.errors import Invalid, ModelUnavailable, NotFitted
 from loopwright.learning import ProbabilisticModel, featurize, predict_proba_by_label
 from loopwright.loop.context import Context
 from loopwright.loop.ports import Scorer, Scores, UnitOfWork
+from loopwright.tasks.multilabel import decide
 
 EXTERNAL = "external"  # ModelVersion.kind of a version that lives elsewhere
 
@@ -89,6 +91,15 @@ def champion_here(ctx: Context, uow: UnitOfWork) -> ProbabilisticModel | None:
         return ctx.model(uow, champion)
     except NotFitted:
         return None
+
+
+def answers(
+    ctx: Context, model: ProbabilisticModel, payloads: list[dict[str, Any]]
+) -> tuple[list[str], NDArray[np.float64]]:
+    """``model``'s answer on each payload and how sure it is (:func:`decide`: for ``multilabel``
+    the label set and its confidence)."""
+    proba = predict_proba_by_label(model, featurize(ctx.config, payloads), ctx.labels)
+    return decide(ctx.config.task, ctx.labels, proba)
 
 
 def scores_of(
