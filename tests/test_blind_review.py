@@ -322,3 +322,30 @@ def test_a_blind_claim_is_not_scored(store: SqlStore) -> None:
         a = loop.next_task("someone", [tier], score_now=True)
         assert a is not None and a.scored
         assert (a.live is None) is blind, (a.task.reason, a.task.status)
+
+
+def test_the_suggestion_shown_is_kept_with_the_answer(store: SqlStore) -> None:
+    """Each answer keeps the label its page offered: the champion's now for a reviewer gold
+    measures, the stored prediction for a lead, none on an audit answered blind."""
+    client, h = _audited_world(store, onboarding=0)
+    loop = Workspace(store).project("audited")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 2))  # a new champion that answers the other way round from the stored one
+    loop.use_model(default_estimator(loop.config, 0).fit(X, np.where(X[:, 0] > 0, "b", "a")), force=True)
+    claims = {
+        "ann": _claim(client, h["ann"], 1),  # scored now: "b" shown
+        "lead": _claim(client, h["lead"], 1),  # the stored prediction: "a"
+        "exp": _claim(client, h["exp"], 2),  # an audit: no suggestion
+    }
+    shown = {who: c["suggestion"] and c["suggestion"]["label"] for who, c in claims.items()}
+    assert shown == {"ann": "b", "lead": "a", "exp": None}
+    for who, c in claims.items():
+        r = client.post(f"/v1/leases/{c['lease']['id']}/submit", json={"label": "a"}, headers=h[who])
+        assert r.status_code == 200, r.text
+    with store.unit_of_work() as uow:
+        kept = {who: uow.annotations.for_task(c["task"]["id"])[0] for who, c in claims.items()}
+        leases = {who: uow.leases.get(c["lease"]["id"]).suggested for who, c in claims.items()}
+    assert {who: a.suggested for who, a in kept.items()} == shown == leases
+    assert {who: a.annotator for who, a in kept.items()} == {"ann": "ann", "lead": "lead", "exp": "exp"}
+    traced = loop.lineage_of_item(claims["lead"]["item"]["external_id"])["annotations"]
+    assert [(a["annotator"], a["suggested"]) for a in traced] == [("lead", "a")]

@@ -146,6 +146,7 @@ class Lease:
     expires_at: datetime
     created_at: datetime
     session_id: str | None = None  # the annotator's work session, for the per-session cap
+    suggested: str | None = None  # the model's label offered with the task (None: none shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +159,7 @@ class Annotation:
     label: str
     unsure: bool
     created_at: datetime
+    suggested: str | None = None  # the model's label shown with the task (None: none, or answered blind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,6 +170,7 @@ class Lease(Wire):
     expires_at: datetime
     created_at: datetime
     session_id: str | None = None
+    suggested: str | None = Field(None, description="the model's label offered with the task (null: none)")
 
 
 class Item(Wire):
@@ -238,6 +239,9 @@ class Annotation(Wire):
     label: str
     unsure: bool
     created_at: datetime
+    suggested: str | None = Field(
+        None, description="the model's label shown with the task (null: none shown, or answered blind)"
+    )
 
 
 class Resolution(Wire):

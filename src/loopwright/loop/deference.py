@@ -4,15 +4,15 @@ A reviewer who only accepts suggestions (Space) passes every gold check the mode
 and below a certified threshold the model is still mostly right (88-96 % of the quick demo's
 tier-1 work, ``bench/results/gold_lookalike.md``), so gold rarely catches them. Their answers
 do: a careful reviewer agrees with the suggestion about as often as the others, one who only
-accepts agrees every time. Counted over answers on items with a stored prediction, outside the
-audit sample (answered blind); the suggestion is the item's newest stored prediction (the review
-page may show a newer champion's, which mostly agrees with it).
+accepts agrees every time. Counted over the answers given with a suggestion shown
+(``Annotation.suggested``, recorded when the task was claimed): a task answered blind, as audits
+are, shows none and does not count.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loopwright.domain import Annotation
@@ -23,7 +23,7 @@ ALPHA = 0.001  # the level of the one-sided binomial test (one test per reviewer
 
 @dataclass(frozen=True, slots=True)
 class Deference:
-    answers: int  # answers on items with a suggestion, outside the audit sample
+    answers: int  # answers given with a suggestion shown
     agreed: int  # of them, the suggested label
     peers: float | None  # the share of everyone else's such answers that agreed (None: none)
     p_value: float | None  # chance of agreeing this often at the peers' rate (binomial tail)
@@ -34,16 +34,14 @@ class Deference:
         return self.agreed / self.answers
 
 
-def deference(
-    annotations: Sequence[Annotation], suggested: Mapping[int, str], blind: Collection[int]
-) -> dict[str, Deference]:
-    """Each annotator's agreement with ``suggested`` (item id → suggested label), the items in
-    ``blind`` left out, tested against everyone else's."""
+def deference(annotations: Sequence[Annotation]) -> dict[str, Deference]:
+    """Each annotator's agreement with the suggestion they were shown, tested against
+    everyone else's."""
     from scipy.stats import binom  # on use: keeps start-up light
 
-    counted = [a for a in annotations if a.item_id in suggested and a.item_id not in blind]
+    counted = [a for a in annotations if a.suggested is not None]
     n = Counter(a.annotator for a in counted)
-    k = Counter(a.annotator for a in counted if a.label == suggested[a.item_id])
+    k = Counter(a.annotator for a in counted if a.label == a.suggested)
     all_n, all_k = sum(n.values()), sum(k.values())
     out = {}
     for who, mine in n.items():

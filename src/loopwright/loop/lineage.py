@@ -89,6 +89,7 @@ def item_lineage(ctx: Context, external_id: str) -> dict[str, Any]:
                     "annotator": a.annotator,
                     "label": a.label,
                     "unsure": a.unsure,
+                    "suggested": a.suggested,  # the model's label shown with the task
                     "machine": False,
                 }
                 for a in uow.annotations.for_item(item.id)
@@ -115,6 +116,7 @@ def _machine(m: MachineLabel) -> dict[str, Any]:
         "annotator": m.annotator,
         "label": m.label,
         "unsure": False,
+        "suggested": None,
         "machine": True,
         "kind": m.kind,
         "model": m.model,

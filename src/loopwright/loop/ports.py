@@ -263,6 +263,7 @@ class LeaseRepo(Protocol):
     def get(self, lease_id: int) -> Lease: ...  # NotFound
     def set_status(self, lease_id: int, status: LeaseStatus) -> Lease: ...
     def extend(self, lease_id: int, expires_at: datetime) -> Lease: ...
+    def suggest(self, lease_id: int, label: str) -> None: ...  # the model's label offered with it
     def add_submitted(self, task_id: int, annotator: str, at: datetime) -> Lease:
         """A lease born submitted: the record of an annotation made elsewhere (an import)."""
         ...
@@ -287,6 +288,7 @@ class AnnotationRepo(Protocol):
         label: str,
         unsure: bool,
         at: datetime | None = None,
+        suggested: str | None = None,  # the model's label shown with the task
     ) -> Annotation: ...  # Conflict if (task, annotator) already annotated
     def for_task(self, task_id: int) -> list[Annotation]: ...  # oldest first
     def for_item(self, item_id: int) -> list[Annotation]: ...

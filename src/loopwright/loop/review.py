@@ -126,7 +126,18 @@ def next_task(
         )
         prelabels = _prelabels(ctx, uow, task.item_id)
         live = _champion_now(ctx, uow, item) if score_now and not audit.blind(ctx.config, task) else None
+        if shown := _shown(suggestion, live, score_now):
+            uow.leases.suggest(lease.id, shown)
+            lease = replace(lease, suggested=shown)
         return Assignment(task, lease, item, suggestion, why, prelabels, score_now, live)
+
+
+def _shown(stored: Prediction | None, live: dict[str, float] | None, scored: bool) -> str | None:
+    """The model's label an assignment offers: the champion's now when scored (none on a task
+    answered blind), else the stored prediction's."""
+    if scored:
+        return None if live is None else max(live, key=live.__getitem__)
+    return None if stored is None else stored.label
 
 
 def _champion_now(ctx: Context, uow: UnitOfWork, item: Item) -> dict[str, float] | None:
@@ -214,7 +225,9 @@ def submit(
             )
             ctx.event(uow, annotator, "gold.answered", ("task", task.id), label=label, correct=correct)
             return SubmitResult(None, None, None, answer, task)
-        annotation = uow.annotations.add(task.id, task.item_id, lease.id, annotator, label, unsure, now)
+        annotation = uow.annotations.add(
+            task.id, task.item_id, lease.id, annotator, label, unsure, now, lease.suggested
+        )
         ctx.event(
             uow,
             annotator,

@@ -438,6 +438,9 @@ class SqlLeaseRepo(Repo):
         )
         return _lease(self._one(stmt, f"lease id {lease_id}")._mapping)
 
+    def suggest(self, lease_id: int, label: str) -> None:
+        self._conn.execute(update(leases).where(leases.c.id == lease_id).values(suggested=label))
+
     def add_submitted(self, task_id: int, annotator: str, at: datetime) -> Lease:
         """A lease born submitted: the record of an annotation made elsewhere (an import)."""
         values = {
@@ -447,6 +450,7 @@ class SqlLeaseRepo(Repo):
             "expires_at": at,
             "created_at": at,
             "session_id": None,
+            "suggested": None,
         }
         return _lease(self._insert(leases, values, missing=f"task id {task_id}")._mapping)
 
@@ -493,8 +497,8 @@ class SqlLeaseRepo(Repo):
 _ANNOTATION_COLUMNS = ", ".join(c.name for c in annotations.c)
 _ANNOTATION_ADD_BUMP = PlainSql(  # PostgreSQL only: a data-modifying CTE (SQLite has none)
     "WITH added AS ("
-    "INSERT INTO annotations (task_id, item_id, lease_id, annotator, label, unsure, created_at)"
-    " VALUES (:task_id, :item_id, :lease_id, :annotator, :label, :unsure, :created_at)"
+    "INSERT INTO annotations (task_id, item_id, lease_id, annotator, label, unsure, created_at, suggested)"
+    " VALUES (:task_id, :item_id, :lease_id, :annotator, :label, :unsure, :created_at, :suggested)"
     f" ON CONFLICT DO NOTHING RETURNING {_ANNOTATION_COLUMNS}), "
     "bumped AS (UPDATE tasks SET n_annotations = n_annotations + 1"
     " WHERE id = :task_id AND EXISTS (SELECT 1 FROM added)), "
@@ -516,6 +520,7 @@ class SqlAnnotationRepo(Repo):
         label: str,
         unsure: bool,
         at: datetime | None = None,
+        suggested: str | None = None,
     ) -> Annotation:
         """Record an annotation; Conflict, and nothing written, if ``annotator`` already has one."""
         values = {
@@ -526,6 +531,7 @@ class SqlAnnotationRepo(Repo):
             "label": label,
             "unsure": unsure,
             "created_at": at or utcnow(),
+            "suggested": suggested,
         }
         postgres = self._conn.dialect.name == "postgresql"
         try:  # PostgreSQL: the insert and the task's counter in one statement

@@ -50,7 +50,7 @@ LEASE_STATUS = PlainSql(
 )
 ANNOTATION_ADD = _insert(
     annotations,
-    ("task_id", "item_id", "lease_id", "annotator", "label", "unsure", "created_at"),
+    ("task_id", "item_id", "lease_id", "annotator", "label", "unsure", "created_at", "suggested"),
     " ON CONFLICT DO NOTHING",
 )
 ANNOTATIONS_OF_TASK = PlainSql(

@@ -215,6 +215,7 @@ leases = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     _created(),
     Column("session_id", String(200), nullable=True),  # 0002
+    Column("suggested", LABEL, nullable=True),  # 0018: the model's label offered with the task
     Index(None, "task_id", "status"),
     Index(None, "annotator", "status"),  # 0002
     Index(None, "status", "expires_at"),  # 0012: the lease sweep
@@ -231,6 +232,7 @@ annotations = Table(
     Column("label", LABEL, nullable=False),  # 0016: Text on PostgreSQL (a label set)
     Column("unsure", Boolean, nullable=False),
     _created(),
+    Column("suggested", LABEL, nullable=True),  # 0018: the label its lease offered (None: none shown)
     UniqueConstraint("task_id", "annotator"),  # also serves lookups by task_id
     Index(None, "item_id"),
     Index(None, "annotator", "created_at"),  # 0002
