@@ -152,6 +152,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/v1/projects/{name}/annotations"): Row(Action.MONITOR),
     ("GET", "/v1/projects/{name}/resolutions"): Row(Action.MONITOR),
     ("POST", "/v1/projects/{name}/gold"): Row(Action.MANAGE, body=_gold),
+    ("POST", "/v1/projects/{name}/gold/from-audits"): Row(Action.MANAGE, body=lambda w, s: {"dry_run": True}),
     ("GET", "/v1/projects/{name}/datasets"): Row(Action.READ),
     ("POST", "/v1/projects/{name}/datasets"): Row(Action.MANAGE),
     ("GET", "/v1/projects/{name}/datasets/{ref}"): Row(Action.READ, DATASET),

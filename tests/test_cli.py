@@ -132,6 +132,35 @@ def test_lineage_and_events_on_the_demo_database(demo: tuple[Path, dict[str, Any
     assert "Traceback" not in missing.stderr
 
 
+def test_gold_from_the_demo_audits(demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """The audits the champion gets wrong, listed, then made gold on tiers 1-2 (a copy of the DB)."""
+    out, _ = demo
+    (tmp_path / "lw.db").write_bytes((out / "loopwright.db").read_bytes())
+    db = f"sqlite:///{tmp_path / 'lw.db'}"
+    listed = run("gold", "--from-audits", "--dry-run", "--db", db, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    *rows, summary = listed.stdout.splitlines()
+    assert len(rows) >= 1
+    assert summary == f"{len(rows)} audited item(s) the champion gets wrong would become gold on tier(s) 1,2"
+    for row in rows:  # "digit-1149-aug343  gold 8  champion 3 (0.68)"
+        found = re.fullmatch(r"(digit-\S+)  gold (\d)  champion (?!\2)\d \(0\.\d\d\)", row)
+        assert found, row
+        item = json.loads(run("lineage", "item", found[1], "--db", db, "--json", cwd=tmp_path).stdout)
+        assert [r["label"] for r in item["resolutions"]] == [found[2]]  # the audit's answer
+        assert any(d["audit"] for d in item["decisions"])
+    made = run("gold", "--from-audits", "--db", db, cwd=tmp_path)
+    assert made.stdout.splitlines() == [
+        *rows,
+        f"made {len(rows)} audited item(s) gold as {2 * len(rows)} gold task(s) on tier(s) 1,2",
+    ]
+    again = run("gold", "--from-audits", "--dry-run", "--db", db, cwd=tmp_path)
+    assert again.stdout.splitlines() == [
+        "0 audited item(s) the champion gets wrong would become gold on tier(s) 1,2"
+    ]
+    both = run("gold", "g.csv", "--from-audits", "--db", db, cwd=tmp_path)
+    assert both.returncode == 2 and "give a gold file or --from-audits (one of them)" in both.stderr
+
+
 def test_init_then_status(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'lw.db'}"
     done = run("init", str(DIGITS_YAML), "--db", db, cwd=tmp_path)

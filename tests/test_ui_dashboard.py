@@ -173,3 +173,34 @@ def test_a_reviewer_who_only_accepts_suggestions_is_marked(tmp_path: Path) -> No
         assert rows.filter(has_text="care").locator(".badge.ok").inner_text() == "active"
         shot = screenshot(page, "dashboard-deference")
         assert shot.stat().st_size > 20_000 and page.errors == []
+
+
+def test_the_gold_note_points_to_gold_from_the_audits_and_counts_it(tmp_path: Path) -> None:
+    """No gold: the note names both ways to add some; once the audits the champion gets wrong
+    are gold, it counts them."""
+    from loopwright.store.sql import SqlStore
+    from test_audit_gold import audited_world
+
+    url = f"sqlite:///{tmp_path / 'audits.db'}"
+    store = SqlStore(url)
+    loop, _ = audited_world(store)
+    app = create_app(url)
+    auth = app.state.authenticator
+    auth.add_user("lea")
+    auth.add_membership("lea", "audits", Role.LEAD)
+    with live_server(app) as base, chromium() as browser:
+        page = log_in(browser, base, auth.issue_token("lea"))
+        note = page.locator("#gold-note").inner_text()
+        assert note.startswith(
+            "No gold items yet: add items with known answers (loopwright gold FILE), or loopwright "
+            "gold --from-audits (POST /v1/projects/audits/gold/from-audits) makes gold of the audits "
+            "the champion gets wrong. "
+        )
+        made = len(loop.gold_from_audits().candidates)
+        page.reload()
+        page.wait_for_selector("#skill-table")
+        note = page.locator("#gold-note").inner_text()
+        assert note.startswith(f"The champion gets {made} of the newest {made} gold items wrong: on those")
+        screenshot(page, "dashboard-gold-from-audits")
+        assert page.errors == []
+    store.close()

@@ -1,16 +1,19 @@
-"""``loopwright retrain`` and ``loopwright gold FILE``: the daily verbs the Python and REST APIs
-already have (``ingest`` lives in :mod:`.ingest_cmd`)."""
+"""``loopwright retrain`` and ``loopwright gold FILE | --from-audits``: the daily verbs the
+Python and REST APIs already have (``ingest`` lives in :mod:`.ingest_cmd`)."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from loopwright.cli.options import DbOption, JsonOption, ProjectOption, open_loop
 from loopwright.errors import Invalid
+
+if TYPE_CHECKING:
+    from loopwright.loop.audit_gold import AuditGold
 
 out = Console()
 
@@ -58,7 +61,20 @@ def retrain_command(
 
 
 def gold_command(
-    source: Annotated[str, typer.Argument(help="A CSV or JSONL file with an id, the payload and a label.")],
+    source: Annotated[
+        str | None, typer.Argument(help="A CSV or JSONL file with an id, the payload and a label.")
+    ] = None,
+    from_audits: Annotated[
+        bool,
+        typer.Option(
+            "--from-audits",
+            help="Instead of a file: make gold of the audited items the champion gets wrong "
+            "(two or more audit answers, all agreeing), on the tiers that see its suggestion.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --from-audits: list the items, add nothing.")
+    ] = False,
     db: DbOption = None,
     project: ProjectOption = None,
     label_col: Annotated[
@@ -75,7 +91,13 @@ def gold_command(
     """Add gold (known-answer) items: every annotator answers some first, then a share of claims."""
     from loopwright.readers import ColumnMap, detect_format, read_rows
 
+    if (source is None) == (not from_audits):
+        raise Invalid("give a gold file or --from-audits (one of them)")
     loop = open_loop(db, project)
+    tier_list = None if tiers is None else _tiers(tiers)
+    if source is None:
+        _gold_from_audits(loop.gold_from_audits(tier_list, dry_run, actor), dry_run)
+        return
     cmap = ColumnMap.for_project(loop.config, id_col=id_col, metadata_cols=(label_col,))
     records, problems = [], []
     rows = (row for batch in read_rows(source, cmap, loop.config, fmt=detect_format(source)) for row in batch)
@@ -92,9 +114,29 @@ def gold_command(
         records.append(record | {"metadata": metadata, "label": str(label)})
     if problems:
         raise Invalid(f"{len(problems)} gold row(s) rejected; nothing was added", problems)
-    tier_list = None if tiers is None else _tiers(tiers)
     tasks = loop.add_gold(records, tier_list, actor)
     out.print(f"added {len(records)} gold item(s) as {len(tasks)} gold task(s)")
+
+
+def _gold_from_audits(made: AuditGold, dry_run: bool) -> None:
+    tiers = ",".join(map(str, made.tiers))
+    for c in made.candidates:
+        out.print(
+            f"{c.external_id}  gold {c.label}  champion {c.predicted} ({c.confidence:.2f})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    n = len(made.candidates)
+    if dry_run:
+        out.print(
+            f"{n} audited item(s) the champion gets wrong would become gold on tier(s) {tiers}",
+            soft_wrap=True,
+        )
+    else:
+        out.print(
+            f"made {n} audited item(s) gold as {made.added} gold task(s) on tier(s) {tiers}", soft_wrap=True
+        )
 
 
 def _tiers(text: str) -> list[int]:

@@ -2,7 +2,8 @@
 
 A gold task has status ``gold`` and never closes: every annotator may answer it once. Its
 answers are scored (a label set is right only on an exact set match), never consolidated, so a
-gold item gets no Resolution and so never enters a dataset version.
+gold item added here gets no Resolution and so never enters a dataset version. Gold made from
+audits (:mod:`.audit_gold`) keeps the audit's resolution: its gold answers change nothing there.
 """
 
 from __future__ import annotations

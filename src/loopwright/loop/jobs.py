@@ -88,8 +88,9 @@ def check_select(params: Mapping[str, Any]) -> None:
 
 def dedupes(kind: str) -> bool:
     """Whether a second job of ``kind`` for a project, queued while one waits, is the same job
-    (retrain, snapshot, …) or a job of its own (an export or a selection, with its own params)."""
-    return kind not in ("export", "select")
+    (retrain, snapshot, …) or a job of its own (an export, a selection or gold from the audits,
+    with its own params)."""
+    return kind not in ("export", "select", "gold_from_audits")
 
 
 def lock_key(project: str, kind: str) -> str:
@@ -162,6 +163,18 @@ def _export_job(loop: Loop, job: Job, report: Reporter) -> dict[str, Any]:
     return {"path": str(written)}
 
 
+def _gold_job(loop: Loop, job: Job, report: Reporter) -> dict[str, Any]:
+    report.progress(0.1, "scoring the audits with the champion")
+    tiers, dry_run = job.params.get("tiers"), bool(job.params.get("dry_run", False))
+    made = loop.gold_from_audits(tiers, dry_run, job.actor)
+    return {
+        "dry_run": dry_run,
+        "tiers": list(made.tiers),
+        "added": made.added,
+        "items": [dataclasses.asdict(c) for c in made.candidates],
+    }
+
+
 def _select_job(loop: Loop, job: Job, report: Reporter, pools: PoolScorer | None) -> dict[str, Any]:
     """Score the pool with the project's champion (k-center: no model) and keep the answer."""
     if pools is None:
@@ -216,4 +229,5 @@ _RUNNERS = {
     "certify": _certify_job,
     "accept_backlog": _backlog_job,
     "export": _export_job,
+    "gold_from_audits": _gold_job,
 }

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the use cases load in the methods that run them: `loopwrigh
     from loopwright.loop import external as _external
     from loopwright.loop import registry as _registry
     from loopwright.loop import retrain as _retrain
+    from loopwright.loop.audit_gold import AuditGold
     from loopwright.loop.ingest import IngestReport
 
 
@@ -160,6 +161,14 @@ class Loop:
         from loopwright.loop import gold
 
         return gold.add_gold(self._ctx, records, tiers, actor)
+
+    def gold_from_audits(
+        self, tiers: Sequence[int] | None = None, dry_run: bool = False, actor: str = "system"
+    ) -> AuditGold:
+        """Make gold of the audited items the champion gets wrong (:mod:`.audit_gold`)."""
+        from loopwright.loop import audit_gold
+
+        return audit_gold.from_audits(self._ctx, tiers, dry_run, actor)
 
     def annotator_stats(self, annotator: str, session_id: str | None = None) -> gold.AnnotatorStats:
         from loopwright.loop import gold

@@ -581,7 +581,16 @@ class Store(Protocol):
 
 # -- background jobs -------------------------------------------------------------------------
 
-JOB_KINDS = ("retrain", "snapshot", "drift_check", "certify", "accept_backlog", "export", "select")
+JOB_KINDS = (
+    "retrain",
+    "snapshot",
+    "drift_check",
+    "certify",
+    "accept_backlog",
+    "export",
+    "select",
+    "gold_from_audits",
+)
 JOB_DONE = frozenset({"succeeded", "failed", "cancelled"})  # statuses a job never leaves
 
 

@@ -443,13 +443,14 @@ function status(r) {
 
 // Gold catches someone who only accepts suggestions only on gold items the model gets wrong.
 function goldNote(t) {
-  const agree = "“Agrees with the model”: how often their label was the suggestion (everyone else's share in brackets).";
+  const agree = "“Agrees with the model”: how often their label was the suggestion shown to them (everyone else's share in brackets).";
   if (t.gold_scored === null) return agree;
-  if (!t.gold_scored) return `No gold items yet: add items with known answers (loopwright gold FILE). ${agree}`;
+  const audits = `loopwright gold --from-audits (POST /v1/projects/${PROJECT}/gold/from-audits) makes gold of the audits the champion gets wrong`;
+  if (!t.gold_scored) return `No gold items yet: add items with known answers (loopwright gold FILE), or ${audits}. ${agree}`;
   const missed = `The champion gets ${t.gold_missed} of the newest ${t.gold_scored} gold items wrong`;
   return t.gold_missed
     ? `${missed}: on those, gold catches someone who only accepts suggestions. ${agree}`
-    : `${missed}, so gold cannot catch someone who only accepts suggestions: add gold the model misses. ${agree}`;
+    : `${missed}, so gold cannot catch someone who only accepts suggestions: add gold the model misses (${audits}). ${agree}`;
 }
 
 function drawSkillTable(d) {
