@@ -98,6 +98,13 @@ def test_they_pause_a_reviewer_who_accepts_every_suggestion_and_not_a_careful_on
     assert (care.gold_answers, care.gold_accuracy, care.paused_tiers) == (made, 1.0, ())
     with pytest.raises(Paused):
         loop.next_task("stamp", [1])
+    # erasing a made item takes its gold task and every answer to it along
+    gone = loop.gold_from_audits(dry_run=True)  # nothing left to make
+    assert gone.candidates == ()
+    first = next(k for k, x in audited.items() if 0.02 < x < 0.52)
+    loop.erase(first, "lead", "asked")
+    assert loop.annotator_stats("care").gold_answers == made - 1
+    assert loop.dashboard().totals["gold_scored"] == made - 1
 
 
 def test_bad_requests_are_refused(store: SqlStore) -> None:
