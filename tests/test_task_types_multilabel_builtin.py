@@ -217,3 +217,35 @@ def test_a_model_version_annotates_with_its_predicted_set(store: SqlStore) -> No
     assert (row["annotator"], row["status"]) == ("v1", "labelled")
     assert row["label"] == loop.lineage_of_item("q")["predictions"][-1]["label"]
     assert {"b", "c"} <= set(json.loads(row["label"]))  # x1 = 3: b and c surely apply
+
+
+def test_a_reviewer_is_shown_and_keeps_the_champions_label_set(store: SqlStore) -> None:
+    """Scored now for an annotator, the suggestion is the set of labels at p ≥ 0.5 with the set's
+    confidence, as a stored prediction holds it; the answer keeps that set."""
+    from fastapi.testclient import TestClient
+
+    from loopwright.service import Role, TokenAuthenticator, create_app
+
+    ws = Workspace(store)
+    loop = ws.create_project({**CONFIG, "routing": {**CONFIG["routing"], "audit_rate": 0.0}})
+    records, answers = batch(np.random.default_rng(0), "r", 150)
+    loop.ingest(records)
+    label_all(loop, answers)
+    assert loop.retrain().promoted
+    loop.ingest([{"external_id": "t1", "payload": {"x0": 2.0, "x1": 1.5}}])
+    auth = TokenAuthenticator()
+    auth.add_user("ann")
+    auth.add_membership("ann", "sets", Role.ANNOTATOR, [1])
+    h = {"Authorization": f"Bearer {auth.issue_token('ann')}"}
+    client = TestClient(create_app(ws, authenticator=auth))
+    claimed = client.post("/v1/projects/sets/tasks/next", headers=h).json()
+    shown = claimed["suggestion"]
+    probabilities = [shown["probabilities"][label] for label in LABELS]
+    assert shown["label"] == '["a","b","c"]' == decide("multilabel", LABELS, [probabilities])[0][0]
+    assert shown["confidence"] == pytest.approx(set_confidence(np.array([probabilities]))[0])
+    assert claimed["lease"]["suggested"] == shown["label"]
+    r = client.post(f"/v1/leases/{claimed['lease']['id']}/submit", json={"label": ["a", "b"]}, headers=h)
+    assert r.status_code == 200, r.text
+    with store.unit_of_work() as uow:
+        kept = uow.annotations.for_task(claimed["task"]["id"])
+    assert [(a.label, a.suggested) for a in kept] == [('["a","b"]', '["a","b","c"]')]

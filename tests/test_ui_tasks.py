@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 
 from browser import chromium, live_server, require_browser, screenshot, sign_in, switch_project
@@ -94,9 +95,32 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             }
         ]
     )
+    sets = ws.create_project(  # a built-in model: it suggests a label set
+        {
+            "name": "sets",
+            "labels": ["billing", "bug", "urgent"],
+            "task": "multilabel",
+            "features": ["x0", "x1"],
+            "routing": {**REVIEW, "accept_threshold": 1.0},  # everything to review
+            "tiers": TIER,
+            "retrain": {"min_labels": 20},
+        }
+    )
+    points = np.random.default_rng(0).normal(size=(120, 2))
+    sets.ingest(
+        {"external_id": f"s{i}", "payload": {"x0": a, "x1": b}} for i, (a, b) in enumerate(points.tolist())
+    )
+    while (claimed := sets.next_task("seed")) is not None:
+        x0, x1 = claimed.item.payload["x0"], claimed.item.payload["x1"]
+        held = [
+            n for n, on in zip(("billing", "bug", "urgent"), (x0 > 0, x1 > 0, x0 + x1 > 1), strict=True) if on
+        ]
+        sets.submit(claimed.lease.id, "seed", json.dumps(held))
+    assert sets.retrain().promoted
+    sets.ingest([{"external_id": "s-new", "payload": {"x0": 2.0, "x1": 1.5}}])
     auth = SqlAuthenticator(store)
     auth.add_user("ann")
-    for project in ("tickets", "chat", "pairs"):
+    for project in ("tickets", "chat", "pairs", "sets"):
         auth.add_membership("ann", project, Role.ANNOTATOR, [1])
     auth.add_user("lead")
     auth.add_membership("lead", "disputed", Role.EXPERT, [2])
@@ -137,6 +161,31 @@ def test_a_label_set_with_checkbox_keys(page: Any, world: World) -> None:
     page.wait_for_selector("#task-card", state="hidden")
     (annotation,) = world.ws.project("tickets").annotations()
     assert annotation.label == json.dumps(["billing", "urgent"], separators=(",", ":"))
+    assert page.errors == []
+
+
+def test_the_suggested_label_set_reads_as_labels_and_stays_with_the_answer(page: Any, world: World) -> None:
+    switch_project(page, world.base, world.ws, "sets")
+    assert page.inner_text("#suggested-label") == "billing, bug, urgent"
+    loop = world.ws.project("sets")
+    with loop._ctx.store.unit_of_work() as uow:
+        (item,) = uow.items.by_external_ids(loop.project.id, ["s-new"]).values()
+    most = loop.explain(item.id).label  # the most probable label of the set, by name
+    assert most in ("billing", "bug", "urgent")
+    page.wait_for_selector(".why-list li")
+    assert page.inner_text(".suggestion h4").startswith(f"What pushed the model to {most} (")
+    screenshot(page, "ui-annotate-multilabel-suggested")
+    for key in ("1", "2"):
+        page.keyboard.press(key)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#task-card", state="hidden")
+    with loop._ctx.store.unit_of_work() as uow:
+        (kept,) = uow.annotations.for_item(item.id)
+    assert (kept.annotator, kept.label, kept.suggested) == (
+        "ann",
+        '["billing","bug"]',
+        '["billing","bug","urgent"]',
+    )
     assert page.errors == []
 
 

@@ -48,7 +48,8 @@ def explain(model: Any, config: ProjectConfig, payload: dict[str, Any], k: int =
     x = featurize(config, [payload])
     proba = np.asarray(model.predict_proba(x), dtype=np.float64)[0]
     c = int(proba.argmax())
-    label = str(np.asarray(model.classes_)[c])
+    # a label set's model has one probability column per project label (its classes_ are indices)
+    label = config.labels[c] if config.task == "multilabel" else str(np.asarray(model.classes_)[c])
     text = config.modality is Modality.TEXT
     linear = _linear_parts(model)
     if linear is not None:

@@ -10,12 +10,13 @@ caps and label rotation are applied here before the store is asked.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loopwright import tasks
+from loopwright.config import ProjectConfig
 from loopwright.domain import (
     Annotation,
     GoldAnswer,
@@ -35,6 +36,7 @@ from loopwright.loop.ports import UnitOfWork
 from loopwright.loop.resolve import resolve_task
 from loopwright.loop.scoring import champion_here
 from loopwright.privacy import scrub_payload
+from loopwright.tasks.multilabel import top
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -126,18 +128,30 @@ def next_task(
         )
         prelabels = _prelabels(ctx, uow, task.item_id)
         live = _champion_now(ctx, uow, item) if score_now and not audit.blind(ctx.config, task) else None
-        if shown := _shown(suggestion, live, score_now):
+        if (shown := _offered(ctx.config, suggestion, live, score_now)) is not None:
             uow.leases.suggest(lease.id, shown)
             lease = replace(lease, suggested=shown)
         return Assignment(task, lease, item, suggestion, why, prelabels, score_now, live)
 
 
-def _shown(stored: Prediction | None, live: dict[str, float] | None, scored: bool) -> str | None:
-    """The model's label an assignment offers: the champion's now when scored (none on a task
-    answered blind), else the stored prediction's."""
-    if scored:
-        return None if live is None else max(live, key=live.__getitem__)
-    return None if stored is None else stored.label
+def _offered(
+    config: ProjectConfig, stored: Prediction | None, live: Mapping[str, float] | None, scored: bool
+) -> str | None:
+    """The model's label an assignment offers, kept with its lease and answer: the champion's
+    now when scored (none on a task answered blind), else the stored prediction's."""
+    if not scored:
+        return None if stored is None else stored.label
+    answer = live_answer(config, live)
+    return None if answer is None else answer[0]
+
+
+def live_answer(config: ProjectConfig, live: Mapping[str, float] | None) -> tuple[str, float] | None:
+    """The answer and confidence of the champion's probabilities now (for ``multilabel`` the
+    label set), as a stored prediction would hold them; None without them."""
+    if live is None:
+        return None
+    answers, confidences = top(config.task, config.labels, [live])
+    return str(answers[0]), float(confidences[0] or 0.0)
 
 
 def _champion_now(ctx: Context, uow: UnitOfWork, item: Item) -> dict[str, float] | None:

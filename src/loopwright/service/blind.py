@@ -33,7 +33,7 @@ from loopwright.domain import Item, Prediction, Task, TaskStatus
 from loopwright.errors import NotFitted
 from loopwright.loop import Loop, audit
 from loopwright.loop.gold import AnnotatorStats
-from loopwright.loop.review import Assignment, SubmitResult
+from loopwright.loop.review import Assignment, SubmitResult, live_answer
 from loopwright.loop.workspace_view import TaskContext
 from loopwright.service.auth import Action, Principal
 from loopwright.service.deps import to_json
@@ -97,7 +97,9 @@ class View:
             row = loop.predict([item.payload])[0]
         except NotFitted:
             return None
-        return _live(item, {label: float(p) for label, p in zip(loop.config.labels, row, strict=True)})
+        return _live(
+            loop.config, item, {label: float(p) for label, p in zip(loop.config.labels, row, strict=True)}
+        )
 
     def assignment(self, loop: Loop, a: Assignment) -> Any:
         data = {**to_json(a), "model_hidden": False}
@@ -106,7 +108,7 @@ class View:
         if self.answers_blind(loop.config, a.task):
             suggestion, data["prelabels"], data["model_hidden"] = None, [], True
         elif a.scored:
-            suggestion = _live(a.item, a.live)
+            suggestion = _live(loop.config, a.item, a.live)
         else:
             suggestion = self.suggestion(loop, a.item, a.suggestion)
         return {
@@ -170,15 +172,16 @@ class View:
         return out
 
 
-def _live(item: Item, probabilities: dict[str, float] | None) -> Any:
-    """The suggestion a blind reviewer sees: the champion's answer now (None: no champion)."""
-    if probabilities is None:
+def _live(config: ProjectConfig, item: Item, probabilities: dict[str, float] | None) -> Any:
+    """The suggestion a blind reviewer sees: the champion's answer now, as a stored prediction
+    holds it (for ``multilabel`` the label set); None without a champion."""
+    if (answer := live_answer(config, probabilities)) is None:
         return None
-    best = max(probabilities, key=probabilities.__getitem__)
+    label, confidence = answer
     return {
         "item_id": item.id,
         "probabilities": probabilities,
-        "label": best,
-        "confidence": probabilities[best],
+        "label": label,
+        "confidence": confidence,
         "error": None,
     }

@@ -277,6 +277,21 @@ const render = (() => {
     return { view: tabularTable(payload, explanation), heatToggle: () => {} };
   }
 
+  // A label set's canonical JSON text as a reader wants it: "billing, urgent" (or "no label").
+  function setText(label) {
+    const set = setOf(label);
+    return set ? set.join(", ") || "no label" : label;
+  }
+
+  function setOf(label) {
+    try {
+      const set = JSON.parse(label);
+      return Array.isArray(set) ? set : null;
+    } catch {
+      return null;
+    }
+  }
+
   // The model's suggestion, confidence and the list of what pushed it; or, on a task answered
   // blind (an audit), that it is hidden.
   function suggestion(config, pred, explanation, payload = null, hidden = false) {
@@ -298,8 +313,9 @@ const render = (() => {
       box.append(el("p", { class: "muted" }, "No model suggestion for this item."));
       return box;
     }
+    const shown = config.task === "multilabel" ? setText(pred.label) : pred.label;
     box.append(
-      el("div", { class: "suggested" }, "Model suggests ", el("strong", { class: "big" }, pred.label),
+      el("div", { class: "suggested" }, "Model suggests ", el("strong", { class: "big", id: "suggested-label" }, shown),
         el("span", { class: "conf" }, ` ${pct(pred.confidence)} sure`)),
       bar(pred.confidence),
     );
@@ -308,7 +324,8 @@ const render = (() => {
       return box;
     }
     const how = explanation.method === "linear" ? "model weights × this item" : "masking one feature at a time";
-    const who = explanation.label === pred.label ? "the model" : "today's model";
+    const set = config.task === "multilabel" ? setOf(pred.label) : null; // explained: one label of the set
+    const who = (set ? set.includes(explanation.label) : explanation.label === pred.label) ? "the model" : "today's model";
     box.append(el("h4", {}, `What pushed ${who} to ${explanation.label} `, el("span", { class: "muted small" }, `(${how})`)));
     if (explanation.heat && config.modality === "image") {
       box.append(el("div", { class: "heat-row" }, heatCanvas(explanation.heat),
