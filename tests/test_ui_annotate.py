@@ -224,6 +224,7 @@ def test_annotator_labels_20_items_with_the_keyboard_only(browser: Any, world: W
             page.keyboard.press("7")
             screenshot(page, "ui-annotate")
         if i == 3:  # Space answers with the model's suggestion: one key
+            assert page.is_visible("#space-hint")
             suggested = page.inner_text(".suggested strong")
             page.keyboard.press(" ")
             shown.append((int(previous), suggested, False))

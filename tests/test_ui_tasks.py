@@ -167,6 +167,7 @@ def test_a_label_set_with_checkbox_keys(page: Any, world: World) -> None:
 def test_the_suggested_label_set_reads_as_labels_and_stays_with_the_answer(page: Any, world: World) -> None:
     switch_project(page, world.base, world.ws, "sets")
     assert page.inner_text("#suggested-label") == "billing, bug, urgent"
+    assert not page.is_visible("#space-hint")  # a set has no one label to accept with Space
     loop = world.ws.project("sets")
     with loop._ctx.store.unit_of_work() as uow:
         (item,) = uow.items.by_external_ids(loop.project.id, ["s-new"]).values()

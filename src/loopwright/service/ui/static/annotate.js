@@ -16,6 +16,7 @@
   const labels = config.labels;
   const multi = config.task === "multilabel"; // a label set: each key ticks a box, Enter submits the set
   const shaped = config.task === "spans" || config.task === "boxes"; // an editor: keys mark shapes, Enter submits them
+  document.getElementById("space-hint").hidden = multi || shaped; // one suggested label to accept: none here
   document.getElementById("guidelines").replaceChildren(render.guidelines(guide.guidelines));
   document.getElementById("label-area").replaceChildren(render.labelButtons(labels, (l) => choose(l), multi));
   // task rubric: a corrected answer may go with the rating ("/" to write it, Esc to leave the box)
