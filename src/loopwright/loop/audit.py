@@ -12,7 +12,7 @@ from loopwright.config import ProjectConfig
 from loopwright.domain import Event, ModelVersion, Task, TaskStatus
 from loopwright.loop.context import Context
 from loopwright.loop.ports import UnitOfWork
-from loopwright.loop.scoring import EXTERNAL, answers, scores_of
+from loopwright.loop.scoring import EXTERNAL, answers_on, scores_of
 from loopwright.tasks.multilabel import decide
 
 DRIFT_DETECTED = "drift.detected"
@@ -83,11 +83,8 @@ def score(
     ctx: Context, uow: UnitOfWork, model: Any, labels: dict[int, str]
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """``model``'s confidence on each item of ``labels`` and whether its label matches, in order."""
-    if not labels:
-        return np.zeros(0), np.zeros(0, dtype=bool)
-    items = uow.items.get_many(list(labels))
-    predicted, confidence = answers(ctx, model, [i.payload for i in items])  # a label set: the whole set
-    return confidence, np.asarray(predicted) == np.asarray([labels[i.id] for i in items])
+    predicted, confidence = answers_on(ctx, uow, model, list(labels))  # a label set: the whole set
+    return confidence, np.asarray(predicted) == np.asarray(list(labels.values()))
 
 
 def score_version(

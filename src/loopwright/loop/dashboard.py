@@ -26,7 +26,7 @@ from loopwright.loop.backlog import REASON as BACKLOG
 from loopwright.loop.context import Context
 from loopwright.loop.deference import Deference, deference
 from loopwright.loop.ports import UnitOfWork
-from loopwright.loop.scoring import answers, champion_here
+from loopwright.loop.scoring import answers_on, champion_here
 
 MAX_BUCKETS = 48
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -329,8 +329,7 @@ def _gold_missed(ctx: Context, uow: UnitOfWork) -> tuple[int, int] | None:
     known = uow.tasks.gold_items(ctx.project.id, GOLD_SCORED)
     if not known:
         return 0, 0
-    by_id = {i.id: i for i in uow.items.get_many([i for i, _ in known])}
-    predicted, _ = answers(ctx, model, [by_id[i].payload for i, _ in known])
+    predicted, _ = answers_on(ctx, uow, model, [i for i, _ in known])
     return len(known), sum(p != label for p, (_, label) in zip(predicted, known, strict=True))
 
 

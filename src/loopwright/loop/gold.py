@@ -23,7 +23,7 @@ from loopwright.errors import Conflict, Invalid, Paused
 from loopwright.loop.context import Context
 from loopwright.loop.ingest import validate_records
 from loopwright.loop.ports import UnitOfWork
-from loopwright.loop.scoring import answers, champion_here
+from loopwright.loop.scoring import answers_on, champion_here
 
 HOUR = timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -193,9 +193,7 @@ def lookalike(
     pool = uow.tasks.gold_unseen(ctx.project.id, annotator, tiers, now, LOOKALIKE_POOL)
     if len(pool) < 2 or (model := champion_here(ctx, uow)) is None:
         return None
-    ids = [last[0].item_id, *(t.item_id for t in pool)]
-    by_id = {i.id: i for i in uow.items.get_many(ids)}
-    _, confidence = answers(ctx, model, [by_id[i].payload for i in ids])
+    _, confidence = answers_on(ctx, uow, model, [last[0].item_id, *(t.item_id for t in pool)])
     return pool[int(np.argmin(np.abs(confidence[1:] - confidence[0])))].id
 
 

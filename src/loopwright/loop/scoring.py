@@ -102,6 +102,15 @@ def answers(
     return decide(ctx.config.task, ctx.labels, proba)
 
 
+def answers_on(
+    ctx: Context, uow: UnitOfWork, model: ProbabilisticModel, item_ids: Sequence[int]
+) -> tuple[list[str], NDArray[np.float64]]:
+    """:func:`answers` on the stored items ``item_ids``, in that order (one read)."""
+    if not item_ids:
+        return [], np.zeros(0)
+    return answers(ctx, model, [i.payload for i in uow.items.get_many(item_ids)])
+
+
 def scores_of(
     ctx: Context, uow: UnitOfWork, version: ModelVersion, items: Sequence[Item]
 ) -> dict[int, dict[str, float]]:
