@@ -7,6 +7,8 @@ annotator and model version. A viewer may open it too. Screenshots go to the tes
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,17 @@ def log_in(browser: Any, base: str, token: str) -> Any:
     page.wait_for_selector("body[data-rendered]")
     page.errors = errors
     return page
+
+
+@contextmanager
+def lead_on_dashboard(url: str, project: str) -> Iterator[Any]:
+    """The dashboard served from the database at ``url``, as "lea", a lead of ``project``."""
+    app = create_app(url)
+    auth = app.state.authenticator
+    auth.add_user("lea")
+    auth.add_membership("lea", project, Role.LEAD)
+    with live_server(app) as base, chromium() as browser:
+        yield log_in(browser, base, auth.issue_token("lea"))
 
 
 def chart_facts(page: Any, chart: str) -> dict[str, Any]:
@@ -132,13 +145,7 @@ def test_empty_project_says_what_is_missing(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     connect(url).create_project(demo_config())
-    app = create_app(url)
-    auth = app.state.authenticator
-    auth.add_user("lea")
-    auth.add_membership("lea", "digits", Role.LEAD)
-    token = auth.issue_token("lea")
-    with live_server(app) as base, chromium() as browser:
-        page = log_in(browser, base, token)
+    with lead_on_dashboard(url, "digits") as page:
         assert page.locator(".empty").count() == len(CHARTS)
         assert "drift/check" in page.locator("[data-empty=chart-drift]").inner_text()
         assert "/v1/projects/digits/items" in page.locator("[data-empty=chart-queue]").inner_text()
@@ -154,12 +161,7 @@ def test_a_reviewer_who_only_accepts_suggestions_is_marked(tmp_path: Path) -> No
     store = SqlStore(url)
     stamped_world(store)
     store.close()
-    app = create_app(url)
-    auth = app.state.authenticator
-    auth.add_user("lea")
-    auth.add_membership("lea", "toy", Role.LEAD)
-    with live_server(app) as base, chromium() as browser:
-        page = log_in(browser, base, auth.issue_token("lea"))
+    with lead_on_dashboard(url, "toy") as page:
         note = page.locator("#gold-note").inner_text()
         assert note.startswith("The champion gets 1 of the newest 3 gold items wrong: on those, gold catches")
         rows = page.locator("#skill-table tbody tr")
@@ -184,12 +186,7 @@ def test_the_gold_note_points_to_gold_from_the_audits_and_counts_it(tmp_path: Pa
     url = f"sqlite:///{tmp_path / 'audits.db'}"
     store = SqlStore(url)
     loop, _ = audited_world(store)
-    app = create_app(url)
-    auth = app.state.authenticator
-    auth.add_user("lea")
-    auth.add_membership("lea", "audits", Role.LEAD)
-    with live_server(app) as base, chromium() as browser:
-        page = log_in(browser, base, auth.issue_token("lea"))
+    with lead_on_dashboard(url, "audits") as page:
         note = page.locator("#gold-note").inner_text()
         assert note.startswith(
             "No gold items yet: add items with known answers (loopwright gold FILE), or loopwright "
