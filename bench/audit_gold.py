@@ -25,39 +25,40 @@ items the model gets wrong harder than most, so their share paused is a lower bo
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 import sqlite3
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import load_digits
+from gold_lookalike import ONBOARDING, demo_sets, replay_seeds, truth
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SEEDS = (0, 1, 2, 3, 4)
-ONBOARDING = 10
-PRE_DRIFT_ROUND = 10
 DRAWS = 200
 CAREFUL_DRAWS = 5000
 CAREFUL = 0.95
-LOW, HIGH, ALPHA, MIN_ANSWERS = 0.7, 0.9, 0.05, 5
 
 
-def _truth(external_id: str, y: np.ndarray) -> str:
-    return str(y[int(external_id.split("-")[1])])
+@functools.cache
+def _demo_gold() -> Any:
+    from loopwright.cli.demo import demo_config
+
+    return demo_config().gold
 
 
 def checks_to_pause(right: list[bool] | np.ndarray) -> int | None:
-    """Gold answers until the pause rule fires on this sequence (None: it never does)."""
-    up, down = math.log((1 - LOW) / (1 - HIGH)), math.log(LOW / HIGH)
-    evidence = 0.0
+    """Gold answers until the demo's pause rule (``loopwright.loop.gold``) fires on this
+    sequence of right and wrong answers (None: it never does)."""
+    from loopwright.loop.gold import TierSkill, is_paused, skills_step
+
+    rule = _demo_gold()
+    by_tier: dict[int, TierSkill] = {}
     for n, ok in enumerate(right, start=1):
-        evidence = max(0.0, evidence + (down if ok else up))
-        if n >= MIN_ANSWERS and evidence >= math.log(1 / ALPHA):
+        by_tier = skills_step(rule, by_tier, 1, bool(ok))
+        if is_paused(rule, by_tier[1]):
             return n
     return None
 
@@ -78,28 +79,18 @@ def serve(
 def replay(db: Path, y: np.ndarray) -> dict[str, Any]:
     from loopwright import connect
 
+    work, gold = demo_sets(db)
     ws = connect(f"sqlite:///{db}")
     loop = ws.project("digits")
     made = loop.gold_from_audits(dry_run=True).candidates
     con = sqlite3.connect(db)
-    gold_items = con.execute("select count(distinct item_id) from tasks where status = 'gold'").fetchone()[0]
-    first = gold_items + 1
-    work = con.execute(
-        "select i.payload from tasks t join items i on i.id = t.item_id "
-        "where t.tier = 1 and t.status != 'gold' and t.reason = 'low_confidence' and i.id between ? and ?",
-        (first, first + PRE_DRIFT_ROUND * 260 - 1),
-    ).fetchall()
-    gold = con.execute(
-        "select i.payload, t.gold_label from tasks t join items i on i.id = t.item_id "
-        "where t.status = 'gold' and t.tier = 1 order by t.id"
-    ).fetchall()
-    made_payloads = [
-        con.execute("select payload from items where external_id = ?", (c.external_id,)).fetchone()[0]
-        for c in made
-    ]
+    ids = [c.external_id for c in made]
+    marks = ",".join("?" * len(ids))
+    found = dict(con.execute(f"select external_id, payload from items where external_id in ({marks})", ids))
     con.close()
+    made_payloads = [found[i] for i in ids]
     labels = [str(c) for c in range(10)]
-    p_work = loop.predict([json.loads(p) for (p,) in work])
+    p_work = loop.predict([json.loads(p) for _, p in work])
     p_gold = loop.predict([json.loads(p) for p, _ in gold])
     p_made = loop.predict([json.loads(p) for p in made_payloads]) if made else np.zeros((0, 10))
     ws.close()
@@ -113,7 +104,7 @@ def replay(db: Path, y: np.ndarray) -> dict[str, Any]:
     }
     out: dict[str, Any] = {
         "made": len(made),
-        "made_right": sum(c.label == _truth(c.external_id, y) for c in made),
+        "made_right": sum(c.label == truth(c.external_id, y) for c in made),
         "made_confidence": [round(c.confidence, 3) for c in made],
         "work_items": len(c_work),
     }
@@ -179,23 +170,8 @@ def main() -> None:
         rows = json.loads((RESULTS / "audit_gold.json").read_text())["seeds"]
         (RESULTS / "audit_gold.md").write_text(markdown(rows))
         return
-    from loopwright.cli.demo import run_demo
-
     warnings.filterwarnings("ignore", "The `probability` parameter", FutureWarning)
-    y = load_digits().target
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in SEEDS:
-            out = Path(tmp) / f"seed{seed}"
-            found: dict[str, Any] = {}
-
-            def at(progress: Any, out: Path = out, found: dict[str, Any] = found) -> None:
-                if progress.round == PRE_DRIFT_ROUND:
-                    found.update(replay(out / "loopwright.db", y))
-
-            run_demo(out, seed=seed, quick=True, on_round=at)
-            rows.append({"seed": seed, **found})
-            print(json.dumps(rows[-1]), flush=True)
+    rows = replay_seeds(replay)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "audit_gold.json").write_text(json.dumps({"seeds": rows}, indent=2) + "\n")
     (RESULTS / "audit_gold.md").write_text(markdown(rows))

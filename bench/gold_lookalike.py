@@ -33,6 +33,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,35 +47,49 @@ ONBOARDING = 10
 PRE_DRIFT_ROUND = 10  # rounds 1-10 come before the shift
 
 
-def _truth(external_id: str, y: np.ndarray) -> str:
+def truth(external_id: str, y: np.ndarray) -> str:
+    """The digit a demo item shows (an augmented copy: its source digit's)."""
     return str(y[int(external_id.split("-")[1])])
+
+
+def demo_sets(db: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """From a quick demo's database at the end of round 10: the tier-1 work routed below a
+    certified threshold in rounds 1-10 (external id, payload JSON), and every tier-1 gold item
+    (payload JSON, known answer), oldest first."""
+    con = sqlite3.connect(db)
+    try:
+        gold_items = con.execute(
+            "select count(distinct item_id) from tasks where status = 'gold'"
+        ).fetchone()[0]
+        first = gold_items + 1  # the stream's first item id: the gold items were added before it
+        work = con.execute(
+            "select i.external_id, i.payload from tasks t join items i on i.id = t.item_id "
+            "where t.tier = 1 and t.status != 'gold' and t.reason = 'low_confidence' "
+            "and i.id between ? and ?",
+            (first, first + PRE_DRIFT_ROUND * 260 - 1),
+        ).fetchall()
+        gold = con.execute(
+            "select i.payload, t.gold_label from tasks t join items i on i.id = t.item_id "
+            "where t.status = 'gold' and t.tier = 1 order by t.id"
+        ).fetchall()
+    finally:
+        con.close()
+    return work, gold
 
 
 def replay(db: Path, y: np.ndarray) -> dict[str, Any]:
     from loopwright import connect
 
+    work, gold = demo_sets(db)
+    gold = gold[ONBOARDING:]
     ws = connect(f"sqlite:///{db}")
     loop = ws.project("digits")
-    con = sqlite3.connect(db)
-    gold_items = con.execute("select count(distinct item_id) from tasks where status = 'gold'").fetchone()[0]
-    first = gold_items + 1  # the stream's first item id: the gold items were added before it
-    work = con.execute(
-        "select i.external_id, i.payload from tasks t join items i on i.id = t.item_id "
-        "where t.tier = 1 and t.status != 'gold' and t.reason = 'low_confidence' "
-        "and i.id between ? and ?",
-        (first, first + PRE_DRIFT_ROUND * 260 - 1),
-    ).fetchall()
-    gold = con.execute(
-        "select i.payload, t.gold_label from tasks t join items i on i.id = t.item_id "
-        "where t.status = 'gold' and t.tier = 1 order by t.id"
-    ).fetchall()[ONBOARDING:]
-    con.close()
     p_work = loop.predict([json.loads(p) for _, p in work])
     p_gold = loop.predict([json.loads(p) for p, _ in gold])
     ws.close()
     labels = [str(c) for c in range(10)]
     c_work, c_gold = p_work.max(axis=1), p_gold.max(axis=1)
-    right_work = np.array([labels[j] for j in p_work.argmax(axis=1)]) == [_truth(e, y) for e, _ in work]
+    right_work = np.array([labels[j] for j in p_work.argmax(axis=1)]) == [truth(e, y) for e, _ in work]
     right_gold = np.array([labels[j] for j in p_gold.argmax(axis=1)]) == [g for _, g in gold]
     nearest = np.abs(c_gold[None, :] - c_work[:, None]).argmin(axis=1)  # lookalike for each work item
     work_vs = np.r_[np.zeros(len(c_work)), np.ones(len(c_gold))]
@@ -252,7 +267,10 @@ def main() -> None:
     print(markdown(rows, cost))
 
 
-def replay_seeds() -> list[dict[str, Any]]:
+def replay_seeds(
+    replay_at: Callable[[Path, np.ndarray], dict[str, Any]] = replay,
+) -> list[dict[str, Any]]:
+    """The quick demo on each seed, ``replay_at`` its database at the end of round 10."""
     from loopwright.cli.demo import run_demo
 
     y = load_digits().target
@@ -264,7 +282,7 @@ def replay_seeds() -> list[dict[str, Any]]:
 
             def at(progress: Any, out: Path = out, found: dict[str, Any] = found) -> None:
                 if progress.round == PRE_DRIFT_ROUND:
-                    found.update(replay(out / "loopwright.db", y))
+                    found.update(replay_at(out / "loopwright.db", y))
 
             run_demo(out, seed=seed, quick=True, on_round=at)
             rows.append({"seed": seed, **found})
