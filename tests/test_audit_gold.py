@@ -149,3 +149,72 @@ def test_a_lead_makes_them_over_rest_as_a_background_job(store: SqlStore) -> Non
     assert (listed["dry_run"], listed["tiers"], listed["added"]) == (True, [1], 0)
     assert (made["dry_run"], made["items"], made["added"]) == (False, listed["items"], len(wrong))
     assert loop.dashboard().totals["gold_missed"] == len(wrong)
+
+
+def test_with_gold_from_audits_the_loop_makes_it_by_itself(store: SqlStore) -> None:
+    """The automation starts the job after new audit answers or a new champion, and not again
+    while neither changes."""
+    from loopwright.loop import audit_gold, automation
+    from loopwright.store.sql.jobs import JobWorker, SqlJobs
+
+    loop, audited = audited_world(store, gold={"from_audits": True})
+    wrong = [k for k, x in audited.items() if 0.02 < x < 0.52]
+    ws, jobs = Workspace(store), SqlJobs(store.engine)
+    assert automation.triggers(loop) == [("gold_from_audits", "audit_answers")]
+    [decision] = automation.evaluate(ws, jobs)
+    assert (decision.kind, decision.trigger) == ("gold_from_audits", "audit_answers")
+    JobWorker(ws, jobs).run_once()
+    assert jobs.get(decision.job_id).status == "succeeded"
+    assert loop.dashboard().totals["gold_missed"] == len(wrong)
+    with store.unit_of_work() as uow:
+        checked = uow.events.latest(loop.project.id, audit_gold.CHECKED)
+    assert checked is not None and (checked.actor, checked.data["items"]) == ("automation", len(wrong))
+    assert automation.triggers(loop) == []  # nothing changed since
+
+    # a new champion asks again; what is gold already is not made twice
+    loop.use_model(default_estimator(loop.config, 1).fit([[-1.0], [1.0]], ["a", "b"]), force=True)
+    assert automation.triggers(loop) == [("gold_from_audits", "audit_answers")]
+    assert loop.gold_from_audits(actor="lead").candidates == ()
+    assert automation.triggers(loop) == []
+
+    # so do new audit answers
+    report = loop.ingest({"external_id": f"q{i}", "payload": {"x": 0.3 + i * 0.01}} for i in range(20))
+    assert any(o.reason == "audit" for o in report.outcomes)
+    assert automation.triggers(loop) == []  # asked, not yet answered
+    for expert in ("e1", "e2"):
+        while (a := loop.next_task(expert, [2])) is not None:
+            loop.submit(a.lease.id, expert, "a")
+    assert automation.triggers(loop) == [("gold_from_audits", "audit_answers")]
+    assert loop.gold_from_audits().added > 0  # the champion says "b" at x ≥ 0.3
+
+
+def test_gold_from_audits_off_is_never_due(store: SqlStore) -> None:
+    from loopwright.loop import audit_gold
+
+    loop, _ = audited_world(store)
+    assert audit_gold.due(loop._ctx) is False and loop.dashboard().totals["gold_from_audits"] is False
+
+
+BOTH_TIERS = [{"min_confidence": 0.0, "tier": 1}, {"min_confidence": 0.5, "tier": 2}]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"model": {"kind": "external"}}, "needs a model loopwright runs, not model.kind external"),
+        ({"routing": {**CONFIG["routing"], "audit_rate": 0.0}}, "set routing.audit_rate above 0"),
+        (
+            {"tiers": [{"tier": 1, "name": "bulk"}, {"tier": 2, "name": "expert"}]},
+            "when two or more answers agree: set routing.audit_answers to 2 or more",
+        ),
+        (
+            {"routing": {**CONFIG["routing"], "audit_tier": None, "bands": BOTH_TIERS}},
+            "needs a tier that takes no audits",
+        ),
+    ],
+)
+def test_gold_from_audits_is_refused_where_it_cannot_work(
+    store: SqlStore, change: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(Invalid, match=error):
+        Workspace(store).create_project(CONFIG | {"gold": {"from_audits": True}} | change)

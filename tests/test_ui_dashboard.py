@@ -201,3 +201,20 @@ def test_the_gold_note_points_to_gold_from_the_audits_and_counts_it(tmp_path: Pa
         screenshot(page, "dashboard-gold-from-audits")
         assert page.errors == []
     store.close()
+
+
+def test_with_gold_from_audits_the_note_says_the_loop_makes_it(tmp_path: Path) -> None:
+    from loopwright.store.sql import SqlStore
+    from test_audit_gold import audited_world
+
+    url = f"sqlite:///{tmp_path / 'audits.db'}"
+    store = SqlStore(url)
+    audited_world(store, gold={"from_audits": True})
+    store.close()
+    with lead_on_dashboard(url, "audits") as page:
+        assert page.locator("#gold-note").inner_text().startswith(
+            "No gold items yet: add items with known answers (loopwright gold FILE), or the loop makes "
+            "gold by itself (gold.from_audits) of the audits the champion gets wrong. "
+        )
+        screenshot(page, "dashboard-gold-from-audits-auto")
+        assert page.errors == []

@@ -204,6 +204,11 @@ class GoldConfig(_Strict):
     alpha: float = Field(
         0.05, gt=0.0, lt=1.0, description="pause when the likelihood ratio for min_accuracy reaches 1/alpha"
     )
+    from_audits: bool = Field(
+        False,
+        description="the loop makes gold by itself of the audits the champion gets wrong (unanimous, "
+        "two or more answers), whenever new audit answers or a new champion arrive",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> GoldConfig:
@@ -568,12 +573,28 @@ class ProjectConfig(_Strict):
                 "drift.bridge_copies moves images by whole pixels: it needs modality image and task "
                 "single; set it to 0"
             )
+        if self.gold.from_audits:
+            self._audits_make_gold()
         if self.task in ("spans", "boxes") and self.consensus.method != "majority":
             raise ValueError(
                 f"task {self.task} consolidates answers with its own structured vote: "
                 "consensus.method must be majority"
             )
         return self
+
+    def _audits_make_gold(self) -> None:
+        """``gold.from_audits`` needs a model loopwright runs, audits answered twice or more and
+        a tier that sees the model's suggestion."""
+        routing, why = self.routing, "gold.from_audits makes gold of the audits the champion gets wrong"
+        if self.model.lives_elsewhere:
+            raise ValueError(f"{why}: it needs a model loopwright runs, not model.kind {self.model.kind}")
+        if not routing.audit_tiers:
+            raise ValueError(f"{why}: set routing.audit_rate above 0")
+        once = all(t.required_annotations < 2 for t in self.tiers if t.tier in routing.audit_tiers)
+        if once and routing.audit_answers < 2:
+            raise ValueError(f"{why} when two or more answers agree: set routing.audit_answers to 2 or more")
+        if not {t.tier for t in self.tiers} - routing.audit_tiers:
+            raise ValueError(f"{why}: it needs a tier that takes no audits, where gold shows the suggestion")
 
     @model_validator(mode="after")
     def _annotators_fit(self) -> Self:

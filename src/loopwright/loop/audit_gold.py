@@ -10,12 +10,14 @@ versions stay as they were: a gold answer is scored, never consolidated.
 
 A person who reads the item is still right on these far more often than one who accepts the
 suggestion, but such items are harder than most: look at the list (``dry_run``) before adding.
+With ``gold.from_audits`` the loop's automation runs it by itself whenever :func:`due` says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from loopwright.domain import Resolution, TaskStatus
 from loopwright.errors import Invalid
@@ -24,6 +26,7 @@ from loopwright.loop.context import Context
 from loopwright.loop.scoring import answers, champion_here
 
 MIN_ANSWERS = 2  # answers behind a resolution that may become gold, all of them agreeing
+CHECKED = "gold.audits_checked"  # every run that may add gold, with the champion it asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +61,8 @@ def from_audits(
         raise Invalid("every tier takes audits, where gold is answered blind: name the tiers with --tiers")
     pid = ctx.project.id
     with ctx.store.unit_of_work() as uow:
-        model = champion_here(ctx, uow)
-        if model is None:
+        model, champion = champion_here(ctx, uow), uow.models.champion(pid)
+        if model is None or champion is None:
             raise Invalid(
                 "gold from audits needs a champion that loopwright runs: retrain or use_model first"
             )
@@ -84,6 +87,8 @@ def from_audits(
                 and not any(t.status is TaskStatus.GOLD for t in uow.tasks.for_item(r.item_id))
             ]
         if not dry_run:
+            subject = ("model_version", champion.version)
+            ctx.event(uow, actor, CHECKED, subject, items=len(missed), model_version_id=champion.id)
             for r, _, _ in missed:
                 for tier in tiers:
                     uow.tasks.add_gold(pid, r.item_id, tier, r.label)
@@ -99,3 +104,20 @@ def from_audits(
                 )
     candidates = tuple(Candidate(items[r.item_id].external_id, r.label, p, c) for r, p, c in missed)
     return AuditGold(candidates, tuple(tiers), 0 if dry_run else len(missed) * len(tiers))
+
+
+def due(ctx: Context) -> bool:
+    """``gold.from_audits`` is set and the champion (one loopwright runs) or the audit answers
+    changed since the last run: indexed look-ups of what is newer, never a scan of the project."""
+    if not ctx.config.gold.from_audits:
+        return False
+    pid = ctx.project.id
+    with ctx.store.unit_of_work() as uow:
+        if champion_here(ctx, uow) is None:
+            return False
+        last = uow.events.latest(pid, CHECKED)
+        if last is None:
+            return uow.certifications.evidence_since(pid, datetime(1970, 1, 1, tzinfo=UTC))
+        champion = uow.models.champion(pid)
+        moved = champion is not None and champion.id != last.data.get("model_version_id")
+        return moved or uow.certifications.evidence_since(pid, last.at)

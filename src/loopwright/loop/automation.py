@@ -4,7 +4,8 @@ Triggers: enough new resolved labels, drift detected since the last training run
 schedule (``retrain.every_hours``) — the same rule :meth:`Loop.retrain_due` applies; for a
 model that lives elsewhere the retrain job announces ``model.retrain_due`` to its pipeline —
 a fresh drift window (``drift.window`` items since the last check) for a drift check, and a
-certified threshold with untouched review backlog it may cover (:mod:`~loopwright.loop.backlog`).
+certified threshold with untouched review backlog it may cover (:mod:`~loopwright.loop.backlog`),
+and with ``gold.from_audits`` new audit answers or a new champion (:mod:`~loopwright.loop.audit_gold`).
 Each decision is an ``automation.decided`` event naming the trigger and the job. A project
 pauses its automation with :func:`set_paused` (``automation.paused`` / ``automation.resumed``).
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from loopwright.errors import LoopwrightError
-from loopwright.loop import backlog
+from loopwright.loop import audit_gold, backlog
 from loopwright.loop import retrain as _retrain
 from loopwright.loop.loop import Loop, Workspace
 from loopwright.loop.ports import Job, Jobs
@@ -61,6 +62,8 @@ def triggers(loop: Loop) -> list[tuple[str, str]]:
         due.append(("drift_check", "drift_window"))
     if backlog.due(loop._ctx):
         due.append(("accept_backlog", "certified_backlog"))
+    if audit_gold.due(loop._ctx):
+        due.append(("gold_from_audits", "audit_answers"))
     return due
 
 

@@ -200,6 +200,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
             # champion loopwright runs): gold catches someone who only accepts suggestions on those
             "gold_scored": None if gold_missed is None else gold_missed[0],
             "gold_missed": None if gold_missed is None else gold_missed[1],
+            "gold_from_audits": ctx.config.gold.from_audits,  # the loop makes such gold by itself
             "champion": next((m.version for m in models if m.status is ModelStatus.CHAMPION), None),
             "threshold": certs[-1].threshold if certs else None,
             "drift_checks": len(drift),

@@ -445,7 +445,9 @@ function status(r) {
 function goldNote(t) {
   const agree = "“Agrees with the model”: how often their label was the suggestion shown to them (everyone else's share in brackets).";
   if (t.gold_scored === null) return agree;
-  const audits = `loopwright gold --from-audits (POST /v1/projects/${PROJECT}/gold/from-audits) makes gold of the audits the champion gets wrong`;
+  const audits = t.gold_from_audits
+    ? "the loop makes gold by itself (gold.from_audits) of the audits the champion gets wrong"
+    : `loopwright gold --from-audits (POST /v1/projects/${PROJECT}/gold/from-audits) makes gold of the audits the champion gets wrong`;
   if (!t.gold_scored) return `No gold items yet: add items with known answers (loopwright gold FILE), or ${audits}. ${agree}`;
   const missed = `The champion gets ${t.gold_missed} of the newest ${t.gold_scored} gold items wrong`;
   return t.gold_missed
