@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from people import members
+
 sys.path.insert(0, str(Path(__file__).parent))
 import test_loop
 from live import live_server
@@ -103,18 +105,13 @@ class Served:
 def serve(db_url: str) -> Iterator[Served]:
     """Seed ``db_url`` and serve it with uvicorn from a thread on a free port of 127.0.0.1."""
 
-    from loopwright.service import Role, TokenAuthenticator, create_app
+    from loopwright.service import Role, create_app
     from loopwright.store.sql import SqlStore
 
     store = SqlStore(db_url)
     ws = Workspace(store)
     _, dataset = seed_external(ws)
-    auth = TokenAuthenticator()
-    tokens = {}
-    for user, role in (("svc", Role.SERVICE), ("lead", Role.LEAD)):
-        auth.add_user(user)
-        auth.add_membership(user, PROJECT, role)
-        tokens[user] = auth.issue_token(user)
+    auth, tokens = members(PROJECT, {"svc": Role.SERVICE, "lead": Role.LEAD})
     app = create_app(ws, authenticator=auth)
     try:
         with live_server(app) as url:

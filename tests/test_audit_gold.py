@@ -12,6 +12,7 @@ from loopwright.domain import TaskStatus
 from loopwright.errors import Invalid, Paused
 from loopwright.learning import default_estimator
 from loopwright.store.sql import SqlStore
+from people import bearer, members
 
 CONFIG: dict[str, Any] = {
     "name": "audits",
@@ -118,17 +119,13 @@ def test_bad_requests_are_refused(store: SqlStore) -> None:
 def test_a_lead_makes_them_over_rest_as_a_background_job(store: SqlStore) -> None:
     from fastapi.testclient import TestClient
 
-    from loopwright.service import Role, TokenAuthenticator, create_app
+    from loopwright.service import Role, create_app
     from loopwright.store.sql.jobs import JobWorker, SqlJobs
 
     loop, audited = audited_world(store)
     wrong = [k for k, x in audited.items() if 0.02 < x < 0.52]
-    tokens = TokenAuthenticator()
-    h = {}
-    for name, role in (("lead", Role.LEAD), ("ann", Role.ANNOTATOR)):
-        tokens.add_user(name)
-        tokens.add_membership(name, "audits", role)
-        h[name] = {"Authorization": f"Bearer {tokens.issue_token(name)}"}
+    tokens, issued = members("audits", {"lead": Role.LEAD, "ann": Role.ANNOTATOR})
+    h = bearer(issued)
     ws = Workspace(store)
     client = TestClient(create_app(ws, authenticator=tokens, jobs=SqlJobs(store.engine), job_threads=0))
     url = "/v1/projects/audits/gold/from-audits"

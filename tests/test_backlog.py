@@ -15,9 +15,10 @@ from loopwright import Loop, Workspace
 from loopwright.domain import Route, TaskStatus
 from loopwright.loop import automation, backlog
 from loopwright.loop.review import Assignment
-from loopwright.service import Role, TokenAuthenticator, create_app
+from loopwright.service import Role, create_app
 from loopwright.store.sql import SqlStore
 from loopwright.store.sql.jobs import JobWorker, SqlJobs
+from people import bearer, members
 from test_loop import ManualClock
 
 CONFIG: dict[str, Any] = {
@@ -297,12 +298,8 @@ def test_the_rest_endpoint_is_for_leads(store: SqlStore) -> None:
     w = build(store)
     cert = w.loop.certify()
     assert cert is not None and cert.threshold is not None
-    tokens = TokenAuthenticator()
-    h = {}
-    for name, role in (("lead", Role.LEAD), ("ann", Role.ANNOTATOR)):
-        tokens.add_user(name)
-        tokens.add_membership(name, "backlog", role)
-        h[name] = {"Authorization": f"Bearer {tokens.issue_token(name)}"}
+    tokens, issued = members("backlog", {"lead": Role.LEAD, "ann": Role.ANNOTATOR})
+    h = bearer(issued)
     client = TestClient(create_app(w.ws, authenticator=tokens), raise_server_exceptions=False)
     r = client.post("/v1/projects/backlog/backlog/accept", headers=h["ann"])
     assert r.status_code == 403, r.text

@@ -16,9 +16,10 @@ import test_loop
 from live import live_server
 from loopwright import Client, Conflict, Invalid, NotFitted, NotFound, UnknownLabel, Workspace, wire
 from loopwright.client import ApiError, ServiceUnreachable
-from loopwright.service import Role, TokenAuthenticator, create_app
+from loopwright.service import Role, create_app
 from loopwright.store.sql import SqlStore
 from loopwright.store.sql.jobs import JobWorker, SqlJobs
+from people import members
 
 CONFIG: dict[str, Any] = {
     **test_loop.CONFIG,
@@ -41,13 +42,7 @@ def server(store: SqlStore) -> Iterator[Server]:
     """The REST app on a fresh store, served by uvicorn from a thread on a free port."""
     ws = Workspace(store)
     ws.create_project(CONFIG)
-    auth = TokenAuthenticator()
-    tokens = {}
-    for name in ("root", *ROLES):
-        auth.add_user(name, admin=name == "root")
-        if name in ROLES:
-            auth.add_membership(name, "toy", ROLES[name])
-        tokens[name] = auth.issue_token(name)
+    auth, tokens = members("toy", ROLES, admins=("root",))
     jobs = SqlJobs(store.engine)
     app = create_app(ws, authenticator=auth, jobs=jobs)
     worker = JobWorker(ws, jobs, poll_s=0.05)  # the lifespan is off: background jobs run here

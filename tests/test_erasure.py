@@ -26,8 +26,9 @@ from loopwright import Client, Invalid, Loop, NotFound, Workspace
 from loopwright.client import ApiError
 from loopwright.domain import Split, content_hash
 from loopwright.learning import split_for
-from loopwright.service import Role, TokenAuthenticator, create_app
+from loopwright.service import Role, create_app
 from loopwright.store.sql import SqlStore
+from people import members
 from test_loop import CONFIG, ManualClock, label_all, points
 
 EXT = "patient-7f3a9c"
@@ -271,13 +272,7 @@ def served(story: Story) -> Iterator[tuple[str, dict[str, str]]]:
     """The REST app on the story's store, served by uvicorn on a free port; tokens per user."""
     ws = Workspace(story.store, ManualClock())
     ws.create_project({**CONFIG, "name": "other"})
-    auth = TokenAuthenticator()
-    tokens = {}
-    for user, role in (("lead", Role.LEAD), ("ann1", Role.ANNOTATOR), ("outsider", None)):
-        auth.add_user(user)
-        if role is not None:
-            auth.add_membership(user, "toy", role)
-        tokens[user] = auth.issue_token(user)
+    auth, tokens = members("toy", {"lead": Role.LEAD, "ann1": Role.ANNOTATOR, "outsider": None})
     auth.add_membership("outsider", "other", Role.LEAD)
     app = create_app(ws, authenticator=auth)
     with live_server(app) as url:

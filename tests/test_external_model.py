@@ -27,8 +27,9 @@ from loopwright import Client, Conflict, Invalid, NotFound, Workspace, wire
 from loopwright.domain import ModelStatus
 from loopwright.loop.ingest import IngestReport
 from loopwright.loop.ports import Store
-from loopwright.service import Role, TokenAuthenticator, create_app
+from loopwright.service import Role, create_app
 from loopwright.store.sql import SqlStore
+from people import members
 
 LABELS = ["a", "b", "c"]
 CONFIG: dict[str, Any] = {
@@ -60,12 +61,7 @@ class Server:
 def server(store: SqlStore) -> Iterator[Server]:
     ws = Workspace(store)
     ws.create_project(CONFIG)
-    auth = TokenAuthenticator()
-    tokens = {}
-    for name, role in ROLES.items():
-        auth.add_user(name)
-        auth.add_membership(name, "ext", role)
-        tokens[name] = auth.issue_token(name)
+    auth, tokens = members("ext", ROLES)
     app = create_app(ws, authenticator=auth)
     with live_server(app) as url:
         yield Server(url, tokens, ws)

@@ -22,10 +22,11 @@ from loopwright.errors import Invalid
 from loopwright.learning import featurize, image_features
 from loopwright.learning.image_features import decode, outside_roots, vector
 from loopwright.loop import media
-from loopwright.service import Role, TokenAuthenticator, create_app
+from loopwright.service import Role, create_app
 from loopwright.service.egress import EgressPolicy
 from loopwright.service.media_fetch import http_reader
 from loopwright.store.sql import SqlStore
+from people import bearer, members
 
 
 def png(path: Path, array: np.ndarray, fmt: str = "PNG") -> str:
@@ -358,13 +359,8 @@ def served(store: SqlStore, tmp_path: Path) -> tuple[TestClient, dict[str, dict[
     foreign = other.ingest(
         [{"external_id": "o", "payload": {"image": png(tmp_path / "other" / "o.png", grey())}}]
     )
-    auth = TokenAuthenticator()
-    headers = {}
-    for name, role in (("ann", Role.ANNOTATOR), ("view", Role.VIEWER), ("stranger", None)):
-        auth.add_user(name)
-        if role is not None:
-            auth.add_membership(name, "scans", role, None)
-        headers[name] = {"Authorization": f"Bearer {auth.issue_token(name)}"}
+    auth, tokens = members("scans", {"ann": Role.ANNOTATOR, "view": Role.VIEWER, "stranger": None})
+    headers = bearer(tokens)
     ids = {o.external_id: o.item_id for o in report.outcomes} | {"foreign": foreign.outcomes[0].item_id}
     app = create_app(ws, authenticator=auth)
     app.state.thumbnail_dir = tmp_path / "thumbs"

@@ -18,10 +18,11 @@ import test_loop
 from loopwright import Workspace
 from loopwright.errors import Conflict, Invalid, NotFound
 from loopwright.loop import jobs as use_case
-from loopwright.service import Role, TokenAuthenticator, create_app
+from loopwright.service import Role, create_app
 from loopwright.store.sql import SqlStore
 from loopwright.store.sql.jobs import JobWorker, SqlJobs
 from loopwright.store.sql.tables import jobs as jobs_table
+from people import bearer, members
 
 H = dict[str, dict[str, str]]
 
@@ -215,14 +216,9 @@ def test_cancel_while_running_stops_at_the_next_report(
 @pytest.fixture
 def rest(store: SqlStore) -> tuple[TestClient, H, Workspace]:
     ws = labelled(store)
-    tokens = TokenAuthenticator()
-    h: H = {}
-    for name, role in (("lead", Role.LEAD), ("view", Role.VIEWER), ("svc", Role.SERVICE)):
-        tokens.add_user(name)
-        tokens.add_membership(name, "toy", role)
-        h[name] = {"Authorization": f"Bearer {tokens.issue_token(name)}"}
-    tokens.add_user("stranger")
-    h["stranger"] = {"Authorization": f"Bearer {tokens.issue_token('stranger')}"}
+    roles = {"lead": Role.LEAD, "view": Role.VIEWER, "svc": Role.SERVICE, "stranger": None}
+    tokens, issued = members("toy", roles)
+    h: H = bearer(issued)
     app = create_app(ws, authenticator=tokens, jobs=SqlJobs(store.engine), job_threads=0)
     return TestClient(app, raise_server_exceptions=False), h, ws
 
@@ -442,12 +438,8 @@ def test_select_route_queues_a_job_for_pools_under_the_roots(store: SqlStore, tm
     model = _champion(ws)
     path = _pool(tmp_path / "pools")
     (tmp_path / "secret.parquet").write_bytes(path.read_bytes())
-    tokens = TokenAuthenticator()
-    h: H = {}
-    for name, role in (("lead", Role.LEAD), ("view", Role.VIEWER)):
-        tokens.add_user(name)
-        tokens.add_membership(name, "toy", role)
-        h[name] = {"Authorization": f"Bearer {tokens.issue_token(name)}"}
+    tokens, issued = members("toy", {"lead": Role.LEAD, "view": Role.VIEWER})
+    h: H = bearer(issued)
     jobs = SqlJobs(store.engine)
 
     def app(roots: tuple[str, ...]) -> TestClient:

@@ -31,8 +31,9 @@ from loopwright.consensus import agreement_report
 from loopwright.errors import Invalid
 from loopwright.integrations import labelstudio as ls
 from loopwright.learning import default_estimator
-from loopwright.service import Role, SqlAuthenticator, TokenAuthenticator, create_app
+from loopwright.service import Role, SqlAuthenticator, create_app
 from loopwright.store.sql import SqlStore
+from people import members
 
 SMS: dict[str, Any] = {
     "name": "sms",
@@ -423,12 +424,8 @@ def backend(ws: Workspace) -> tuple[TestClient, dict[str, dict[str, str]], Loop]
     y = np.repeat(np.array(["a", "b", "c"]), 20)
     X = centres[np.repeat([0, 1, 2], 20)] + rng.normal(0, 0.7, (60, 2))
     loop.use_model(default_estimator(loop.config, 0).fit(X, y), force=True)
-    auth = TokenAuthenticator()
-    headers = {}
-    for user, role in (("svc", Role.SERVICE), ("view", Role.VIEWER)):
-        auth.add_user(user)
-        auth.add_membership(user, "toy", role)
-        headers[user] = basic(auth.issue_token(user))
+    auth, tokens = members("toy", {"svc": Role.SERVICE, "view": Role.VIEWER})
+    headers = {user: basic(token) for user, token in tokens.items()}
     headers["bearer"] = {"Authorization": f"Bearer {auth.issue_token('svc')}"}
     client = TestClient(create_app(ws, authenticator=auth, webhooks=False), raise_server_exceptions=False)
     return client, headers, loop

@@ -16,6 +16,7 @@ from loopwright import Loop, Workspace
 from loopwright.service import Role, SqlAuthenticator, TokenAuthenticator, create_app, serve
 from loopwright.service.errors import STATUS_BY_ERROR, status_for
 from loopwright.store.sql import SqlStore
+from people import bearer, members
 
 
 class ManualClock:
@@ -69,13 +70,10 @@ def tokens(
     request: pytest.FixtureRequest, ws: Workspace, store: SqlStore
 ) -> tuple[TokenAuthenticator | SqlAuthenticator, dict[str, dict[str, str]]]:
     auth = TokenAuthenticator() if request.param == "memory" else SqlAuthenticator(store)
-    headers = {}
-    for name, (admin, role, tiers) in USERS.items():
-        auth.add_user(name, admin=admin)
-        if role is not None:
-            auth.add_membership(name, "toy", role, tiers)
-        headers[name] = {"Authorization": f"Bearer {auth.issue_token(name)}"}
-    return auth, headers
+    admins = tuple(name for name, (admin, _, _) in USERS.items() if admin)
+    roles = {n: None if role is None else (role, tiers) for n, (_, role, tiers) in USERS.items()}
+    auth, issued = members("toy", roles, admins, auth)
+    return auth, bearer(issued)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from loopwright.service import Role, TokenAuthenticator, create_app
 from loopwright.service.routes import datasets, gold, labels, models, monitoring, projects, review
 from loopwright.store.sql import SqlStore
 from loopwright.store.sql.jobs import JobWorker, SqlJobs
+from people import bearer, members
 
 CONFIG: dict[str, Any] = {
     **test_loop.CONFIG,
@@ -69,14 +70,8 @@ def ws(store: SqlStore, clock: test_loop.ManualClock) -> Workspace:
 
 @pytest.fixture
 def auth() -> tuple[TokenAuthenticator, H]:
-    tokens = TokenAuthenticator()
-    headers: H = {}
-    for name in ("root", "stranger", *ROLES):
-        tokens.add_user(name, admin=name == "root")
-        if name in ROLES:
-            tokens.add_membership(name, "toy", ROLES[name])
-        headers[name] = {"Authorization": f"Bearer {tokens.issue_token(name)}"}
-    return tokens, headers
+    tokens, issued = members("toy", {**ROLES, "stranger": None}, admins=("root",))
+    return tokens, bearer(issued)
 
 
 @pytest.fixture

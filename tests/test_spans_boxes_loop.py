@@ -16,6 +16,7 @@ from loopwright.errors import Invalid
 from loopwright.shapes import Box, Span, least_confident
 from loopwright.store.sql import SqlStore
 from loopwright.tasks import boxes, spans
+from people import bearer, members
 
 TIERS = [
     {"tier": 1, "name": "bulk", "required_annotations": 2},
@@ -103,12 +104,10 @@ def test_spans_are_checked_against_the_text_resolved_and_exported(store: SqlStor
     # the REST face serves the same bytes, and refuses a boxes format with the same words
     from fastapi.testclient import TestClient
 
-    from loopwright.service import Role, TokenAuthenticator, create_app
+    from loopwright.service import Role, create_app
 
-    auth = TokenAuthenticator()
-    auth.add_user("viewer")
-    auth.add_membership("viewer", SPANS["name"], Role.VIEWER)
-    headers = {"Authorization": f"Bearer {auth.issue_token('viewer')}"}
+    auth, tokens = members(SPANS["name"], {"viewer": Role.VIEWER})
+    headers = bearer(tokens)["viewer"]
     with TestClient(create_app(ws, authenticator=auth), raise_server_exceptions=False) as client:
         url = f"/v1/projects/{SPANS['name']}/datasets/{version.id}/export"
         served = client.get(url, params={"format": "offsets"}, headers=headers)
@@ -202,15 +201,13 @@ def test_boxes_are_checked_against_the_image_fused_and_exported(store: SqlStore,
 def test_the_rest_face_answers_422_naming_the_span_or_box(store: SqlStore) -> None:
     from fastapi.testclient import TestClient
 
-    from loopwright.service import Role, TokenAuthenticator, create_app
+    from loopwright.service import Role, create_app
 
     ws = Workspace(store)
     loop = ws.create_project(SPANS)
     loop.ingest([{"external_id": "m1", "payload": {"text": T1}}])
-    auth = TokenAuthenticator()
-    auth.add_user("ann")
-    auth.add_membership("ann", "pii", Role.ANNOTATOR, [1])
-    h = {"Authorization": f"Bearer {auth.issue_token('ann')}"}
+    auth, tokens = members("pii", {"ann": (Role.ANNOTATOR, [1])})
+    h = bearer(tokens)["ann"]
     client = TestClient(create_app(ws, authenticator=auth), raise_server_exceptions=False)
     served = client.post("/v1/projects/pii/tasks/next", headers=h).json()
     assert served["item"]["payload"] == {"text": T1}

@@ -22,6 +22,7 @@ from loopwright.loop.model_annotators import parse_set
 from loopwright.store.sql import SqlStore
 from loopwright.tasks.gate import SetGateResult
 from loopwright.tasks.multilabel import canonical, decide, set_confidence, top
+from people import bearer, members
 
 LABELS = ["a", "b", "c"]
 CONFIG: dict[str, Any] = {
@@ -224,7 +225,7 @@ def test_a_reviewer_is_shown_and_keeps_the_champions_label_set(store: SqlStore) 
     confidence, as a stored prediction holds it; the answer keeps that set."""
     from fastapi.testclient import TestClient
 
-    from loopwright.service import Role, TokenAuthenticator, create_app
+    from loopwright.service import Role, create_app
 
     ws = Workspace(store)
     loop = ws.create_project({**CONFIG, "routing": {**CONFIG["routing"], "audit_rate": 0.0}})
@@ -233,10 +234,8 @@ def test_a_reviewer_is_shown_and_keeps_the_champions_label_set(store: SqlStore) 
     label_all(loop, answers)
     assert loop.retrain().promoted
     loop.ingest([{"external_id": "t1", "payload": {"x0": 2.0, "x1": 1.5}}])
-    auth = TokenAuthenticator()
-    auth.add_user("ann")
-    auth.add_membership("ann", "sets", Role.ANNOTATOR, [1])
-    h = {"Authorization": f"Bearer {auth.issue_token('ann')}"}
+    auth, tokens = members("sets", {"ann": (Role.ANNOTATOR, [1])})
+    h = bearer(tokens)["ann"]
     client = TestClient(create_app(ws, authenticator=auth))
     claimed = client.post("/v1/projects/sets/tasks/next", headers=h).json()
     shown = claimed["suggestion"]

@@ -26,6 +26,7 @@ from loopwright.tasks.multilabel import (
     set_alpha,
     set_confidence,
 )
+from people import bearer, members
 
 LABELS = ["billing", "bug", "urgent"]
 ML = MultiLabel()
@@ -231,15 +232,13 @@ def test_dawid_skene_consensus_per_label_in_the_loop(store: SqlStore) -> None:
 def test_the_rest_face_takes_a_list_and_answers_422_naming_the_field(store: SqlStore) -> None:
     from fastapi.testclient import TestClient
 
-    from loopwright.service import Role, TokenAuthenticator, create_app
+    from loopwright.service import Role, create_app
 
     ws = Workspace(store)
     loop = ws.create_project(CONFIG)
     loop.ingest([{"external_id": "t1", "payload": {"x": 1.0}}])
-    auth = TokenAuthenticator()
-    auth.add_user("ann")
-    auth.add_membership("ann", "tickets", Role.ANNOTATOR, [1])
-    h = {"Authorization": f"Bearer {auth.issue_token('ann')}"}
+    auth, tokens = members("tickets", {"ann": (Role.ANNOTATOR, [1])})
+    h = bearer(tokens)["ann"]
     client = TestClient(create_app(ws, authenticator=auth), raise_server_exceptions=False)
     lease = client.post("/v1/projects/tickets/tasks/next", headers=h).json()["lease"]["id"]
     for bad, code, words in (

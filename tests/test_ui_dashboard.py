@@ -212,9 +212,13 @@ def test_with_gold_from_audits_the_note_says_the_loop_makes_it(tmp_path: Path) -
     audited_world(store, gold={"from_audits": True})
     store.close()
     with lead_on_dashboard(url, "audits") as page:
-        assert page.locator("#gold-note").inner_text().startswith(
-            "No gold items yet: add items with known answers (loopwright gold FILE), or the loop makes "
-            "gold by itself (gold.from_audits) of the audits the champion gets wrong. "
+        assert (
+            page.locator("#gold-note")
+            .inner_text()
+            .startswith(
+                "No gold items yet: add items with known answers (loopwright gold FILE), or the loop makes "
+                "gold by itself (gold.from_audits) of the audits the champion gets wrong. "
+            )
         )
         screenshot(page, "dashboard-gold-from-audits-auto")
         assert page.errors == []

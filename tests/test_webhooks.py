@@ -33,6 +33,7 @@ from loopwright.service.webhooks import (
 )
 from loopwright.store.sql import SqlStore
 from loopwright.store.sql.repositories import SqlEventRepo
+from people import bearer, members
 
 CONFIG: dict[str, Any] = {
     "name": "toy",
@@ -135,14 +136,9 @@ def ws(store: SqlStore, clock: ManualClock) -> Workspace:
 
 @pytest.fixture
 def auth() -> tuple[TokenAuthenticator, dict[str, dict[str, str]]]:
-    authenticator = TokenAuthenticator()
-    headers = {}
-    for name, (admin, role) in USERS.items():
-        authenticator.add_user(name, admin=admin)
-        if role is not None:
-            authenticator.add_membership(name, "toy", role)
-        headers[name] = {"Authorization": f"Bearer {authenticator.issue_token(name)}"}
-    return authenticator, headers
+    admins = tuple(name for name, (admin, _) in USERS.items() if admin)
+    authenticator, tokens = members("toy", {n: role for n, (_, role) in USERS.items()}, admins)
+    return authenticator, bearer(tokens)
 
 
 @pytest.fixture
