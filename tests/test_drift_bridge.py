@@ -3,6 +3,7 @@ pixels while the new world's labels are few."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -19,15 +20,15 @@ X, Y = load_digits(return_X_y=True)
 LABELS = [str(d) for d in range(10)]
 
 
-def config(copies: int) -> dict[str, Any]:
+def config(copies: int, processes: int = 1) -> dict[str, Any]:
     return {
-        "name": f"bridge{copies}",
+        "name": f"bridge{copies}" + (f"p{processes}" if processes > 1 else ""),
         "labels": LABELS,
         "modality": "image",
         "input_field": "pixels",
         "routing": {"audit_rate": 0.0, "bands": [{"min_confidence": 0.0, "tier": 1}]},
         "tiers": [{"tier": 1, "name": "bulk", "required_annotations": 1}],
-        "retrain": {"min_labels": 20, "eval_fraction": 0.1},
+        "retrain": {"min_labels": 20, "eval_fraction": 0.1, "processes": processes},
         "gate": {"min_eval_items": 3},
         "drift": {"learn_since_drift": True, "bridge_copies": copies},
     }
@@ -79,10 +80,12 @@ def _label_all(loop: Any) -> None:
         loop.submit(a.lease.id, "ann", a.item.external_id.split(":")[1])
 
 
-def _run(store: SqlStore, copies: int, unseen_since: int | None = None) -> tuple[dict[str, Any], float]:
+def _run(
+    store: SqlStore, copies: int, unseen_since: int | None = None, processes: int = 1, trainer: Any = None
+) -> tuple[dict[str, Any], float]:
     """300 digits labelled in the old world, a drift, 60 shifted digits labelled (none of digit
     ``unseen_since``); the last retrain's metrics and its accuracy on 400 unseen shifted digits."""
-    loop = Workspace(store).create_project(config(copies))
+    loop = Workspace(store).create_project(config(copies, processes))
     loop.ingest({"external_id": f"o{i}:{Y[i]}", "payload": {"pixels": X[i].tolist()}} for i in range(300))
     _label_all(loop)
     loop.retrain()
@@ -96,7 +99,7 @@ def _run(store: SqlStore, copies: int, unseen_since: int | None = None) -> tuple
         window = {"window_start_item_id": start, "window_end_item_id": start + 59}
         uow.events.add(loop.project.id, "detector", "drift.detected", "project", "bridge", window)
     _label_all(loop)
-    outcome = loop.retrain()
+    outcome = loop.retrain(trainer=trainer)
     unseen = range(1000, 1400)
     proba = loop.predict([{"pixels": shifted(X[i]).tolist()} for i in unseen])
     accuracy = float(np.mean(np.asarray(LABELS)[proba.argmax(axis=1)] == Y[list(unseen)].astype(str)))
@@ -127,3 +130,53 @@ def test_a_class_only_the_old_world_labelled_stays_known(store: SqlStore) -> Non
     nines = [i for i in range(1000, 1400) if Y[i] == 9]
     proba = loop.predict([{"pixels": shifted(X[i]).tolist()} for i in nines])
     assert np.mean(proba.argmax(axis=1) == 9) >= 0.9
+
+
+def test_draws_fitted_in_worker_processes_make_the_same_model(store: SqlStore) -> None:
+    """``retrain.processes``: the three draws fitted side by side give the very same probabilities."""
+    unseen = [{"pixels": shifted(X[i]).tolist()} for i in range(1000, 1100)]
+    probabilities = []
+    for processes, name in ((1, "bridge2"), (3, "bridge2p3")):
+        metrics, _ = _run(store, copies=2, processes=processes)
+        assert metrics["bridge_draws"] == 3
+        probabilities.append(Workspace(store).project(name).predict(unseen))
+    np.testing.assert_array_equal(*probabilities)
+
+
+class Locked:
+    """A trainer's estimator that cannot be pickled (it holds a lock), so it cannot leave the process."""
+
+    def __init__(self, config: ProjectConfig, seed: int) -> None:
+        import threading
+
+        from loopwright.learning import default_estimator
+
+        self.lock, self.inner = threading.Lock(), default_estimator(config, seed)
+
+    def fit(self, X: Any, y: Any) -> Any:
+        return self.inner.fit(X, y)
+
+
+def test_an_estimator_that_cannot_be_pickled_is_fitted_here(store: SqlStore) -> None:
+    metrics, accuracy = _run(store, copies=2, processes=3, trainer=Locked)
+    assert metrics["bridge_draws"] == 3 and accuracy >= 0.9
+
+
+class Warns:
+    def fit(self, X: Any, y: Any) -> Warns:
+        warnings.warn("deprecated knob", FutureWarning, stacklevel=1)
+        return self
+
+
+def test_a_worker_fits_under_the_warning_filters_of_the_process_that_asked() -> None:
+    from loopwright.loop.retrain import _fitted
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "deprecated", FutureWarning)
+        asked = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        _fitted(Warns(), None, None, asked)
+        assert seen == []
+        _fitted(Warns(), None, None)
+        assert [str(w.message) for w in seen] == ["deprecated knob"]

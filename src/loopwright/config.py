@@ -242,6 +242,13 @@ class RetrainConfig(_Strict):
     min_labels: int = Field(20, ge=2)
     eval_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of items frozen for the gate")
     seed: int = 0
+    processes: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="worker processes that fit a drift bridge's draws side by side: the same models, "
+        "sooner where cores are free (an estimator that cannot be pickled is fitted here instead)",
+    )
 
 
 class GateConfig(_Strict):

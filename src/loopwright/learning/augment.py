@@ -138,6 +138,7 @@ class AugmentedTraining:
         self.strength = strength
         self.random_state = random_state
         self.draws = draws
+        self.synthetic_ = 0  # none before a fit, nor when a fit runs in another process
 
     def copies_for(self, n: int) -> int:
         """Synthetic copies of each item when ``n`` items are labelled."""

@@ -23,7 +23,7 @@ from loopwright.domain import Resolution, TaskStatus
 from loopwright.errors import Invalid
 from loopwright.loop import audit
 from loopwright.loop.context import Context
-from loopwright.loop.scoring import answers, champion_here
+from loopwright.loop.scoring import EXTERNAL, answers, champion_here
 
 MIN_ANSWERS = 2  # answers behind a resolution that may become gold, all of them agreeing
 CHECKED = "gold.audits_checked"  # every run that may add gold, with the champion it asked
@@ -113,11 +113,11 @@ def due(ctx: Context) -> bool:
         return False
     pid = ctx.project.id
     with ctx.store.unit_of_work() as uow:
-        if champion_here(ctx, uow) is None:
+        champion = uow.models.champion(pid)
+        if champion is None or champion.kind == EXTERNAL:
             return False
         last = uow.events.latest(pid, CHECKED)
-        if last is None:
-            return uow.certifications.evidence_since(pid, datetime(1970, 1, 1, tzinfo=UTC))
-        champion = uow.models.champion(pid)
-        moved = champion is not None and champion.id != last.data.get("model_version_id")
-        return moved or uow.certifications.evidence_since(pid, last.at)
+        if last is not None and last.data.get("model_version_id") != champion.id:
+            return True
+        since = datetime(1970, 1, 1, tzinfo=UTC) if last is None else last.at
+        return uow.certifications.evidence_since(pid, since)

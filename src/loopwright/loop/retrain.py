@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import pickle
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -193,12 +195,34 @@ def retrain(
 
 def _fit(cfg: ProjectConfig, build: Trainer, X: Any, y: list[str], draws: list[tuple[Any, Any]]) -> Any:
     """The trainer's model on ``X``, ``y``; with a drift bridge, one fit per draw of its copies
-    beside them, averaged (:func:`~loopwright.learning.augment.averaged`)."""
+    beside them, averaged (:func:`~loopwright.learning.augment.averaged`), in up to
+    ``retrain.processes`` worker processes (each fit seeds itself, so where it runs does not
+    change the model); the vote knows the classes of the old world too, which ``y`` may lack."""
     if not draws:
         return build(cfg, cfg.retrain.seed).fit(X, y)
     rows = [(np.vstack([X, X_old]), [*y, *y_old]) for X_old, y_old in draws]
-    fits = [build(cfg, cfg.retrain.seed).fit(X_draw, y_draw) for X_draw, y_draw in rows]
-    return averaged(fits, *rows[0])  # the classes of the old world too, which y may lack
+    pairs = [(build(cfg, cfg.retrain.seed), row) for row in rows]
+    if cfg.retrain.processes > 1:
+        from joblib import Parallel, delayed
+
+        try:
+            filters = list(warnings.filters)  # a worker warns as this process would
+            fits = Parallel(n_jobs=min(cfg.retrain.processes, len(rows)))(
+                delayed(_fitted)(estimator, *row, filters) for estimator, row in pairs
+            )
+            return averaged(fits, *rows[0])
+        except pickle.PicklingError:  # a trainer whose estimator cannot leave this process
+            pass
+    return averaged([_fitted(estimator, *row) for estimator, row in pairs], *rows[0])
+
+
+def _fitted(estimator: Any, X: Any, y: Any, filters: Sequence[Any] = ()) -> Any:
+    """``estimator`` fitted under the warning ``filters`` of the process that asked (in order)."""
+    with warnings.catch_warnings():
+        for action, message, category, module, line in reversed(filters):  # a regex or its text
+            text, where = (getattr(m, "pattern", m) or "" for m in (message, module))
+            warnings.filterwarnings(action, text, category, where, line)
+        return estimator.fit(X, y)
 
 
 def _fit_sets(
