@@ -26,7 +26,7 @@ from loopwright.loop.context import Context
 from loopwright.loop.scoring import EXTERNAL, answers, champion_here
 
 MIN_ANSWERS = 2  # answers behind a resolution that may become gold, all of them agreeing
-CHECKED = "gold.audits_checked"  # every run that may add gold, with the champion it asked
+CHECKED = "gold.audits_checked"  # every run that may add gold: the champion it asked, when it read
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ def from_audits(
         raise Invalid(f"unknown tier(s) {unknown}")
     if not tiers:
         raise Invalid("every tier takes audits, where gold is answered blind: name the tiers with --tiers")
-    pid = ctx.project.id
+    pid, read_at = ctx.project.id, ctx.clock()  # audit answers from here on are news to the next run
     with ctx.store.unit_of_work() as uow:
         model, champion = champion_here(ctx, uow), uow.models.champion(pid)
         if model is None or champion is None:
@@ -87,8 +87,10 @@ def from_audits(
                 and not any(t.status is TaskStatus.GOLD for t in uow.tasks.for_item(r.item_id))
             ]
         if not dry_run:
-            subject = ("model_version", champion.version)
-            ctx.event(uow, actor, CHECKED, subject, items=len(missed), model_version_id=champion.id)
+            subject, read = ("model_version", champion.version), read_at.isoformat()
+            ctx.event(
+                uow, actor, CHECKED, subject, items=len(missed), model_version_id=champion.id, read_at=read
+            )
             for r, _, _ in missed:
                 for tier in tiers:
                     uow.tasks.add_gold(pid, r.item_id, tier, r.label)
@@ -119,5 +121,7 @@ def due(ctx: Context) -> bool:
         last = uow.events.latest(pid, CHECKED)
         if last is not None and last.data.get("model_version_id") != champion.id:
             return True
-        since = datetime(1970, 1, 1, tzinfo=UTC) if last is None else last.at
+        since = (
+            datetime(1970, 1, 1, tzinfo=UTC) if last is None else datetime.fromisoformat(last.data["read_at"])
+        )
         return uow.certifications.evidence_since(pid, since)
