@@ -126,6 +126,35 @@ def test_one_audit_answer_changes_nothing(store: SqlStore) -> None:
     assert task_of(store, task_id) == (TaskStatus.RESOLVED, 1) and asked(loop) == []
 
 
+def test_an_audit_waiting_for_more_answers_counts_its_first(store: SqlStore) -> None:
+    """A contradicted audit waits for a second answer; until people settle it the first answer
+    stands in the certificate's evidence, so the model's error is not left out while it waits
+    (or for ever, where nobody else at the audit tier answers)."""
+    loop, task_id = project(store, certify=CERTIFY)
+    first = loop.certify()
+    assert first is not None and (first.n_audited, first.n_errors) == (0, 0)  # nobody answered yet
+    assert answer(loop, "e1", "b", task_id).resolution is None  # contradicts "a": asks a second
+    waiting = loop.certify()  # an answer, no resolution: the certificate is stale all the same
+    assert waiting is not None and waiting.id != first.id
+    assert (waiting.n_audited, waiting.n_errors) == (1, 1)
+    assert answer(loop, "e2", "a", task_id).resolution is None  # 1-1: a third is asked
+    tied = loop.certify()
+    assert tied is not None and (tied.n_audited, tied.n_errors) == (1, 1)  # the first still stands
+    settled = answer(loop, "e3", "a", task_id).resolution
+    assert settled is not None and settled.label == "a"
+    cert = loop.certify()
+    assert cert is not None and (cert.n_audited, cert.n_errors) == (1, 0)
+
+
+def test_an_unsure_first_answer_does_not_stand(store: SqlStore) -> None:
+    loop, task_id = project(store, certify=CERTIFY)
+    a = loop.next_task("e1")
+    assert isinstance(a, Assignment) and a.task.id == task_id
+    assert loop.submit(a.lease.id, "e1", "b", unsure=True).resolution is None
+    cert = loop.certify()
+    assert cert is not None and (cert.n_audited, cert.n_errors) == (0, 0)
+
+
 def test_tasks_that_are_not_audits_never_ask(store: SqlStore) -> None:
     loop, task_id = project(store, audit_rate=0.0, accept_threshold=0.9)  # 0.75: low confidence
     with store.unit_of_work() as uow:

@@ -54,11 +54,18 @@ def drift_start(uow: UnitOfWork, project_id: int) -> int | None:
 
 
 def audited_labels(uow: UnitOfWork, project_id: int, since: int = 0) -> dict[int, str]:
-    """Resolved label of every audited item with id ≥ ``since`` that has one, oldest first."""
+    """The label of every audited item with id ≥ ``since`` that has one, oldest first: its resolved
+    label, or the first sure answer of one still waiting for more.
+
+    An audit answer that contradicts the model asks for a second (``routing.audit_answers``), so
+    the audits that wait are mostly the model's errors: left out, they would be missing from the
+    evidence while they wait, and for ever where nobody else at the audit tier can answer. The
+    first answer stands until people settle it."""
     resolved = uow.resolutions.latest_by_item(project_id)
-    return {
-        i: resolved[i].label for i in uow.decisions.audited_items(project_id) if i in resolved and i >= since
-    }
+    audited = [i for i in uow.decisions.audited_items(project_id) if i >= since]
+    waiting = uow.annotations.first_labels([i for i in audited if i not in resolved])
+    labels = {i: resolved[i].label if i in resolved else waiting.get(i) for i in audited}
+    return {i: label for i, label in labels.items() if label is not None}
 
 
 def rate(ctx: Context, uow: UnitOfWork) -> float:

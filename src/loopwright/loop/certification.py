@@ -1,6 +1,7 @@
 """Certify the auto-accept threshold from the audit sample, for the current champion.
 
-The evidence is every audited item with a resolved label. Audited items are drawn uniformly at
+The evidence is every audited item with a resolved label, or with a first answer that waits for a
+second (:func:`loopwright.loop.audit.audited_labels`). Audited items are drawn uniformly at
 random whatever their confidence and never enter training (:mod:`loopwright.loop.snapshot` puts
 them in the evaluation split), so any model version can be scored on all of them: the champion's
 confidence on each, and whether its label matches the resolved one. A champion that lives
@@ -85,7 +86,7 @@ def _held(uow: UnitOfWork, project_id: int) -> Certification | None:
 
 
 def _stale(uow: UnitOfWork, project_id: int, cert: Certification) -> bool:
-    """Whether evidence may have changed since ``cert``: an audited item resolved since, a drift
+    """Whether evidence may have changed since ``cert``: an audited item answered or resolved since, a drift
     detected or retracted or an item erased since. Indexed look-ups of what is newer than the certificate,
     never a scan of the project; when one says yes the evidence is counted as before."""
     if uow.certifications.evidence_since(project_id, cert.created_at):

@@ -159,7 +159,7 @@ class CertificationRepo(Protocol):
     def add(self, project_id: int, model_version_id: int, values: Mapping[str, Any]) -> Certification: ...
     def latest(self, project_id: int) -> Certification | None: ...
     def evidence_since(self, project_id: int, at: datetime) -> bool:
-        """Whether an audited item of the project was resolved at or after ``at``."""
+        """Whether an audited item of the project was answered or resolved at or after ``at``."""
         ...
 
     def list(self, project_id: int) -> list[Certification]: ...  # oldest first
@@ -292,6 +292,7 @@ class AnnotationRepo(Protocol):
     ) -> Annotation: ...  # Conflict if (task, annotator) already annotated
     def for_task(self, task_id: int) -> list[Annotation]: ...  # oldest first
     def for_item(self, item_id: int) -> list[Annotation]: ...
+    def first_labels(self, item_ids: Sequence[int]) -> dict[int, str]: ...  # oldest sure answer's label
     def votes(self, project_id: int) -> list[tuple[int, str, str]]: ...  # (item, annotator, label)
     def count(self, project_id: int) -> int: ...
     def page(self, project_id: int, after_id: int, limit: int) -> list[Annotation]: ...  # by id

@@ -28,7 +28,10 @@ from loopwright.domain import (
     Route,
 )
 from loopwright.errors import Conflict, NotFound
-from loopwright.store.sql import bulk
+from loopwright.store.sql import (
+    bulk,
+    tables,  # tables.annotations: the name clashes with the future import
+)
 from loopwright.store.sql import statements as hot  # plain SQL for what every request runs
 from loopwright.store.sql.tables import (
     certifications,
@@ -504,16 +507,19 @@ class SqlCertificationRepo(Repo):
         return None if row is None else Certification(**row._mapping)
 
     def evidence_since(self, project_id: int, at: datetime) -> bool:
-        """Whether an audited item of the project was resolved at or after ``at`` (0012's index
-        on resolution time: the cost follows the new resolutions, not the project)."""
-        audited = exists().where(decisions.c.item_id == resolutions.c.item_id, decisions.c.audit.is_(True))
-        stmt = (
-            select(resolutions.c.id)
-            .join(items, items.c.id == resolutions.c.item_id)
-            .where(resolutions.c.created_at >= at, items.c.project_id == project_id, audited)
-            .limit(1)
-        )
-        return self._conn.execute(stmt).first() is not None
+        """Whether an audited item of the project was answered or resolved at or after ``at``
+        (indexes on both times, 0012 and 0019: the cost follows what is new, not the project)."""
+        for table in (resolutions, tables.annotations):
+            audited = exists().where(decisions.c.item_id == table.c.item_id, decisions.c.audit.is_(True))
+            stmt = (
+                select(table.c.id)
+                .join(items, items.c.id == table.c.item_id)
+                .where(table.c.created_at >= at, items.c.project_id == project_id, audited)
+                .limit(1)
+            )
+            if self._conn.execute(stmt).first() is not None:
+                return True
+        return False
 
     def list(self, project_id: int) -> builtins.list[Certification]:
         """The project's certificates, oldest first."""

@@ -555,6 +555,20 @@ class SqlAnnotationRepo(Repo):
         stmt = select(annotations).where(annotations.c.item_id == item_id).order_by(annotations.c.id)
         return [Annotation(**r._mapping) for r in self._conn.execute(stmt)]
 
+    def first_labels(self, item_ids: Sequence[int]) -> dict[int, str]:
+        """The label of each item's oldest sure annotation, for the items of ``item_ids`` that have one."""
+        first: dict[int, str] = {}
+        for start in range(0, len(item_ids), 500):  # bounded IN lists
+            chunk = list(item_ids[start : start + 500])
+            stmt = (
+                select(annotations.c.item_id, annotations.c.label)
+                .where(annotations.c.item_id.in_(chunk), annotations.c.unsure.is_(False))
+                .order_by(annotations.c.id)
+            )
+            for item_id, label in self._conn.execute(stmt):
+                first.setdefault(item_id, label)
+        return first
+
     def votes(self, project_id: int) -> list[tuple[int, str, str]]:
         """(item id, annotator, label) of every annotation in the project, oldest first."""
         stmt = (

@@ -236,6 +236,7 @@ annotations = Table(
     UniqueConstraint("task_id", "annotator"),  # also serves lookups by task_id
     Index(None, "item_id"),
     Index(None, "annotator", "created_at"),  # 0002
+    Index(None, "created_at"),  # 0019: certificate staleness
 )
 
 gold_answers = Table(  # 0002
