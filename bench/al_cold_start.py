@@ -1,15 +1,15 @@
 """A low-budget cold start for active learning on digits: tried, not kept.
 
-Issue 14 asks ``auto`` to save 75 % of digits labels against random at 95 % of full-data
-accuracy; it saves 32 % (``results/active_learning.md``): random needs 190 labels on the mean
-curve, so 75 % would mean about 48. Hacohen, Dekel & Weinshall (ICML 2022, "TypiClust") show
-that with budgets this small picking *typical* points of uncovered k-means clusters beats
-uncertainty. This probe replaces ``auto``'s cold start (k-means++ until 2 x classes labels) with
-TypiClust until ``--until`` labels, then hands over to ``auto``; the same seeds, split, model and
-batch as the active-learning benchmark, five seeds, each stopped once it reaches the target.
-It also asks what 48 labels can do at all: 1,000 class-balanced random sets of 48 pool items, and
-a search that swaps items to raise the *held-out* accuracy itself (peeking at the labels no
-selection rule has: what an oracle selector could reach, not a method).
+Issue 14 asks ``auto`` to save 75 % of digits labels against random at 95 % of full-data accuracy;
+it saves 58 % with the image SVM's C = 3 (32 % with C = 1, ``results/active_learning.md``): random
+needs 190 labels on the mean curve, so 75 % would mean about 48. Hacohen, Dekel & Weinshall (ICML
+2022, "TypiClust") show that with budgets this small picking *typical* points of uncovered k-means
+clusters beats uncertainty. This probe replaces ``auto``'s cold start (k-means++ until 2 x classes
+labels) with TypiClust until ``--until`` labels, then hands over to ``auto``; the same seeds,
+split, model and batch as the active-learning benchmark, five seeds, each stopped once it reaches
+the target. It also asks what 48 labels can do at all: 1,000 class-balanced random sets of 48 pool
+items, and a search that swaps items to raise the *held-out* accuracy itself (peeking at the labels
+no selection rule has: what an oracle selector could reach, not a method).
 
 ``python bench/al_cold_start.py`` writes results/al_cold_start.{json,md}.
 """
@@ -83,7 +83,8 @@ class TypicalThenAuto:
 
 def fixed_budget(X: NDArray[Any], y: NDArray[Any], config: ProjectConfig, size: int = 48) -> dict[str, float]:
     """Held-out accuracy of ``size`` labels: the best and median of 1,000 class-balanced random
-    sets, and of a swap search that peeks at the held-out labels (3,000 same-class swaps)."""
+    sets, and of a swap search that peeks at the held-out labels (3,000 same-class swaps); and the
+    target, 95 % of the accuracy of every pool label."""
     pool, held = train_test_split(np.arange(len(y)), test_size=0.25, random_state=0, stratify=y)
     by_class = {c: pool[y[pool] == c] for c in np.unique(y)}
     per = [size // len(by_class) + (k < size % len(by_class)) for k in range(len(by_class))]
@@ -108,6 +109,7 @@ def fixed_budget(X: NDArray[Any], y: NDArray[Any], config: ProjectConfig, size: 
         if swap[k] not in best_rows and (score := accuracy(swap)) > best:
             best_rows, best = swap, score
     return {
+        "target": 0.95 * accuracy(pool),
         "random_best": float(scores.max()),
         "random_median": float(np.median(scores)),
         "peeking_search": best,
@@ -154,10 +156,12 @@ def main() -> None:
         "",
         f"What 48 labels (about five a class, a 75 % saving) can do: the best of 1,000 class-balanced "
         f"random sets reaches {budget48['random_best']:.3f} held-out accuracy (median "
-        f"{budget48['random_median']:.3f}) against the target 0.937; a swap search that optimises the "
+        f"{budget48['random_median']:.3f}) against the target {budget48['target']:.3f}; a swap search "
+        "that optimises the "
         f"held-out accuracy itself reaches {budget48['peeking_search']:.3f} (optimistic: tuned on the set it "
         "is scored on). A rule that selects without labels would have to beat the best of 1,000 "
-        "balanced random draws by 3 points to get there.",
+        "balanced random draws by "
+        f"{100 * (budget48['target'] - budget48['random_best']):.1f} points to get there.",
         "",
         "Not kept: typical points first do not beat `auto`'s k-means++ cold start followed by margin "
         "on this data. Both stay far from the 48 labels a 75 % saving would need; no selection rule "

@@ -110,7 +110,7 @@ def test_bad_arms_are_refused() -> None:
 
 def test_seeded_digits_run_is_pinned() -> None:
     """Seed 0 on 600 digits: margin and hybrid alternate, hybrid moves the model more both times
-    (by 1.6x and 1.5x) and keeps the rest of the budget."""
+    (by 2.0x and 1.5x) and keeps the rest of the budget."""
     from loopwright.active import experiment
     from loopwright.active.experiment import digits, simulate
 
@@ -129,8 +129,8 @@ def test_seeded_digits_run_is_pinned() -> None:
         experiment.make_strategy = real
     auto = made[-1]
     assert auto.history == ["margin", "hybrid", "margin", "hybrid", "margin", "hybrid", "hybrid", "hybrid"]
-    assert auto.committed == "hybrid" and auto.ratios == {"hybrid": [1.6034, 1.5448]}
-    accuracy = [0.333333, 0.44, 0.486667, 0.56, 0.7, 0.833333, 0.886667, 0.926667, 0.953333, 0.953333]
+    assert auto.committed == "hybrid" and auto.ratios == {"hybrid": [1.9653, 1.5318]}
+    accuracy = [0.44, 0.686667, 0.74, 0.913333, 0.913333, 0.946667, 0.973333, 0.973333, 0.986667, 0.98]
     assert sim.runs[0].curve == list(zip(range(10, 101, 10), accuracy, strict=True))
 
 

@@ -443,6 +443,7 @@ def test_images_scenario_writes_files_and_the_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import json
+    import sqlite3
 
     from loopwright.scenarios import images as scenario
 
@@ -461,11 +462,18 @@ def test_images_scenario_writes_files_and_the_summary(
     # Round 1 has no champion, so a person labels each of its items (gold answers apart). Round 2
     # auto-accepts only if round 1's audits certify a threshold; which items are audited follows
     # their content hashes, which hold the image paths under tmp_path, so that varies by run:
-    # every item is still either auto-accepted or labelled once.
+    # every item is still either auto-accepted or labelled, once, or more where an audit answer
+    # contradicted the model and another of the three experts was asked (a second opinion, or a
+    # re-check of a lone answer the next champion contradicts).
     first, second = result["history"]
     assert (first["auto_accepted"], first["human_labels"]) == (0, 150)
-    assert second["auto_accepted"] + second["human_labels"] == 150
-    assert result["human_labels"] == 300 - result["auto_accepted"]
+    with sqlite3.connect(result["database"]) as db:
+        [(answers, items)] = db.execute("SELECT count(*), count(DISTINCT item_id) FROM annotations")
+        asks = "('audit.second_opinion', 'audit.recheck')"
+        [(asked,)] = db.execute(f"SELECT count(*) FROM events WHERE action IN {asks}")
+    assert result["human_labels"] == answers == first["human_labels"] + second["human_labels"]
+    assert items == 300 - result["auto_accepted"] == 300 - second["auto_accepted"]
+    assert answers - items == asked  # every answer asked for was given
     assert (result["auto_accept_error"] is None) == (result["auto_accepted"] == 0)
     assert result["final_metric"]["name"] == "held_out_accuracy"
     assert 0.85 <= result["final_metric"]["value"] <= 1.0

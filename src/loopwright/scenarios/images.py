@@ -128,7 +128,7 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
         {"external_id": f"digit-{i}", "payload": {"image": refs[f"digit-{i}"]}, "label": y[i]}
         for i in gold_ids
     )
-    people = team(loop.config.labels, {1: 4, 2: 2, 3: 1}, {1: 0.95, 2: 0.97, 3: 0.995}, random_state=seed)
+    people = team(loop.config.labels, {1: 4, 2: 2, 3: 3}, {1: 0.95, 2: 0.97, 3: 0.995}, random_state=seed)
     people.append(SimulatedAnnotator("t1-sloppy", (1,), 0.5, loop.config.labels, seed + 99))
     held = [{"image": refs[f"digit-{i}"]} for i in held_out]
     human = gold_answers = auto_total = auto_wrong = 0
