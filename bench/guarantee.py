@@ -37,6 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from loopwright.learning.estimators import IMAGE_C
 from loopwright.routing import certify, certify_per_class, empirical_threshold, min_evidence_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,10 +74,11 @@ SWEEP_RULES = (CERTIFIED, CERTIFIED_1, NAIVE)
 
 
 MODELS = {
-    "svm": "loopwright's image default: SVC(C=3, probability=True) (RBF, Platt probabilities), seeded",
+    "svm": f"loopwright's image default: SVC(C={IMAGE_C:g}, probability=True) (RBF, Platt probabilities), "
+    "seeded",
     "logistic": "StandardScaler + LogisticRegression(C=0.3, max_iter=2000)",
     "calibrated": "scikit-learn's replacement for the deprecated SVC(probability=True): "
-    "CalibratedClassifierCV(SVC(C=3), ensemble=False), sigmoid, seeded",
+    f"CalibratedClassifierCV(SVC(C={IMAGE_C:g}), ensemble=False), sigmoid, seeded",
 }
 MODEL = "svm"  # set by --model
 
@@ -89,7 +91,7 @@ def make_model(seed: int) -> Any:
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import SVC
 
-        return CalibratedClassifierCV(SVC(C=3, random_state=seed), ensemble=False)
+        return CalibratedClassifierCV(SVC(C=IMAGE_C, random_state=seed), ensemble=False)
     from loopwright.cli.demo import demo_config
     from loopwright.learning import default_estimator
 

@@ -13,6 +13,7 @@ from loopwright.config import Modality, ProjectConfig
 from loopwright.errors import Invalid
 
 if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.svm import SVC
 
@@ -69,29 +70,38 @@ def default_estimator(config: ProjectConfig, seed: int) -> Pipeline | SVC:
     final estimator's parameters in every case.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC  # on use: keeps start-up light
 
     if config.task == "multilabel":
         return _one_vs_rest(config, seed)
     if config.modality is Modality.IMAGE:
-        # probability=True: libsvm's 5-fold Platt scaling of each pair of classes, coupled. It is
-        # deprecated in scikit-learn 1.9 (removed in 1.11: pinned below it) for
-        # CalibratedClassifierCV(SVC(), ensemble=False), which calibrates one-vs-rest scores and
-        # ranks worse: about 1 % errors among its predictions ≥ 0.9 where this has none, so it
-        # certifies next to nothing (bench/results/guarantee_calibrated.md). This also copes with
-        # classes that have one or two labels (early rounds, just after a drift).
-        return SVC(**{"C": IMAGE_C, "probability": True, "random_state": seed, **config.model.params})
+        return _image_svm(config, seed)
+    if config.modality is Modality.TEXT:
+        return make_pipeline(TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)), _logistic(config, seed))
+    return make_pipeline(StandardScaler(), _logistic(config, seed))
+
+
+def _image_svm(config: ProjectConfig, seed: int) -> SVC:
+    """The images' classifier: an RBF SVM (C = ``IMAGE_C``) with Platt probabilities."""
+    from sklearn.svm import SVC  # on use: keeps start-up light
+
+    # probability=True: libsvm's 5-fold Platt scaling of each pair of classes, coupled. It is
+    # deprecated in scikit-learn 1.9 (removed in 1.11: pinned below it) for
+    # CalibratedClassifierCV(SVC(), ensemble=False), which calibrates one-vs-rest scores and
+    # ranks worse: about 1 % errors among its predictions ≥ 0.9 where this has none, so it
+    # certifies next to nothing (bench/results/guarantee_calibrated.md). This also copes with
+    # classes that have one or two labels (early rounds, just after a drift).
+    return SVC(**{"C": IMAGE_C, "probability": True, "random_state": seed, **config.model.params})
+
+
+def _logistic(config: ProjectConfig, seed: int) -> LogisticRegression:
+    """Text's and tables' classifier: weakly regularised and class-balanced for text."""
+    from sklearn.linear_model import LogisticRegression
+
     text = config.modality is Modality.TEXT
     defaults: dict[str, Any] = {"C": 10.0, "class_weight": "balanced"} if text else {"C": 1.0}
-    classifier = LogisticRegression(
-        random_state=seed, **{"max_iter": 2000, **defaults, **config.model.params}
-    )
-    if text:
-        return make_pipeline(TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)), classifier)
-    return make_pipeline(StandardScaler(), classifier)
+    return LogisticRegression(random_state=seed, **{"max_iter": 2000, **defaults, **config.model.params})
 
 
 def _one_vs_rest(config: ProjectConfig, seed: int) -> Pipeline:
@@ -100,21 +110,15 @@ def _one_vs_rest(config: ProjectConfig, seed: int) -> Pipeline:
     SVM for images, logistic regression otherwise), so every column is a calibrated probability
     that its label applies; the text vectoriser is fit once for all labels."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
 
-    params = config.model.params
     if config.modality is Modality.IMAGE:
-        svm = SVC(**{"C": IMAGE_C, "probability": True, "random_state": seed, **params})
-        return make_pipeline(StandardScaler(), OneVsRestClassifier(svm))
+        return make_pipeline(StandardScaler(), OneVsRestClassifier(_image_svm(config, seed)))
     text = config.modality is Modality.TEXT
-    defaults: dict[str, Any] = {"C": 10.0, "class_weight": "balanced"} if text else {"C": 1.0}
-    logistic = LogisticRegression(random_state=seed, **{"max_iter": 2000, **defaults, **params})
     first = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)) if text else StandardScaler()
-    return make_pipeline(first, OneVsRestClassifier(logistic))
+    return make_pipeline(first, OneVsRestClassifier(_logistic(config, seed)))
 
 
 def is_multilabel(model: Any) -> bool:
