@@ -303,3 +303,24 @@ def test_two_hosts_certifying_at_once_ask_one_recheck(store_url: str) -> None:
     assert [reason for reason, _, _ in tasks_of(other_store, item)] == ["no_model", "audit_recheck"]
     other_store.close()
     first_store.close()
+
+
+def test_an_audit_waiting_for_another_answer_is_counted_and_explained(store: SqlStore) -> None:
+    """A contradicted audit counts as the model's error until another expert answers: the
+    project's status says how many wait, and ``loopwright status`` says what they need."""
+    from loopwright.cli.app import waiting_notes
+
+    loop, task_id = project(store)
+    assert loop.status().audits_waiting == 0  # open, but nobody has answered it yet
+    answer(loop, "e1", "b", task_id)
+    waiting = loop.status()
+    assert waiting.audits_waiting == 1
+    assert (
+        "1 audited item(s) whose answer contradicted the model wait for another answer; each counts as "
+        "the model's error in the certificate until then: the audit tier needs 3 different people "
+        "(routing.audit_answers = 3)"
+    ) in waiting_notes(waiting, loop.config)
+    answer(loop, "e2", "b", task_id)
+    settled = loop.status()
+    assert settled.audits_waiting == 0
+    assert not any("audit" in note for note in waiting_notes(settled, loop.config))

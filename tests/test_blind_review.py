@@ -110,6 +110,17 @@ def _everything(client: TestClient, h: dict[str, str], label: str) -> dict[str, 
     return bodies
 
 
+def test_the_status_hides_the_counts_a_submit_moves_from_measured_reviewers(store: SqlStore) -> None:
+    """Open tasks, answers, resolutions and the audits waiting for another answer would tell a
+    reviewer whether the task just answered was gold or an audit; a lead sees them."""
+    _, client, h = _world(store)
+    hidden = ("open_tasks_by_tier", "annotations", "resolutions", "audits_waiting")
+    mine = client.get("/v1/projects/toy", headers=h["ann1"]).json()
+    assert [mine[k] for k in hidden] == [None] * 4
+    lead = client.get("/v1/projects/toy", headers=h["lead"]).json()
+    assert [lead[k] for k in hidden] == [{"1": 4}, 0, 0, 0]
+
+
 def test_a_gold_task_looks_like_any_other_task_to_the_annotator(store: SqlStore) -> None:
     _, client, h = _world(store)
     gold = _everything(client, h["ann1"], "b")  # onboarding: the gold item, answered wrong

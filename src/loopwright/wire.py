@@ -96,6 +96,10 @@ class ProjectStatus(Wire):
     open_tasks_by_tier: dict[int, int] | None = Field(description="null for callers gold measures")
     annotations: int | None = Field(description="null for callers gold measures")
     resolutions: int | None = Field(description="null for callers gold measures")
+    audits_waiting: int | None = Field(
+        description="audits whose answer contradicted the model, waiting for another answer "
+        "(routing.audit_answers); null for callers gold measures"
+    )
     dataset_versions: int
     latest_dataset: str | None
     model_versions: int

@@ -201,6 +201,13 @@ def waiting_notes(s: ProjectStatus, config: ProjectConfig) -> list[str]:
     if s.annotations and not s.resolutions and multi:
         needs = ", ".join(f"tier {t.tier} needs {t.required_annotations} different people" for t in multi)
         notes.append(f"no resolutions yet: {needs} per item (tiers.required_annotations)")
+    if s.audits_waiting:
+        k = config.routing.audit_answers
+        notes.append(
+            f"{s.audits_waiting} audited item(s) whose answer contradicted the model wait for another "
+            f"answer; each counts as the model's error in the certificate until then: the audit tier "
+            f"needs {k} different people (routing.audit_answers = {k})"
+        )
     if not config.model.lives_elsewhere and s.resolutions < config.retrain.min_labels:
         notes.append(
             f"no retrain until {config.retrain.min_labels} resolved labels (retrain.min_labels); "
@@ -280,6 +287,7 @@ def _status_dict(s: ProjectStatus) -> dict[str, object]:
         "routes": s.routes,
         "automation_rate": round(s.automation_rate, 4),
         "open_tasks_by_tier": s.open_tasks_by_tier,
+        "audits_waiting": s.audits_waiting,
         "annotations": s.annotations,
         "resolutions": s.resolutions,
         "dataset_versions": s.dataset_versions,

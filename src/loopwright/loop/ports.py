@@ -254,6 +254,10 @@ class TaskRepo(Protocol):
 
     def for_item(self, item_id: int) -> list[Task]: ...  # oldest first
     def count_open_by_tier(self, project_id: int) -> dict[int, int]: ...
+    def count_open_answered(self, project_id: int, reasons: Sequence[str]) -> int:
+        """Open tasks of these reasons that already hold an answer: they wait for another."""
+        ...
+
     def timeline(self, project_id: int) -> list[tuple[int, datetime, datetime | None]]:
         """``(tier, created_at, closed_at)`` of every task but gold ones, oldest first."""
         ...

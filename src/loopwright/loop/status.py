@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loopwright.domain import Certification, ModelVersion
+from loopwright.loop import audit
 from loopwright.loop.context import Context
 
 
@@ -23,6 +24,7 @@ class ProjectStatus:
     routing: str  # "fixed threshold 0.90", "certified …" or "uncertified …"
     certification: Certification | None
     decided_items: int  # items with a routing decision
+    audits_waiting: int  # audits whose answer contradicted the model, waiting for another answer
 
     @property
     def automation_rate(self) -> float:
@@ -48,6 +50,7 @@ def status(ctx: Context) -> ProjectStatus:
             routing=_routing(ctx, cert := uow.certifications.latest(pid)),
             certification=cert,
             decided_items=uow.decisions.count_items(pid),
+            audits_waiting=uow.tasks.count_open_answered(pid, audit.TASK_REASONS),
         )
 
 

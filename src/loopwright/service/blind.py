@@ -73,10 +73,12 @@ class View:
 
     def status(self, data: dict[str, Any]) -> dict[str, Any]:
         """Project counts that move on a submit (open tasks, annotations, resolutions) but not on
-        a gold answer would tell a measured reviewer which task was gold: null for them."""
+        a gold answer would tell a measured reviewer which task was gold, and the audits waiting
+        which task was an audit: null for them."""
         if self.sees_gold or not self.who.may(self.project, Action.REVIEW):
             return data  # viewers and services claim nothing: nothing of theirs to compare
-        return {**data, "open_tasks_by_tier": None, "annotations": None, "resolutions": None}
+        hidden = ("open_tasks_by_tier", "annotations", "resolutions", "audits_waiting")
+        return {**data, **dict.fromkeys(hidden)}
 
     def task(self, task: Task) -> Any:
         data = to_json(task)

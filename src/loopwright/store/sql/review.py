@@ -414,6 +414,15 @@ class SqlTaskRepo(Repo):
         )
         return {tier: n for tier, n in self._conn.execute(stmt)}
 
+    def count_open_answered(self, project_id: int, reasons: Sequence[str]) -> int:
+        stmt = select(func.count()).where(
+            tasks.c.project_id == project_id,
+            tasks.c.status == TaskStatus.OPEN.value,
+            tasks.c.reason.in_(list(reasons)),
+            tasks.c.n_annotations > 0,
+        )
+        return self._conn.execute(stmt).scalar_one()
+
     def timeline(self, project_id: int) -> list[tuple[int, datetime, datetime | None]]:
         """``(tier, created_at, closed_at)`` of every task but gold ones, oldest first."""
         stmt = (
