@@ -15,11 +15,15 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from conftest import BACKENDS
 from loopwright import Loop, Workspace
 from loopwright.domain import TaskStatus
 from loopwright.loop import audit
 from loopwright.loop.review import Assignment, SubmitResult
 from loopwright.store.sql import SqlStore
+from loopwright.store.sql.review import SqlAnnotationRepo
+
+POSTGRES = next(b for b in BACKENDS if b.values == ("postgres",))
 
 CONFIG: dict[str, Any] = {
     "name": "audited",
@@ -316,11 +320,69 @@ def test_an_audit_waiting_for_another_answer_is_counted_and_explained(store: Sql
     waiting = loop.status()
     assert waiting.audits_waiting == 1
     assert (
-        "1 audited item(s) whose answer contradicted the model wait for another answer; each counts as "
-        "the model's error in the certificate until then: the audit tier needs 3 different people "
-        "(routing.audit_answers = 3)"
+        "1 audited item(s) wait for another answer, and the certificate counts each by its first answer "
+        "until then: the audit tier needs up to 3 different people (routing.audit_answers, "
+        "tiers.required_annotations)"
     ) in waiting_notes(waiting, loop.config)
+    assert loop.dashboard().totals["audits_waiting"] == 1  # the lead's dashboard shows it too
     answer(loop, "e2", "b", task_id)
     settled = loop.status()
     assert settled.audits_waiting == 0
     assert not any("audit" in note for note in waiting_notes(settled, loop.config))
+
+
+@pytest.mark.parametrize("store_url", [POSTGRES], indirect=True)  # SQLite: one writer at a time
+def test_an_answer_committed_after_the_certificate_read_its_evidence_is_counted(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two experts answer two audits at the same moment: e2's answer commits and a certificate is
+    counted while e1's is written but not yet committed. e1's answer is stamped before that
+    certificate, so no look-up of what is newer finds it; the evidence version does, and the next
+    certificate counts both."""
+    loop, task_id = project(store, certify=CERTIFY)
+    [other] = loop.ingest([{"external_id": "i1", "payload": {"x": -6.0}}]).outcomes
+    before = loop.certify()
+    assert before is not None and before.n_audited == 0
+    written, certified = threading.Event(), threading.Event()
+    real_add = SqlAnnotationRepo.add
+
+    def slow_add(self: SqlAnnotationRepo, *args: Any, **kwargs: Any) -> Any:
+        row = real_add(self, *args, **kwargs)
+        if args[2:3] == (first.lease.id,):  # e1's answer waits, uncommitted, while the rest happens
+            written.set()
+            certified.wait(timeout=1.0)
+        return row
+
+    monkeypatch.setattr(SqlAnnotationRepo, "add", slow_add)
+    first = loop.next_task("e1")
+    assert isinstance(first, Assignment) and first.task.id == task_id
+    host = threading.Thread(target=loop.submit, args=(first.lease.id, "e1", "b"))  # contradicts "a"
+    host.start()
+    assert written.wait(timeout=10)
+    answer_item(loop, "e2", "a", other.item_id)  # agrees: resolved and committed at once
+    during = loop.certify()
+    certified.set()
+    host.join()
+    assert task_of(store, task_id) == (TaskStatus.OPEN, 2)  # e1's answer asks a second opinion
+    assert during is not None and during.n_audited == 1  # e2's answer, without e1's
+    after = loop.certify()
+    assert after is not None and after.n_audited == 2
+
+
+def test_a_resolution_written_without_an_answer_moves_the_evidence_version(store: SqlStore) -> None:
+    """A label that reaches an audited item by another road than an answer (an import, a
+    correction) is checked at the end of its transaction: audited, the version moves."""
+    loop = Workspace(store).create_project({**CONFIG, "routing": {**CONFIG["routing"], "audit_rate": 0.5}})
+    report = loop.ingest([{"external_id": f"i{k}", "payload": {"x": -6.0 - k}} for k in range(10)])
+    pid = loop.project.id
+    with store.unit_of_work() as uow:
+        audited = set(uow.decisions.audited_items(pid))
+        before = uow.certifications.evidence_version(pid)
+    ids = [o.item_id for o in report.outcomes]
+    plain, sampled = next(i for i in ids if i not in audited), next(i for i in ids if i in audited)
+    for item_id, moves in ((plain, 0), (sampled, 1)):
+        with store.unit_of_work() as uow:
+            [task] = uow.tasks.for_item(item_id)
+            uow.resolutions.add(item_id, task.id, "a", "import", 1.0, 0)
+        with store.unit_of_work() as uow:
+            assert uow.certifications.evidence_version(pid) == before + moves

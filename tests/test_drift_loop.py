@@ -112,9 +112,10 @@ def test_a_drifted_batch_is_caught_before_routing(store: SqlStore) -> None:
     assert cert is not None and cert.n_audited == 0 and cert.threshold is None
 
 
-def _alarm_then(store: SqlStore, alarm: float, then: float, confirm: bool = True) -> tuple[Loop, Any]:
+def _alarm_then(store: SqlStore, alarm: float, then: float, confirm: bool = True) -> tuple[Loop, Any, int]:
     """A stable world certified, an alarm on a batch shifted by ``alarm`` (0: a false alarm,
-    seeded), then a batch shifted by ``then``."""
+    seeded), then a batch shifted by ``then``: its report, and how far it moved the version of
+    the audit evidence (no answer comes in between)."""
     drift = {"window": 100, "check_on_ingest": True, "confirm": confirm}
     loop = Workspace(store).create_project({**CONFIG, "name": f"drifty-{confirm}", "drift": drift})
     loop.use_model(model, force=True, persist=False)
@@ -126,7 +127,14 @@ def _alarm_then(store: SqlStore, alarm: float, then: float, confirm: bool = True
     assert first.drift is not None and first.drift["drift"] and first.alarm_confirmed is None
     assert first.count(route=Route.AUTO_ACCEPT) == 0  # the alarm's own batch goes to review
     label_open(loop)
-    return loop, loop.ingest(batch(400, 100, then, seed=7))
+    before = _evidence_version(loop)
+    report = loop.ingest(batch(400, 100, then, seed=7))
+    return loop, report, _evidence_version(loop) - before
+
+
+def _evidence_version(loop: Loop) -> int:
+    with loop._ctx.store.unit_of_work() as uow:
+        return uow.certifications.evidence_version(loop.project.id)
 
 
 def _settlements(loop: Loop) -> list[tuple[str, int, int]]:
@@ -138,8 +146,9 @@ def _settlements(loop: Loop) -> list[tuple[str, int, int]]:
 
 
 def test_a_false_alarm_the_next_batch_does_not_confirm_is_retracted(store: SqlStore) -> None:
-    loop, after = _alarm_then(store, alarm=0.0, then=0.0)  # seed 5: y "drifts" by chance at alpha 0.05
+    loop, after, moved = _alarm_then(store, alarm=0.0, then=0.0)  # seed 5: y "drifts" by chance
     assert after.alarm_confirmed is False
+    assert moved == 1  # the retraction: a certificate counts the evidence from before the alarm again
     assert after.drift is not None and not after.drift["drift"]
     assert _settlements(loop) == [("drift.retracted", 301, 400)]
     assert after.count(route=Route.AUTO_ACCEPT) > 50  # the evidence from before the alarm counts again
@@ -151,8 +160,8 @@ def test_a_false_alarm_the_next_batch_does_not_confirm_is_retracted(store: SqlSt
 
 
 def test_a_lasting_shift_is_confirmed_by_the_next_batch(store: SqlStore) -> None:
-    loop, after = _alarm_then(store, alarm=2.0, then=2.0)
-    assert after.alarm_confirmed is True
+    loop, after, moved = _alarm_then(store, alarm=2.0, then=2.0)
+    assert after.alarm_confirmed is True and moved == 0  # a confirmation changes no evidence
     assert after.drift is not None and not after.drift["drift"]  # like the batch before it
     assert _settlements(loop) == [("drift.confirmed", 301, 400)]
     assert [p.settled for p in loop.dashboard().drift if p.detected] == ["confirmed"]
@@ -161,8 +170,8 @@ def test_a_lasting_shift_is_confirmed_by_the_next_batch(store: SqlStore) -> None
 
 
 def test_without_confirmation_a_false_alarm_stands(store: SqlStore) -> None:
-    loop, after = _alarm_then(store, alarm=0.0, then=0.0, confirm=False)
-    assert after.alarm_confirmed is None and _settlements(loop) == []
+    loop, after, moved = _alarm_then(store, alarm=0.0, then=0.0, confirm=False)
+    assert after.alarm_confirmed is None and _settlements(loop) == [] and moved == 0
     cert = loop.certify()  # the evidence is still only what came since the alarm
     assert cert is not None and 20 < cert.n_audited < 40
 

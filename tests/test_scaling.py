@@ -4,6 +4,7 @@ and statements / rows touched per claim and per submit at two project sizes, on 
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -325,11 +326,8 @@ def confident(X: Any) -> Any:
     return np.column_stack([1.0 - p_b, p_b])
 
 
-def test_an_ingest_without_new_evidence_reuses_the_certificate_without_a_scan(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from loopwright.loop import certification
-
+def certified_project(store: SqlStore) -> Loop:
+    """Half the items audited, a certified threshold, one answer per item, ``confident`` as champion."""
     loop = Workspace(store, Clock()).create_project(
         {
             "name": "cert",
@@ -344,11 +342,19 @@ def test_an_ingest_without_new_evidence_reuses_the_certificate_without_a_scan(
         }
     )
     loop.use_model(confident, force=True, persist=False)
+    return loop
 
-    def stream(start: int, n: int) -> list[dict[str, Any]]:
-        return [
-            {"external_id": f"x{i}", "payload": {"x": float(i % 21 - 10)}} for i in range(start, start + n)
-        ]
+
+def stream(start: int, n: int) -> list[dict[str, Any]]:
+    return [{"external_id": f"x{i}", "payload": {"x": float(i % 21 - 10)}} for i in range(start, start + n)]
+
+
+def test_an_ingest_without_new_evidence_reuses_the_certificate_without_a_scan(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopwright.loop import certification
+
+    loop = certified_project(store)
 
     def label_all() -> None:
         while (a := loop.next_task("ann")) is not None:
@@ -375,3 +381,26 @@ def test_an_ingest_without_new_evidence_reuses_the_certificate_without_a_scan(
     loop.ingest(stream(100, 10))
     second = loop.status().certification
     assert second is not None and second.id != first.id and second.n_audited > first.n_audited
+
+
+def test_the_evidence_version_moves_with_what_a_certificate_counts_only(store: SqlStore) -> None:
+    """An answer on an audited item moves it, one on any other item does not (so answering the
+    review queue never makes the certificate count again); erasing an item moves it."""
+    loop = certified_project(store)
+    loop.ingest(stream(0, 40))
+
+    def version() -> int:
+        with store.unit_of_work() as uow:
+            return uow.certifications.evidence_version(loop.project.id)
+
+    moved: Counter[tuple[str, int]] = Counter()
+    while (a := loop.next_task("ann")) is not None:
+        before = version()
+        loop.submit(a.lease.id, "ann", "b" if a.item.payload["x"] > 0 else "a")
+        moved[a.task.reason, version() - before] += 1
+    with store.unit_of_work() as uow:
+        audited = len(uow.decisions.audited_items(loop.project.id))
+    assert 0 < audited < 40 and moved == Counter({("audit", 1): audited, ("uncertified", 0): 40 - audited})
+    before = version()
+    loop.erase("x7")
+    assert version() == before + 1

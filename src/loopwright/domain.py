@@ -118,6 +118,7 @@ class Certification:
     n_audited: int  # all audited, resolved items scored
     reason: str
     created_at: datetime
+    evidence_version: int | None = None  # the project's evidence version it counted (None: older)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from loopwright.domain import Resolution, TaskStatus
 from loopwright.errors import Invalid
@@ -59,8 +58,9 @@ def from_audits(
         raise Invalid(f"unknown tier(s) {unknown}")
     if not tiers:
         raise Invalid("every tier takes audits, where gold is answered blind: name the tiers with --tiers")
-    pid, read_at = ctx.project.id, ctx.clock()  # audit answers from here on are news to the next run
+    pid = ctx.project.id
     with ctx.store.unit_of_work() as uow:
+        version = uow.certifications.evidence_version(pid)  # read before the answers: a later one is news
         model, champion = champion_here(ctx, uow), uow.models.champion(pid)
         if model is None or champion is None:
             raise Invalid(
@@ -87,9 +87,15 @@ def from_audits(
                 and not any(t.status is TaskStatus.GOLD for t in uow.tasks.for_item(r.item_id))
             ]
         if not dry_run:
-            subject, read = ("model_version", champion.version), read_at.isoformat()
+            subject = ("model_version", champion.version)
             ctx.event(
-                uow, actor, CHECKED, subject, items=len(missed), model_version_id=champion.id, read_at=read
+                uow,
+                actor,
+                CHECKED,
+                subject,
+                items=len(missed),
+                model_version_id=champion.id,
+                evidence_version=version,
             )
             for r, _, _ in missed:
                 for tier in tiers:
@@ -109,8 +115,8 @@ def from_audits(
 
 
 def due(ctx: Context) -> bool:
-    """``gold.from_audits`` is set and the champion (one loopwright runs) or the audit answers
-    changed since the last run: indexed look-ups of what is newer, never a scan of the project."""
+    """``gold.from_audits`` is set and the champion (one loopwright runs) or the audit evidence
+    changed since the last run: its evidence version, never a scan of the project."""
     if not ctx.config.gold.from_audits:
         return False
     pid = ctx.project.id
@@ -121,7 +127,5 @@ def due(ctx: Context) -> bool:
         last = uow.events.latest(pid, CHECKED)
         if last is not None and last.data.get("model_version_id") != champion.id:
             return True
-        since = (
-            datetime(1970, 1, 1, tzinfo=UTC) if last is None else datetime.fromisoformat(last.data["read_at"])
-        )
-        return uow.certifications.evidence_since(pid, since)
+        seen = 0 if last is None else last.data.get("evidence_version")  # an older run's event: None
+        return bool(seen != uow.certifications.evidence_version(pid))

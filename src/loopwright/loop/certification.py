@@ -8,8 +8,10 @@ confidence on each, and whether its label matches the resolved one. A champion t
 elsewhere cannot be re-run: its evidence is the predictions it sent with the audited items.
 A certificate is stored per (champion, evidence count) and recomputed when either changes:
 after a promotion and whenever new audit labels arrive, and from scratch after a detected drift.
-Whether anything changed is read from what is newer than the certificate (indexed), so an
-ingest with no new evidence pays no scan of the project.
+Whether anything changed is read from the project's evidence version, which every commit that
+answers or resolves an audited item, raises or retracts a drift alarm or erases an item moves
+(:mod:`loopwright.store.sql.evidence`): an ingest with no new evidence pays one key look-up, and
+no write that commits after the certificate read its evidence is missed.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
     if config is None or champion is None:
         return None
     latest = uow.certifications.latest(ctx.project.id)
-    if latest and latest.model_version_id == champion.id and not _stale(uow, ctx.project.id, latest):
+    version = uow.certifications.evidence_version(ctx.project.id)  # read before the evidence is
+    if latest and latest.model_version_id == champion.id and latest.evidence_version == version:
         return latest
     audited = audit.audited_labels(uow, ctx.project.id, audit.drift_start(uow, ctx.project.id) or 0)
     ids, confidences, correct = audit.score_version(ctx, uow, champion, audited)  # external: stored
@@ -52,6 +55,7 @@ def current(ctx: Context, uow: UnitOfWork, actor: str = "system") -> Certificati
     looked_at = np.argsort(-confidences, kind="stable")[: cert.n_evidence + 1]
     audit.recheck(ctx, uow, [ids[j] for j in looked_at if not correct[j]], actor)
     values = {k: v.item() if isinstance(v, np.generic) else v for k, v in asdict(cert).items()}
+    values["evidence_version"] = version
     stored = uow.certifications.add(ctx.project.id, champion.id, values)
     ctx.event(
         uow,
@@ -83,16 +87,3 @@ def _held(uow: UnitOfWork, project_id: int) -> Certification | None:
         return None
     drift = audit.last_drift(uow, project_id)
     return None if drift is not None and latest.created_at <= drift.at else latest
-
-
-def _stale(uow: UnitOfWork, project_id: int, cert: Certification) -> bool:
-    """Whether evidence may have changed since ``cert``: an audited item answered or resolved since, a drift
-    detected or retracted or an item erased since. Indexed look-ups of what is newer than the certificate,
-    never a scan of the project; when one says yes the evidence is counted as before."""
-    if uow.certifications.evidence_since(project_id, cert.created_at):
-        return True
-    for action in (audit.DRIFT_DETECTED, audit.DRIFT_RETRACTED, "item.erased"):
-        event = uow.events.latest(project_id, action)
-        if event is not None and event.at >= cert.created_at:
-            return True
-    return False

@@ -114,6 +114,7 @@ def erase(ctx: Context, external_id: str, actor: str, reason: str | None = None)
         held = uow.erasures.versions_holding(item.id)
         counts = uow.erasures.purge_item(item.id) | {"events_redacted": redacted}
         uow.annotator_stats.forget(pid)  # counts and gold folds change: rebuilt on next read
+        uow.certifications.evidence_changed(pid)  # an erased audit no longer counts
         salt = uow.erasures.salt(pid)
         tomb = uow.erasures.add(pid, subject_hash(salt, external_id), actor, reason, counts)
         uow.erasures.mark(tomb.id, held)

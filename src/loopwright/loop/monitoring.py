@@ -115,6 +115,8 @@ def settle(ctx: Context, uow: UnitOfWork, X_new: Any, actor: str) -> bool | None
     report = _against(ctx, uow, X_new, start)
     if report is None:
         return None
+    if not report["drift"]:
+        uow.certifications.evidence_changed(pid)  # the evidence from before the alarm counts again
     ctx.event(
         uow,
         actor,
@@ -194,10 +196,13 @@ def record(
     concept: bool = False,
 ) -> None:
     """A ``drift.detected`` or ``drift.checked`` event for the window of item ids."""
+    fired = _fired(data, prediction, concept)
+    if fired:
+        uow.certifications.evidence_changed(ctx.project.id)  # only audits after the alarm count now
     ctx.event(
         uow,
         actor,
-        DRIFT_DETECTED if _fired(data, prediction, concept) else "drift.checked",
+        DRIFT_DETECTED if fired else "drift.checked",
         ("project", ctx.project.name),
         window_start_item_id=window[0],
         window_end_item_id=window[1],

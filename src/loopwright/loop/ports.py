@@ -158,8 +158,13 @@ class FeedbackRepo(Protocol):
 class CertificationRepo(Protocol):
     def add(self, project_id: int, model_version_id: int, values: Mapping[str, Any]) -> Certification: ...
     def latest(self, project_id: int) -> Certification | None: ...
-    def evidence_since(self, project_id: int, at: datetime) -> bool:
-        """Whether an audited item of the project was answered or resolved at or after ``at``."""
+    def evidence_version(self, project_id: int) -> int:
+        """The version of the project's audit evidence: it moves with every commit that answers
+        or resolves an audited item or calls :meth:`evidence_changed`."""
+        ...
+
+    def evidence_changed(self, project_id: int) -> None:
+        """This transaction changes what the project's certificates count (a drift alarm, an erasure)."""
         ...
 
     def list(self, project_id: int) -> list[Certification]: ...  # oldest first

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Executable, Row, Table, exists, func, select, update
+from sqlalchemy import Connection, Executable, Row, Table, func, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -28,12 +29,10 @@ from loopwright.domain import (
     Route,
 )
 from loopwright.errors import Conflict, NotFound
-from loopwright.store.sql import (
-    bulk,
-    tables,  # tables.annotations: the name clashes with the future import
-)
+from loopwright.store.sql import bulk
 from loopwright.store.sql import statements as hot  # plain SQL for what every request runs
 from loopwright.store.sql.tables import (
+    audit_evidence,
     certifications,
     decisions,
     events,
@@ -63,6 +62,28 @@ def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 def is_fk_violation(exc: IntegrityError) -> bool:
     orig = exc.orig
     return getattr(orig, "sqlstate", None) == "23503" or "FOREIGN KEY constraint" in str(orig)
+
+
+@dataclass
+class EvidenceMarks:
+    """What one unit of work changed of the audit evidence (:mod:`.evidence`): projects whose
+    evidence changed (an audited item answered, a drift alarm, an erasure), and items resolved
+    that may have been audited (looked up at the end, unless an answer already told)."""
+
+    projects: set[int] = field(default_factory=set)
+    items: set[int] = field(default_factory=set)
+    checked: set[int] = field(default_factory=set)  # items whose audit is known in this transaction
+
+    def known(self, item_id: int, audited_project: int | None) -> None:
+        """An answer on ``item_id``, whose statement read whether it was audited (its project if so)."""
+        self.checked.add(item_id)
+        self.items.discard(item_id)
+        if audited_project is not None:
+            self.projects.add(audited_project)
+
+    def resolved(self, item_id: int) -> None:
+        if item_id not in self.checked:
+            self.items.add(item_id)
 
 
 class Repo:
@@ -410,6 +431,10 @@ class SqlDecisionRepo(Repo):
 
 
 class SqlResolutionRepo(Repo):
+    def __init__(self, conn: Connection, marks: EvidenceMarks) -> None:
+        super().__init__(conn)
+        self._marks = marks
+
     def add(
         self,
         item_id: int,
@@ -435,6 +460,7 @@ class SqlResolutionRepo(Repo):
                 raise NotFound(f"item id {item_id} or task id {task_id} does not exist") from exc
             raise
         assert row is not None
+        self._marks.resolved(item_id)
         return Resolution(**row)
 
     def latest_by_item(self, project_id: int) -> dict[int, Resolution]:
@@ -489,6 +515,10 @@ class SqlResolutionRepo(Repo):
 
 
 class SqlCertificationRepo(Repo):
+    def __init__(self, conn: Connection, marks: EvidenceMarks) -> None:
+        super().__init__(conn)
+        self._marks = marks
+
     def add(self, project_id: int, model_version_id: int, values: Mapping[str, Any]) -> Certification:
         """Store a certificate (``values``: the fields of :class:`Certification` without ids)."""
         row = {**values, "project_id": project_id, "model_version_id": model_version_id}
@@ -506,20 +536,15 @@ class SqlCertificationRepo(Repo):
         row = self._conn.execute(stmt).first()
         return None if row is None else Certification(**row._mapping)
 
-    def evidence_since(self, project_id: int, at: datetime) -> bool:
-        """Whether an audited item of the project was answered or resolved at or after ``at``
-        (indexes on both times, 0012 and 0019: the cost follows what is new, not the project)."""
-        for table in (resolutions, tables.annotations):
-            audited = exists().where(decisions.c.item_id == table.c.item_id, decisions.c.audit.is_(True))
-            stmt = (
-                select(table.c.id)
-                .join(items, items.c.id == table.c.item_id)
-                .where(table.c.created_at >= at, items.c.project_id == project_id, audited)
-                .limit(1)
-            )
-            if self._conn.execute(stmt).first() is not None:
-                return True
-        return False
+    def evidence_version(self, project_id: int) -> int:
+        """The version of the project's audit evidence (:mod:`.evidence`), as this transaction sees it."""
+        stmt = select(audit_evidence.c.version).where(audit_evidence.c.project_id == project_id)
+        return int(self._conn.execute(stmt).scalar() or 0)
+
+    def evidence_changed(self, project_id: int) -> None:
+        """This transaction changes what the project's certificates count: its evidence version
+        moves when it commits."""
+        self._marks.projects.add(project_id)
 
     def list(self, project_id: int) -> builtins.list[Certification]:
         """The project's certificates, oldest first."""

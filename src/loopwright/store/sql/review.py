@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
+    Connection,
     Integer,
     Select,
     String,
@@ -30,7 +31,7 @@ from loopwright.errors import Conflict, NotFound
 from loopwright.store.sql import statements as hot
 from loopwright.store.sql.annotator_stats import SqlAnnotatorStatsRepo
 from loopwright.store.sql.plain import PlainSql
-from loopwright.store.sql.repositories import Repo, chunks, is_fk_violation, utcnow
+from loopwright.store.sql.repositories import EvidenceMarks, Repo, chunks, is_fk_violation, utcnow
 from loopwright.store.sql.tables import (
     annotations,
     decisions,
@@ -514,12 +515,17 @@ _ANNOTATION_ADD_BUMP = PlainSql(  # PostgreSQL only: a data-modifying CTE (SQLit
     "counted AS (UPDATE annotator_stats SET work = work + 1"  # 0017; no row: built on read
     " WHERE project_id = (SELECT project_id FROM tasks WHERE id = :task_id)"
     " AND annotator = :annotator AND EXISTS (SELECT 1 FROM added))"
-    f" SELECT {_ANNOTATION_COLUMNS} FROM added",
-    annotations.c,
+    f" SELECT {_ANNOTATION_COLUMNS}, (SELECT {hot.IF_AUDITED} FROM tasks WHERE tasks.id = :task_id)"
+    " FROM added",
+    [*annotations.c, hot.AUDITED_PROJECT],
 )
 
 
 class SqlAnnotationRepo(Repo):
+    def __init__(self, conn: Connection, marks: EvidenceMarks) -> None:
+        super().__init__(conn)
+        self._marks = marks
+
     def add(
         self,
         task_id: int,
@@ -554,7 +560,10 @@ class SqlAnnotationRepo(Repo):
             raise Conflict(f"{annotator!r} has already annotated task {task_id}")
         if not postgres:
             SqlAnnotatorStatsRepo(self._conn).add_work(task_id, annotator)
-            hot.TASK_BUMP.execute(self._conn, {"id": task_id})
+            bumped = hot.TASK_BUMP.first(self._conn, {"id": task_id})
+            assert bumped is not None  # the insert's foreign key holds the task
+            row |= bumped
+        self._marks.known(item_id, row.pop("audited_project"))
         return Annotation(**row)
 
     def for_task(self, task_id: int) -> list[Annotation]:

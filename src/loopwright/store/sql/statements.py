@@ -12,7 +12,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, Table, bindparam, exists, insert, literal, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    exists,
+    insert,
+    literal,
+    select,
+)
 
 from loopwright.store.sql.plain import CompiledSql, PlainSql
 from loopwright.store.sql.tables import (
@@ -39,7 +50,16 @@ def _insert(table: Table, names: tuple[str, ...], tail: str = "") -> PlainSql:
 
 TASK_GET = PlainSql(f"SELECT {_cols(tasks)} FROM tasks WHERE id = :id", tasks.c)
 TASK_LOCK = PlainSql(f"SELECT {_cols(tasks)} FROM tasks WHERE id = :id {{lock}}", tasks.c, lock="FOR UPDATE")
-TASK_BUMP = PlainSql("UPDATE tasks SET n_annotations = n_annotations + 1 WHERE id = :id")
+# the audit evidence's project when the task's item was audited (store/sql/evidence.py), else NULL
+AUDITED_PROJECT = Column("audited_project", Integer)
+IF_AUDITED = (
+    "CASE WHEN EXISTS (SELECT 1 FROM decisions WHERE decisions.item_id = tasks.item_id AND decisions.audit)"
+    " THEN tasks.project_id END"
+)
+TASK_BUMP = PlainSql(
+    f"UPDATE tasks SET n_annotations = n_annotations + 1 WHERE id = :id RETURNING {IF_AUDITED}",
+    [AUDITED_PROJECT],
+)
 TASK_STATUS = PlainSql(
     f"UPDATE tasks SET status = :status, closed_at = :closed_at WHERE id = :id RETURNING {_cols(tasks)}",
     tasks.c,

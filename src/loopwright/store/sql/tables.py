@@ -236,7 +236,6 @@ annotations = Table(
     UniqueConstraint("task_id", "annotator"),  # also serves lookups by task_id
     Index(None, "item_id"),
     Index(None, "annotator", "created_at"),  # 0002
-    Index(None, "created_at"),  # 0019: certificate staleness
 )
 
 gold_answers = Table(  # 0002
@@ -277,7 +276,6 @@ resolutions = Table(
     Column("n_annotations", Integer, nullable=False),
     _created(),
     Index(None, "item_id"),
-    Index(None, "created_at"),  # 0012: certificate staleness
 )
 
 dataset_versions = Table(
@@ -321,7 +319,15 @@ certifications = Table(
     Column("n_audited", Integer, nullable=False),
     Column("reason", Text, nullable=False),
     _created(),
+    Column("evidence_version", Integer, nullable=True),  # 0020: the evidence it counted
     Index(None, "project_id", "id"),
+)
+
+audit_evidence = Table(  # 0020: the version of each project's audit evidence (store/sql/evidence.py)
+    "audit_evidence",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("version", Integer, nullable=False),
 )
 
 feedback = Table(

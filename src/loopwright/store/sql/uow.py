@@ -16,9 +16,11 @@ from loopwright.store.sql.annotator_stats import SqlAnnotatorStatsRepo
 from loopwright.store.sql.duplicates import SqlDuplicateKeyRepo
 from loopwright.store.sql.engine import make_engine, migrate
 from loopwright.store.sql.erasure import SqlErasureRepo, reclaim
+from loopwright.store.sql.evidence import SqlEvidenceRepo
 from loopwright.store.sql.external import SqlEmbeddingRepo, SqlModelPredictionRepo
 from loopwright.store.sql.learning import SqlDatasetRepo, SqlModelRepo
 from loopwright.store.sql.repositories import (
+    EvidenceMarks,
     SqlCertificationRepo,
     SqlDecisionRepo,
     SqlEventRepo,
@@ -45,26 +47,34 @@ class SqlUnitOfWork:
     """The repositories of one transaction, all bound to the same connection."""
 
     def __init__(self, conn: Connection) -> None:
+        marks = EvidenceMarks()  # what this transaction changes of the audit evidence
+        self._evidence = (SqlEvidenceRepo(conn), marks)
         self.projects = SqlProjectRepo(conn)
         self.items = SqlItemRepo(conn)
         self.predictions = SqlPredictionRepo(conn)
         self.decisions = SqlDecisionRepo(conn)
         self.tasks = SqlTaskRepo(conn)
         self.leases = SqlLeaseRepo(conn)
-        self.annotations = SqlAnnotationRepo(conn)
+        self.annotations = SqlAnnotationRepo(conn, marks)
         self.gold_answers = SqlGoldAnswerRepo(conn)
         self.annotator_stats = SqlAnnotatorStatsRepo(conn)
         self.machine_labels = SqlMachineLabelRepo(conn)
-        self.resolutions = SqlResolutionRepo(conn)
+        self.resolutions = SqlResolutionRepo(conn, marks)
         self.datasets = SqlDatasetRepo(conn)
         self.models = SqlModelRepo(conn)
         self.events = SqlEventRepo(conn)
-        self.certifications = SqlCertificationRepo(conn)
+        self.certifications = SqlCertificationRepo(conn, marks)
         self.feedback = SqlFeedbackRepo(conn)
         self.erasures = SqlErasureRepo(conn)
         self.model_predictions = SqlModelPredictionRepo(conn)
         self.embeddings = SqlEmbeddingRepo(conn)
         self.duplicate_keys = SqlDuplicateKeyRepo(conn)
+
+    def finish(self) -> None:
+        """The last statements before the commit: move the audit evidence's version where this
+        transaction changed it (:mod:`.evidence`)."""
+        repo, marks = self._evidence
+        repo.move(marks)
 
 
 class SqlStore:
@@ -99,7 +109,9 @@ class SqlStore:
         """One transaction: commit when the block ends cleanly, roll back when it raises."""
         conn, transaction = self._retrying(self._begin)
         with conn, transaction:
-            yield SqlUnitOfWork(conn)
+            uow = SqlUnitOfWork(conn)
+            yield uow
+            uow.finish()
 
     def close(self) -> None:
         self.engine.dispose()
