@@ -222,3 +222,35 @@ def test_with_gold_from_audits_the_note_says_the_loop_makes_it(tmp_path: Path) -
         )
         screenshot(page, "dashboard-gold-from-audits-auto")
         assert page.errors == []
+
+
+def test_the_open_tasks_kpi_counts_the_audits_waiting_for_another_answer(tmp_path: Path) -> None:
+    """An expert contradicts the model on an audit: until another expert answers it, the lead's
+    open-tasks figure says that an audit waits (it counts as the model's error meanwhile)."""
+    from loopwright.api import connect
+
+    url = seeded_copy(tmp_path)
+    ws = connect(url)
+    loop = ws.project("digits")
+    before = loop.status().audits_waiting
+    audit_tier = loop.config.routing.audit_tier
+
+    def answered(task_id: int) -> bool:
+        with ws.store.unit_of_work() as uow:
+            return bool(uow.annotations.for_task(task_id))
+
+    while (a := loop.next_task("new-expert", [audit_tier])) is not None and (
+        a.task.reason != "audit" or answered(a.task.id)
+    ):  # an audit nobody has answered yet
+        loop.skip(a.lease.id, "new-expert")  # not offered again
+    assert a is not None and a.suggestion is not None, "the seeded run has an open audit"
+    other = next(label for label in loop.config.labels if label != a.suggestion.label)
+    assert loop.submit(a.lease.id, "new-expert", other).resolution is None  # asks a second opinion
+    waiting = loop.status().audits_waiting
+    assert waiting == before + 1
+    ws.close()
+    with lead_on_dashboard(url, "digits") as page:
+        kpi = page.locator("#kpis .kpi").first.inner_text()
+        assert f"{waiting} audits wait for another answer" in kpi, kpi
+        screenshot(page, "dashboard-audits-waiting")
+        assert page.errors == []

@@ -97,8 +97,8 @@ class ProjectStatus(Wire):
     annotations: int | None = Field(description="null for callers gold measures")
     resolutions: int | None = Field(description="null for callers gold measures")
     audits_waiting: int | None = Field(
-        description="audits whose answer contradicted the model, waiting for another answer "
-        "(routing.audit_answers); null for callers gold measures"
+        description="answered audits waiting for another answer (routing.audit_answers, the tier's "
+        "overlap): the certificate counts their first answer; null for callers gold measures"
     )
     dataset_versions: int
     latest_dataset: str | None

@@ -202,11 +202,12 @@ def waiting_notes(s: ProjectStatus, config: ProjectConfig) -> list[str]:
         needs = ", ".join(f"tier {t.tier} needs {t.required_annotations} different people" for t in multi)
         notes.append(f"no resolutions yet: {needs} per item (tiers.required_annotations)")
     if s.audits_waiting:
-        k = config.routing.audit_answers
+        tiers = config.routing.audit_tiers
+        k = max([config.routing.audit_answers, *(config.tier(t).required_annotations for t in tiers)])
         notes.append(
-            f"{s.audits_waiting} audited item(s) whose answer contradicted the model wait for another "
-            f"answer; each counts as the model's error in the certificate until then: the audit tier "
-            f"needs {k} different people (routing.audit_answers = {k})"
+            f"{s.audits_waiting} audited item(s) wait for another answer, and the certificate counts each "
+            f"by its first answer until then: the audit tier needs up to {k} different people "
+            "(routing.audit_answers, tiers.required_annotations)"
         )
     if not config.model.lives_elsewhere and s.resolutions < config.retrain.min_labels:
         notes.append(

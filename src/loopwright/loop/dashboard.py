@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from loopwright.consensus import OneCoinDawidSkene, agreement_report
 from loopwright.domain import Annotation, Certification, Event, GoldAnswer, ModelStatus, ModelVersion
 from loopwright.loop import gold
-from loopwright.loop.audit import DRIFT_CONFIRMED, DRIFT_DETECTED, DRIFT_RETRACTED
+from loopwright.loop.audit import DRIFT_CONFIRMED, DRIFT_DETECTED, DRIFT_RETRACTED, TASK_REASONS
 from loopwright.loop.backlog import REASON as BACKLOG
 from loopwright.loop.context import Context
 from loopwright.loop.deference import Deference, deference
@@ -141,6 +141,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
         models = uow.models.list(pid)
         drift_events = uow.events.of_actions(pid, (*DRIFT_ACTIONS, *SETTLED))
         open_now = uow.tasks.count_open_by_tier(pid)
+        waiting = uow.tasks.count_open_answered(pid, TASK_REASONS)
         resolved = uow.resolutions.count(pid)
         decided_items = uow.decisions.count_items(pid)
     drift = _drift_points(drift_events)
@@ -189,6 +190,7 @@ def dashboard(ctx: Context, max_buckets: int = MAX_BUCKETS) -> Dashboard:
             "tasks": len(tasks),
             "open_tasks": sum(open_now.values()),
             "open_tasks_by_tier": dict(sorted(open_now.items())),
+            "audits_waiting": waiting,  # answered audits waiting for another answer
             "annotations": len(annotations),
             "resolutions": resolved,  # items labelled for good (consensus reached)
             "decisions": len(decisions),

@@ -24,7 +24,7 @@ class ProjectStatus:
     routing: str  # "fixed threshold 0.90", "certified …" or "uncertified …"
     certification: Certification | None
     decided_items: int  # items with a routing decision
-    audits_waiting: int  # audits whose answer contradicted the model, waiting for another answer
+    audits_waiting: int  # answered audits waiting for another answer (a second opinion, the tier's overlap)
 
     @property
     def automation_rate(self) -> float:

@@ -514,7 +514,8 @@ function drawKpis(d) {
   const paused = d.annotators.filter((r) => r.paused_tiers.length).length;
   const last = d.certifications[d.certifications.length - 1];
   document.getElementById("kpis").replaceChildren(
-    kpi("open tasks", t.open_tasks, perTier || "queues empty"),
+    kpi("open tasks", t.open_tasks, (perTier || "queues empty") +
+      (t.audits_waiting ? ` · ${t.audits_waiting} audits wait for another answer` : "")),
     kpi("annotations", t.annotations, `${t.resolutions} items resolved · ${t.gold_answers} gold answers`),
     kpi("automation rate", fmt.pct(t.automation_rate), `${t.auto_accepted} of ${t.routed_items} items auto-accepted`),
     kpi("certified threshold", t.threshold === null ? "none" : fmt.num(t.threshold),
