@@ -353,12 +353,15 @@ def report() -> str:
 
 
 def main() -> None:
+    global CYCLES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", default="after", help="name of this run (before / after)")
     parser.add_argument("--pg", default=PG_URL, help="PostgreSQL server URL (a database is created)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--cycles", type=int, default=CYCLES, help="claim and submit repeats per size")
     args = parser.parse_args()
+    CYCLES = args.cycles
     sizes = tuple(int(s) for s in args.sizes.split(","))
     load_start = Path("/proc/loadavg").read_text().split()[:3]
     results = run(args.backends.split(","), sizes, args.pg)
@@ -366,6 +369,7 @@ def main() -> None:
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "code": str(Path(loopwright.__file__).parent),
         "python": platform.python_version(),
+        "cycles": CYCLES,
         "load_start_end": [" ".join(load_start), " ".join(Path("/proc/loadavg").read_text().split()[:3])],
     }
     RESULTS.mkdir(exist_ok=True)
