@@ -115,5 +115,31 @@ def test_who_sees_what(world: World) -> None:
     assert projects(scrape(client(world, public=True), {})) == {"toy", "side"}
 
 
+SUBMIT_MOVES = {  # figures a submit moves and a gold answer does not
+    "loopwright_queue_depth",
+    "loopwright_annotations",
+    "loopwright_resolutions",
+    "loopwright_audits_waiting",
+    "loopwright_agreement_krippendorff_alpha",
+    "loopwright_agreement_percent",
+}
+
+
+def test_measured_reviewers_are_not_shown_what_would_tell_them_a_task_was_gold(world: World) -> None:
+    """An annotator or expert comparing ``loopwright_annotations`` before and after a submit
+    would learn whether the task was gold (a gold answer is not an annotation), as the blind
+    status keeps from them; a lead and a viewer see every figure."""
+    c = client(world)
+    for user, sees in (("annotator", False), ("expert", False), ("lead", True), ("viewer", True)):
+        names = {name for name, labels in scrape(c, world.headers(user)) if ("project", "toy") in labels}
+        assert (names >= SUBMIT_MOVES) is sees and (names & SUBMIT_MOVES == set()) is not sees, user
+        assert {"loopwright_items", "loopwright_automation_rate", "loopwright_certified"} <= names, user
+    lead = scrape(c, world.headers("lead"))
+    assert (
+        value(lead, "loopwright_audits_waiting", project="toy")
+        == world.ws.project("toy").status().audits_waiting
+    )
+
+
 def projects(samples: Samples) -> set[str]:
     return {v for _, labels in samples for k, v in labels if k == "project"}

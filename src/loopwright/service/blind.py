@@ -1,7 +1,7 @@
 """What a reviewer may see of review work: gold hidden from those it measures, votes blind.
 
 The one place where the review face (``tasks/next``, ``submit``, ``context``, ``session``, and
-the counts in a project's status)
+the counts in a project's status and in ``/metrics``)
 redacts its answers, by two rows of the permission table (:mod:`loopwright.service.auth`):
 
 - without ``see_gold`` (annotators, experts: the people gold measures) a gold task looks like
@@ -71,12 +71,18 @@ class View:
             raise Forbidden("the model's answer is hidden on this item's task: answer it on your own")
         return to_json(loop.explain(item_id, k))
 
+    @property
+    def hides_counts(self) -> bool:
+        """Project counts that move on a submit (open tasks, annotations, resolutions, agreement)
+        but not on a gold answer would tell a measured reviewer which task was gold, and the
+        audits waiting which task was an audit: hidden from them, in the status and in
+        ``/metrics``. Viewers and services claim nothing: nothing of theirs to compare."""
+        return not self.sees_gold and self.who.may(self.project, Action.REVIEW)
+
     def status(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Project counts that move on a submit (open tasks, annotations, resolutions) but not on
-        a gold answer would tell a measured reviewer which task was gold, and the audits waiting
-        which task was an audit: null for them."""
-        if self.sees_gold or not self.who.may(self.project, Action.REVIEW):
-            return data  # viewers and services claim nothing: nothing of theirs to compare
+        """The project's status, with the counts :attr:`hides_counts` names null."""
+        if not self.hides_counts:
+            return data
         hidden = ("open_tasks_by_tier", "annotations", "resolutions", "audits_waiting")
         return {**data, **dict.fromkeys(hidden)}
 

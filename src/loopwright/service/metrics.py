@@ -3,14 +3,16 @@
 Each app has its own :class:`~prometheus_client.CollectorRegistry` (several apps can live in
 one process). A pure ASGI middleware times every request by method, route template and status
 class, and counts claims (``tasks/next`` that returned a task) and submissions. Project figures
-are read from the store at scrape time: queue depth per tier, automation rate, the certified
-threshold (with epsilon, delta), inter-annotator agreement (Krippendorff's alpha and percent
-agreement over every vote, recomputed only when the number of annotations changed) and the
-latest drift check.
+are read from the store at scrape time: queue depth per tier, audits waiting for another answer,
+automation rate, the certified threshold (with epsilon, delta), inter-annotator agreement
+(Krippendorff's alpha and percent agreement over every vote, recomputed only when the number of
+annotations changed) and the latest drift check.
 
-A caller sees the figures of the projects they are a member of (admins: all); with
-``public=True`` no token is needed and every project is shown. Under ``serve --workers N`` each
-worker counts its own requests (scrape each, or sum); the project figures come from the database.
+A caller sees the figures of the projects they are a member of (admins: all), without those a
+submit moves and a gold answer does not for the reviewers gold measures
+(:attr:`loopwright.service.blind.View.hides_counts`); with ``public=True`` no token is needed and
+every project is shown. Under ``serve --workers N`` each worker counts its own requests (scrape
+each, or sum); the project figures come from the database.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from loopwright.consensus import encode, krippendorff_alpha, percent_agreement, 
 from loopwright.loop import Workspace
 from loopwright.loop.audit import DRIFT_DETECTED
 from loopwright.service.auth import Principal
+from loopwright.service.blind import View
 from loopwright.service.deps import principal
 from loopwright.service.openapi import ERRORS
 
@@ -125,12 +128,15 @@ class ProjectCollector:
                 continue
             p = proj.name
             status = self.ws.project(p).status()
-            for tier, n in sorted(status.open_tasks_by_tier.items()):
-                g["queue_depth"].add_metric([p, str(tier)], n)
             g["items"].add_metric([p], status.items)
-            g["annotations"].add_metric([p], status.annotations)
-            g["resolutions"].add_metric([p], status.resolutions)
             g["automation_rate"].add_metric([p], status.automation_rate)
+            measured = self.visible is not None and View(self.visible, p).hides_counts
+            if not measured:  # what moves on a submit but not on a gold answer: blind review
+                for tier, n in sorted(status.open_tasks_by_tier.items()):
+                    g["queue_depth"].add_metric([p, str(tier)], n)
+                g["annotations"].add_metric([p], status.annotations)
+                g["resolutions"].add_metric([p], status.resolutions)
+                g["audits_waiting"].add_metric([p], status.audits_waiting)
             cert = status.certification
             if cert is not None:
                 g["certified"].add_metric([p], float(cert.threshold is not None))
@@ -139,10 +145,10 @@ class ProjectCollector:
                 g["certification_epsilon"].add_metric([p], cert.epsilon)
                 g["certification_delta"].add_metric([p], cert.delta)
                 g["certification_upper_bound"].add_metric([p], cert.upper_bound)
-            agreement = self._agreement(proj.id, p, status.annotations)
-            if agreement.alpha is not None:
+            agreement = None if measured else self._agreement(proj.id, p, status.annotations)
+            if agreement is not None and agreement.alpha is not None:
                 g["agreement_krippendorff_alpha"].add_metric([p], agreement.alpha)
-            if agreement.percent is not None:
+            if agreement is not None and agreement.percent is not None:
                 g["agreement_percent"].add_metric([p], agreement.percent)
             self._drift(proj.id, p, g)
             unavailable.add_metric([p], self._unavailable(proj.id))
@@ -191,6 +197,7 @@ _GAUGES: list[tuple[str, str, list[str]]] = [
     ("items", "Items ingested.", _P),
     ("annotations", "Human annotations submitted.", _P),
     ("resolutions", "Items resolved by review.", _P),
+    ("audits_waiting", "Answered audits waiting for another answer (the first counts meanwhile).", _P),
     ("automation_rate", "Share of routed items auto-accepted (at ingest or from the certified backlog).", _P),
     ("certified", "1 if the latest certificate certifies a threshold, else 0.", _P),
     ("certified_threshold", "The certified auto-accept threshold.", _P),
