@@ -10,8 +10,8 @@ A certificate is stored per (champion, evidence count) and recomputed when eithe
 after a promotion and whenever new audit labels arrive, and from scratch after a detected drift.
 Whether anything changed is read from the project's evidence version, which every commit that
 answers or resolves an audited item, raises or retracts a drift alarm or erases an item moves
-(:mod:`loopwright.store.sql.evidence`): an ingest with no new evidence pays one key look-up, and
-no write that commits after the certificate read its evidence is missed.
+(:class:`loopwright.store.sql.repositories.EvidenceMarks`): an ingest with no new evidence pays
+one key look-up, and no write that commits after the certificate read its evidence is missed.
 """
 
 from __future__ import annotations

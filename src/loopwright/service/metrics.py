@@ -137,6 +137,11 @@ class ProjectCollector:
                 g["annotations"].add_metric([p], status.annotations)
                 g["resolutions"].add_metric([p], status.resolutions)
                 g["audits_waiting"].add_metric([p], status.audits_waiting)
+                agreement = self._agreement(proj.id, p, status.annotations)
+                if agreement.alpha is not None:
+                    g["agreement_krippendorff_alpha"].add_metric([p], agreement.alpha)
+                if agreement.percent is not None:
+                    g["agreement_percent"].add_metric([p], agreement.percent)
             cert = status.certification
             if cert is not None:
                 g["certified"].add_metric([p], float(cert.threshold is not None))
@@ -145,11 +150,6 @@ class ProjectCollector:
                 g["certification_epsilon"].add_metric([p], cert.epsilon)
                 g["certification_delta"].add_metric([p], cert.delta)
                 g["certification_upper_bound"].add_metric([p], cert.upper_bound)
-            agreement = None if measured else self._agreement(proj.id, p, status.annotations)
-            if agreement is not None and agreement.alpha is not None:
-                g["agreement_krippendorff_alpha"].add_metric([p], agreement.alpha)
-            if agreement is not None and agreement.percent is not None:
-                g["agreement_percent"].add_metric([p], agreement.percent)
             self._drift(proj.id, p, g)
             unavailable.add_metric([p], self._unavailable(proj.id))
         yield from g.values()

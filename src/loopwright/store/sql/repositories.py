@@ -66,9 +66,17 @@ def is_fk_violation(exc: IntegrityError) -> bool:
 
 @dataclass
 class EvidenceMarks:
-    """What one unit of work changed of the audit evidence (:mod:`.evidence`): projects whose
-    evidence changed (an audited item answered, a drift alarm, an erasure), and items resolved
-    that may have been audited (looked up at the end, unless an answer already told)."""
+    """What one unit of work changed of the audit evidence: projects whose evidence changed (an
+    audited item answered, a drift alarm, an erasure), and items resolved that may have been
+    audited (looked up at the end, unless an answer already told).
+
+    Each project's evidence has a version (``audit_evidence``, 0020) that every transaction
+    changing what a certificate counts moves. A certificate keeps the version it read before it
+    read the evidence; another version now means it may be stale. A look-up by time cannot promise
+    that: a write stamped before the certificate but committed after its read (PostgreSQL, two
+    hosts) was never counted and never looked newer. Writers only mark what they touched; the unit
+    of work moves the version as its last statement (:meth:`SqlCertificationRepo.move_evidence`),
+    so the version's row is the last lock a transaction takes and cannot close a deadlock cycle."""
 
     projects: set[int] = field(default_factory=set)
     items: set[int] = field(default_factory=set)
@@ -537,7 +545,8 @@ class SqlCertificationRepo(Repo):
         return None if row is None else Certification(**row._mapping)
 
     def evidence_version(self, project_id: int) -> int:
-        """The version of the project's audit evidence (:mod:`.evidence`), as this transaction sees it."""
+        """The version of the project's audit evidence (:class:`EvidenceMarks`), as this transaction
+        sees it (0 before its first change)."""
         stmt = select(audit_evidence.c.version).where(audit_evidence.c.project_id == project_id)
         return int(self._conn.execute(stmt).scalar() or 0)
 
@@ -545,6 +554,33 @@ class SqlCertificationRepo(Repo):
         """This transaction changes what the project's certificates count: its evidence version
         moves when it commits."""
         self._marks.projects.add(project_id)
+
+    def move_evidence(self) -> None:
+        """One step of the version of every project whose audit evidence this transaction changed:
+        those marked outright, and those of the marked items that were audited. The unit of work's
+        last statements, just before the commit."""
+        marks = self._marks
+        projects = set(marks.projects)
+        for part in chunks(sorted(marks.items), 500):
+            audited = (
+                select(items.c.project_id)
+                .join(decisions, decisions.c.item_id == items.c.id)
+                .where(items.c.id.in_(part), decisions.c.audit.is_(True))
+                .distinct()
+            )
+            projects.update(self._conn.execute(audited).scalars())
+        for project_id in sorted(projects):  # one order everywhere: two writers never cross
+            stmt = (
+                self._upsertable(audit_evidence)
+                .values(project_id=project_id, version=1)
+                .on_conflict_do_update(
+                    index_elements=["project_id"], set_={"version": audit_evidence.c.version + 1}
+                )
+            )
+            self._conn.execute(stmt)
+        marks.items.clear()
+        marks.projects.clear()
+        marks.checked.clear()
 
     def list(self, project_id: int) -> builtins.list[Certification]:
         """The project's certificates, oldest first."""

@@ -576,11 +576,10 @@ class SqlAnnotationRepo(Repo):
     def first_labels(self, item_ids: Sequence[int]) -> dict[int, str]:
         """The label of each item's oldest sure annotation, for the items of ``item_ids`` that have one."""
         first: dict[int, str] = {}
-        for start in range(0, len(item_ids), 500):  # bounded IN lists
-            chunk = list(item_ids[start : start + 500])
+        for part in chunks(item_ids, 500):  # bounded IN lists
             stmt = (
                 select(annotations.c.item_id, annotations.c.label)
-                .where(annotations.c.item_id.in_(chunk), annotations.c.unsure.is_(False))
+                .where(annotations.c.item_id.in_(part), annotations.c.unsure.is_(False))
                 .order_by(annotations.c.id)
             )
             for item_id, label in self._conn.execute(stmt):

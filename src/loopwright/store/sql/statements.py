@@ -50,7 +50,7 @@ def _insert(table: Table, names: tuple[str, ...], tail: str = "") -> PlainSql:
 
 TASK_GET = PlainSql(f"SELECT {_cols(tasks)} FROM tasks WHERE id = :id", tasks.c)
 TASK_LOCK = PlainSql(f"SELECT {_cols(tasks)} FROM tasks WHERE id = :id {{lock}}", tasks.c, lock="FOR UPDATE")
-# the audit evidence's project when the task's item was audited (store/sql/evidence.py), else NULL
+# the audit evidence's project when the task's item was audited (repositories.EvidenceMarks), else NULL
 AUDITED_PROJECT = Column("audited_project", Integer)
 IF_AUDITED = (
     "CASE WHEN EXISTS (SELECT 1 FROM decisions WHERE decisions.item_id = tasks.item_id AND decisions.audit)"

@@ -323,7 +323,7 @@ certifications = Table(
     Index(None, "project_id", "id"),
 )
 
-audit_evidence = Table(  # 0020: the version of each project's audit evidence (store/sql/evidence.py)
+audit_evidence = Table(  # 0020: the version of each project's audit evidence (repositories.EvidenceMarks)
     "audit_evidence",
     metadata,
     Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),

@@ -16,7 +16,6 @@ from loopwright.store.sql.annotator_stats import SqlAnnotatorStatsRepo
 from loopwright.store.sql.duplicates import SqlDuplicateKeyRepo
 from loopwright.store.sql.engine import make_engine, migrate
 from loopwright.store.sql.erasure import SqlErasureRepo, reclaim
-from loopwright.store.sql.evidence import SqlEvidenceRepo
 from loopwright.store.sql.external import SqlEmbeddingRepo, SqlModelPredictionRepo
 from loopwright.store.sql.learning import SqlDatasetRepo, SqlModelRepo
 from loopwright.store.sql.repositories import (
@@ -48,7 +47,6 @@ class SqlUnitOfWork:
 
     def __init__(self, conn: Connection) -> None:
         marks = EvidenceMarks()  # what this transaction changes of the audit evidence
-        self._evidence = (SqlEvidenceRepo(conn), marks)
         self.projects = SqlProjectRepo(conn)
         self.items = SqlItemRepo(conn)
         self.predictions = SqlPredictionRepo(conn)
@@ -72,9 +70,8 @@ class SqlUnitOfWork:
 
     def finish(self) -> None:
         """The last statements before the commit: move the audit evidence's version where this
-        transaction changed it (:mod:`.evidence`)."""
-        repo, marks = self._evidence
-        repo.move(marks)
+        transaction changed it (:class:`~loopwright.store.sql.repositories.EvidenceMarks`)."""
+        self.certifications.move_evidence()
 
 
 class SqlStore:
