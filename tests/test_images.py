@@ -114,7 +114,7 @@ def test_features_thumbnail_hog_and_histogram() -> None:
 # -- media roots ---------------------------------------------------------------------------
 
 
-def test_roots_refuse_traversal_prefix_tricks_symlinks_and_relative_paths(tmp_path: Path) -> None:
+def test_roots_refuse_traversal_prefix_tricks_and_symlinks_and_place_relative_paths(tmp_path: Path) -> None:
     root = tmp_path / "imgs"
     inside = png(root / "a.png", grey())
     png(tmp_path / "imgs2" / "b.png", grey())
@@ -130,7 +130,12 @@ def test_roots_refuse_traversal_prefix_tricks_symlinks_and_relative_paths(tmp_pa
         "file://" + str(root / ".." / "secret.txt"),
     ):
         assert outside_roots(bad, roots) == f"{bad} is outside the project's media roots"
-    assert "must be absolute" in str(outside_roots("imgs/a.png", roots))
+    assert outside_roots("a.png", roots) is None  # relative: under the first root
+    assert (
+        outside_roots("../secret.txt", roots) == f"{root}/../secret.txt is outside the project's media roots"
+    )
+    assert outside_roots("link.png", roots) == f"{root}/link.png is outside the project's media roots"
+    assert "must hold an absolute path" in str(outside_roots("file://imgs/a.png", roots))
     assert "no media roots" in str(outside_roots(inside, []))
     url_roots = ["https://cdn.example.org/scans/"]
     assert outside_roots("https://cdn.example.org/scans/1.png", url_roots) is None
@@ -183,6 +188,48 @@ def test_ingest_keeps_the_reference_and_describes_the_file(store: SqlStore, tmp_
     assert X.shape == (3, 256) and X.min() >= 0.0 and X.max() <= 1.0
 
 
+def test_relative_references_lie_under_the_first_root_wherever_it_is_mounted(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    ws = Workspace(store)
+    items = []
+    for name in ("here", "there"):  # the same files mounted in two places
+        root = tmp_path / name / "imgs"
+        png(root / "g.png", grey())
+        png(root / "sub" / "c.jpg", rgb(), "JPEG")
+        loop = ws.create_project({**config(root), "name": name})
+        report = loop.ingest(
+            [
+                {"external_id": "g", "payload": {"image": "g.png"}},
+                {"external_id": "c", "payload": {"image": "sub/c.jpg"}},
+            ]
+        )
+        with store.unit_of_work() as uow:
+            items.append(uow.items.get_many([o.item_id for o in report.outcomes]))
+        picture = loop.image(report.outcomes[1].item_id, cache_dir=tmp_path / "thumbs")
+        assert picture.data == (root / "sub" / "c.jpg").read_bytes()
+        assert np.array_equal(
+            featurize(loop.config, [{"image": "g.png"}]),
+            featurize(loop.config, [{"image": str(root / "g.png")}]),
+        )
+        with pytest.raises(Invalid) as caught:
+            loop.ingest([{"external_id": "up", "payload": {"image": "../imgs2/g.png"}}])
+        assert caught.value.errors == [
+            ("[0].payload.image", f"{root}/../imgs2/g.png is outside the project's media roots")
+        ]
+    here, there = items
+    assert (
+        [i.payload for i in here]
+        == [i.payload for i in there]
+        == [{"image": "g.png"}, {"image": "sub/c.jpg"}]
+    )
+    assert [i.content_hash for i in here] == [i.content_hash for i in there]  # the same items
+    assert [i.metadata["image"]["sha256"] for i in here] == [
+        __import__("hashlib").sha256((tmp_path / "here" / "imgs" / p).read_bytes()).hexdigest()
+        for p in ("g.png", "sub/c.jpg")
+    ]
+
+
 def test_bad_images_reject_the_batch_and_write_nothing(store: SqlStore, tmp_path: Path) -> None:
     root = tmp_path / "imgs"
     good = png(root / "ok.png", grey())
@@ -221,6 +268,10 @@ def test_object_store_images_through_fsspec(store: SqlStore) -> None:
     assert report.created == 1
     with pytest.raises(Invalid, match="no such image file"):
         loop.ingest([{"external_id": "m2", "payload": {"image": "memory://bucket/scans/2.png"}}])
+    fs.pipe("/bucket/scans/day2/3.png", buf.getvalue())  # relative: under the URL prefix
+    assert loop.ingest([{"external_id": "m3", "payload": {"image": "day2/3.png"}}]).created == 1
+    with pytest.raises(Invalid, match="is outside the project's media roots"):
+        loop.ingest([{"external_id": "m4", "payload": {"image": "../other/1.png"}}])
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
@@ -459,12 +510,19 @@ def test_images_scenario_writes_files_and_the_summary(
     assert modes == {"L", "RGB"}
     assert (result["scenario"], result["items_seen"], result["synthetic_items"]) == ("images", 300, 0)
     assert result["epsilon"] == 0.05  # quick certifies 5 % at δ = 10 % (the project's 2 % needs more audits)
+    # Items reference their files relative to the media root, so the same seed into another
+    # directory ingests the same items (content hashes), audits and holds out the same ones, and
+    # gives the same run, to the label.
+    again = scenario.run(tmp_path / "elsewhere" / "out", seed=3, quick=True)
+    moving = ("database", "seconds", "cpu_seconds")
+    assert {k: v for k, v in again.items() if k not in moving} == {
+        k: v for k, v in result.items() if k not in moving
+    }
     # Round 1 has no champion, so a person labels each of its items (gold answers apart). Round 2
-    # auto-accepts only if round 1's audits certify a threshold; which items are audited follows
-    # their content hashes, which hold the image paths under tmp_path, so that varies by run:
-    # every item is still either auto-accepted or labelled, once, or more where an audit answer
-    # contradicted the model and another of the three experts was asked (a second opinion, or a
-    # re-check of a lone answer the next champion contradicts).
+    # auto-accepts only if round 1's audits certify a threshold: every item is either
+    # auto-accepted or labelled, once, or more where an audit answer contradicted the model and
+    # another of the three experts was asked (a second opinion, or a re-check of a lone answer
+    # the next champion contradicts).
     first, second = result["history"]
     assert (first["auto_accepted"], first["human_labels"]) == (0, 150)
     with sqlite3.connect(result["database"]) as db:

@@ -389,7 +389,8 @@ class MediaConfig(_Strict):
     roots: list[str] = Field(
         default_factory=list,
         description="absolute directories and URL prefixes (https://host/path/, s3://bucket/prefix/) "
-        "images may come from; a reference anywhere else is refused (none: every reference is refused)",
+        "images may come from; a reference anywhere else is refused (none: every reference is refused); "
+        "a relative reference lies under the first",
     )
     features: Literal["thumbnail", "hog"] = Field(
         "thumbnail",

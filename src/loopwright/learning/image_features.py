@@ -57,17 +57,29 @@ def local_path(ref: str) -> str:
     return os.path.realpath(ref[7:] if ref[:7].lower() == "file://" else ref)
 
 
+def locate(ref: str, roots: Sequence[str]) -> str:
+    """Where ``ref`` points: a relative path lies under the first of ``roots`` (a directory or a
+    URL prefix, as Label Studio's local files lie under its document root); anything else is
+    ``ref`` itself. Relative references keep an item's content hash, and so the dataset versions
+    and every seeded draw, the same wherever the images are mounted."""
+    if not ref or not roots or "://" in ref or os.path.isabs(ref):
+        return ref
+    return roots[0].rstrip("/") + "/" + ref
+
+
 def outside_roots(ref: str, roots: Sequence[str]) -> str | None:
-    """Why ``ref`` may not be read (outside every root, or no roots), else None."""
+    """Why ``ref`` (absolute, or relative to the first root) may not be read (outside every root,
+    or no roots), else None."""
     if not isinstance(ref, str) or not ref or "\x00" in ref:
         return "an image reference must be a non-empty path or URL"
     if not roots:
         return (
             "the project has no media roots: set media.roots to the directories or URL prefixes of its images"
         )
+    ref = locate(ref, roots)
     kind = scheme(ref)
     if kind == "" and not os.path.isabs(ref[7:] if ref[:7].lower() == "file://" else ref):
-        return f"{ref}: an image path must be absolute (or a URL)"
+        return f"{ref}: a file:// reference must hold an absolute path"
     for root in roots:
         if kind == "" and scheme(root) == "":
             base = local_path(root)
@@ -291,20 +303,27 @@ CACHE = FeatureCache()
 
 def _key(ref: str, media: MediaConfig) -> tuple[Any, ...]:
     stamp: tuple[Any, ...] = ()
-    if scheme(ref) == "":
+    where = locate(ref, media.roots)
+    if scheme(where) == "":
         try:
-            st = os.stat(local_path(ref))
+            st = os.stat(local_path(where))
             stamp = (st.st_mtime_ns, st.st_size)
         except OSError:
             stamp = ("missing",)
-    return (ref, stamp, media.features, media.size, media.histogram)
+    return (where, stamp, media.features, media.size, media.histogram)
+
+
+def read_within(ref: str, media: MediaConfig) -> bytes:
+    """The bytes of ``ref`` (absolute, or relative to the first root) if it lies inside the media
+    roots; Invalid saying what is wrong."""
+    if problem := outside_roots(ref, media.roots):
+        raise Invalid(problem)
+    return read(locate(ref, media.roots), media.max_bytes)
 
 
 def load(ref: str, media: MediaConfig) -> Decoded:
     """Check the roots, read and decode ``ref``; Invalid saying what is wrong."""
-    if problem := outside_roots(ref, media.roots):
-        raise Invalid(problem)
-    return decode(read(ref, media.max_bytes), ref, media.max_pixels)
+    return decode(read_within(ref, media), ref, media.max_pixels)
 
 
 def features_of(ref: str, media: MediaConfig, decoded: Decoded | None = None) -> NDArray[np.float32]:

@@ -134,9 +134,7 @@ def item_image(
     ref = reference(ctx.config, item.payload)
     if ref is None:
         raise NotFound(f"item {item_id} has no image reference")
-    if problem := image_features.outside_roots(ref, ctx.config.media.roots):
-        raise Invalid(problem)
-    data = image_features.read(ref, ctx.config.media.max_bytes)
+    data = image_features.read_within(ref, ctx.config.media)
     digest = hashlib.sha256(data).hexdigest()
     tag = f'"{digest[:32]}-{size or "full"}"'
     if etag is not None and tag in {t.strip() for t in etag.split(",")}:

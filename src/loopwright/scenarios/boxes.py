@@ -5,7 +5,7 @@ Handwritten Digits, CC BY 4.0), shipped in the scikit-learn wheel. A documented 
 canvas is 48x48 pixels of light paper with faint seeded noise, holding 1-3 digits, each scan
 upsampled to 16x16 (nearest neighbour) and pasted in dark ink at a random position where it does
 not touch another; the pasted squares and the scans' digits are the truth. Canvases are written
-as PNG files under ``out/canvases`` and items reference them (the project's media root).
+as PNG files under ``out/canvases``, the project's media root, and items reference them relative to it.
 
 The loop: canvases stream in rounds. A sliding-window detector (HOG-free: standardised 8x8
 crops, logistic regression, NMS; :class:`SlidingWindowDetector`) trained on the resolved boxes
@@ -187,7 +187,7 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     reviewers.append(BoxReviewer("expert", (2,), 0.99, truth, seed * 100 + 9))
 
     def payload(i: int, proposals: list[Box] | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"image": str(root / f"{ext[i]}.png")}
+        body: dict[str, Any] = {"image": f"{ext[i]}.png"}  # relative to the media root
         if proposals is not None:
             body[PROPOSALS] = [
                 {"x": b.x, "y": b.y, "w": b.w, "h": b.h, "label": b.label, "score": b.score}

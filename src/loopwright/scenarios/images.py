@@ -4,8 +4,8 @@ Each of the 1,797 digits of ``load_digits`` (real 8x8 scans, BSD-licensed with s
 upsampled to 32x32 and written as a PNG under ``out/images`` — dark ink on light paper, every
 other one as RGB in blue ink on cream, the rest greyscale — plus seeded augmented copies
 (small rotations, scalings, shifts and noise; marked ``synthetic`` with their source). Items
-reference the files (``{"image": "/…/images/digit-17.png"}``), the project's media root is that
-directory, and the built-in model reads each file's 16x16 greyscale thumbnail. Simulated
+reference the files relative to the project's media root, that directory
+(``{"image": "digit-17.png"}``), and the built-in model reads each file's 16x16 greyscale thumbnail. Simulated
 reviewers work through the same claim/submit use cases the API calls; a quarter of the digits
 is held out and only scores the champion at the end.
 """
@@ -109,7 +109,7 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
         path = images / f"{name}.png"
         modes[name] = "RGB" if index % 2 else "L"
         render(pixels, path, modes[name])
-        return str(path)
+        return path.name  # relative to the media root: the same items, hashes and draws in any --out
 
     refs = {f"digit-{i}": write(f"digit-{i}", X[i], int(i)) for i in range(len(y))}
     truth = {f"digit-{i}": y[i] for i in range(len(y))}
