@@ -84,7 +84,7 @@ def test_demo_stream_marks_synthetic_items_and_never_uses_held_out_sources() -> 
 def test_the_image_default_is_a_calibrated_svm() -> None:
     config = ProjectConfig.from_dict({"name": "i", "labels": ["0", "1"], "modality": "image"})
     estimator = default_estimator(config, seed=0)
-    assert type(estimator).__name__ == "SVC" and estimator.get_params()["probability"] is True
+    assert type(estimator).__name__ == "ImageSVC" and estimator.get_params()["probability"] is True
 
 
 def test_the_audit_rate_falls_as_evidence_accumulates(store: SqlStore) -> None:

@@ -12,7 +12,10 @@ from typing import Any
 from loopwright.errors import Invalid
 
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
-_TRUSTED_NAMES = ("loopwright.learning.estimators.CallableModel",)  # a wrapper; its function is checked
+_TRUSTED_NAMES = (
+    "loopwright.learning.estimators.CallableModel",  # a wrapper; its function is checked
+    "loopwright.learning.svm.ImageSVC",  # the image default: scikit-learn's SVC, data only
+)
 
 
 def dump_model(model: Any) -> bytes:

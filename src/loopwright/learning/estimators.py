@@ -84,15 +84,14 @@ def default_estimator(config: ProjectConfig, seed: int) -> Pipeline | SVC:
 
 def _image_svm(config: ProjectConfig, seed: int) -> SVC:
     """The images' classifier: an RBF SVM (C = ``IMAGE_C``) with Platt probabilities."""
-    from sklearn.svm import SVC  # on use: keeps start-up light
-
     # probability=True: libsvm's 5-fold Platt scaling of each pair of classes, coupled. It is
     # deprecated in scikit-learn 1.9 (removed in 1.11: pinned below it) for
     # CalibratedClassifierCV(SVC(), ensemble=False), which calibrates one-vs-rest scores and
     # ranks worse: about 1 % errors among its predictions ≥ 0.9 where this has none, so it
-    # certifies next to nothing (bench/results/guarantee_calibrated.md). This also copes with
-    # classes that have one or two labels (early rounds, just after a drift).
-    return SVC(**{"C": IMAGE_C, "probability": True, "random_state": seed, **config.model.params})
+    # certifies next to nothing (bench/results/guarantee_calibrated.md).
+    from loopwright.learning.svm import ImageSVC  # on use: keeps start-up light
+
+    return ImageSVC(**{"C": IMAGE_C, "probability": True, "random_state": seed, **config.model.params})
 
 
 def _logistic(config: ProjectConfig, seed: int) -> LogisticRegression:
