@@ -223,7 +223,7 @@ def markdown(results: dict[str, Any]) -> str:
         "show that target on today's curves. Rows carry the time they ran; rows of strategies "
         "whose code did not change were kept from the earlier run (same seeds, split and model). "
         "Full-data accuracy: the same model on every pool item with its true label. "
-        "Each seed starts from one random label per class. "
+        "Each seed starts from as many random labels as there are classes. "
         f"Machine: {results['machine']}.",
     ]
     for name, data in results["datasets"].items():
