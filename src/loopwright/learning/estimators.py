@@ -83,7 +83,8 @@ def default_estimator(config: ProjectConfig, seed: int) -> Pipeline | SVC:
 
 
 def _image_svm(config: ProjectConfig, seed: int) -> SVC:
-    """The images' classifier: an RBF SVM (C = ``IMAGE_C``) with Platt probabilities."""
+    """The images' classifier: an RBF SVM (C = ``IMAGE_C``) with Platt probabilities, or its
+    pairwise decision values while labels are too few for Platt (:class:`ImageSVC`)."""
     # probability=True: libsvm's 5-fold Platt scaling of each pair of classes, coupled. It is
     # deprecated in scikit-learn 1.9 (removed in 1.11: pinned below it) for
     # CalibratedClassifierCV(SVC(), ensemble=False), which calibrates one-vs-rest scores and

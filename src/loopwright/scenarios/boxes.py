@@ -5,7 +5,8 @@ Handwritten Digits, CC BY 4.0), shipped in the scikit-learn wheel. A documented 
 canvas is 48x48 pixels of light paper with faint seeded noise, holding 1-3 digits, each scan
 upsampled to 16x16 (nearest neighbour) and pasted in dark ink at a random position where it does
 not touch another; the pasted squares and the scans' digits are the truth. Canvases are written
-as PNG files under ``out/canvases``, the project's media root, and items reference them relative to it.
+as PNG files under ``out/canvases``, the project's media root, and items reference them
+relative to it.
 
 The loop: canvases stream in rounds. A sliding-window detector (HOG-free: standardised 8x8
 crops, logistic regression, NMS; :class:`SlidingWindowDetector`) trained on the resolved boxes

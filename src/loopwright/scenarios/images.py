@@ -5,9 +5,9 @@ upsampled to 32x32 and written as a PNG under ``out/images`` — dark ink on lig
 other one as RGB in blue ink on cream, the rest greyscale — plus seeded augmented copies
 (small rotations, scalings, shifts and noise; marked ``synthetic`` with their source). Items
 reference the files relative to the project's media root, that directory
-(``{"image": "digit-17.png"}``), and the built-in model reads each file's 16x16 greyscale thumbnail. Simulated
-reviewers work through the same claim/submit use cases the API calls; a quarter of the digits
-is held out and only scores the champion at the end.
+(``{"image": "digit-17.png"}``), and the built-in model reads each file's 16x16 greyscale
+thumbnail. Simulated reviewers work through the same claim/submit use cases the API calls; a
+quarter of the digits is held out and only scores the champion at the end.
 """
 
 from __future__ import annotations
