@@ -1,5 +1,6 @@
 """Images by reference on the annotate page, in a real browser (Debian's Chromium via Playwright):
-an image far larger than the viewport is fitted into its box, zoomed with + / - and the wheel,
+an image far larger than the viewport is fitted into its box (and a small one, referenced
+relative to the media root, enlarged to it), zoomed with + / - and the wheel,
 the explanation's heat laid over it with h (an explanation that arrives late keeps the zoom), and
 labelled with the keyboard. Screenshots go to ``test-artifacts/``."""
 
@@ -82,7 +83,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     report = loop.ingest(
         [
             {"external_id": "poster", "payload": {"image": big_image(root / "poster.png")}},
-            {"external_id": "digit", "payload": {"image": str(root / "digit.png")}},
+            {"external_id": "digit", "payload": {"image": "digit.png"}},  # relative to the media root
         ]
     )
     auth = SqlAuthenticator(store)
