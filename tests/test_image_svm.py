@@ -83,3 +83,17 @@ def test_the_model_stores_and_loads_as_a_trusted_artifact(digits: tuple) -> None
     loaded = load_model(blob)
     assert type(loaded) is ImageSVC and loaded.pairwise_ is True
     np.testing.assert_array_equal(loaded.predict_proba(held), model.predict_proba(held))
+
+
+def test_fitting_does_not_tell_the_caller_to_replace_platt(digits: tuple) -> None:
+    """scikit-learn 1.9 deprecates ``probability=True`` for a calibrator that certifies next to
+    nothing on these digits; the pinned default keeps it and says nothing to API callers."""
+    X, y, _, _ = digits
+    rows = per_class(y, 5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = ImageSVC(C=3.0, probability=True, random_state=0).fit(X[rows], y[rows])
+        with pytest.warns(FutureWarning, match="The `probability` parameter"):
+            SVC(C=3.0, probability=True, random_state=0).fit(X[rows], y[rows])  # the warning exists
+    assert model.predict_proba(X[:1]).shape == (1, 10)
+    assert [str(w.message) for w in caught if "probability" in str(w.message)] == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import resource
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
@@ -174,9 +173,7 @@ def run_demo(
     False sets the example's ``drift.bridge_copies`` to 0: after the drift, the old world's
     labels are dropped instead of carried over as shifted copies (the ablation).
     """
-    with warnings.catch_warnings():  # SVC(probability=True) is deprecated in scikit-learn 1.9
-        warnings.filterwarnings("ignore", "The `probability` parameter", FutureWarning)
-        return _run(out, seed, quick, on_round, augment_training, bridge_drift, budget)
+    return _run(out, seed, quick, on_round, augment_training, bridge_drift, budget)
 
 
 def _run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,10 @@ class ImageSVC(SVC):
     """
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> ImageSVC:
-        super().fit(X, y, sample_weight)
+        with warnings.catch_warnings():  # probability=True: deprecated in scikit-learn 1.9, pinned
+            # below 1.11 (learning/estimators.py says why), so no caller is told to replace it
+            warnings.filterwarnings("ignore", "The `probability` parameter", FutureWarning)
+            super().fit(X, y, sample_weight)
         self.pairwise_ = len(y) < FEW_PER_CLASS * len(self.classes_)
         return self
 

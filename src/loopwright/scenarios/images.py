@@ -13,7 +13,6 @@ quarter of the digits is held out and only scores the champion at the end.
 from __future__ import annotations
 
 import time
-import warnings
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -79,9 +78,7 @@ def project_config(root: Path, quick: bool = False) -> dict[str, Any]:
 def run(out: Path, seed: int = 0, quick: bool = False, data_dir: Path | None = None) -> dict[str, Any]:
     """Write the PNGs, run the loop round by round, write ``summary.json`` and ``report.html``
     (``data_dir`` is unused: the digits ship with scikit-learn)."""
-    with warnings.catch_warnings():  # SVC(probability=True) is deprecated in scikit-learn 1.9
-        warnings.filterwarnings("ignore", "The `probability` parameter", FutureWarning)
-        result = _run(Path(out).resolve(), seed, quick)
+    result = _run(Path(out).resolve(), seed, quick)
     write(Path(out), result)
     return result
 

@@ -105,7 +105,6 @@ def run(out: Path, seed: int = 0, quick: bool = False, data_dir: Path | None = N
     """Run the scenario; write the SQLite DB and the dataset export to ``out``; the summary."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)  # one-class label columns early on
-        warnings.filterwarnings("ignore", "The `probability` parameter", FutureWarning)
         return _run(out, seed, quick)
 
 
