@@ -88,6 +88,14 @@ def test_demo_report_has_plots_and_gate_evidence(demo: tuple[Path, dict[str, Any
     assert html.count("<td>champion</td>") == 1
     assert f"<td>{s['items_seen']} ({s['synthetic_items']})</td>" in html
     assert "Drift: the images shift one pixel from round 11" in html and "t1-sloppy" in html
+    weak = s["underfit_challenger"]["version"]
+    assert f"<tr><td>{weak}</td><td>rejected (underfit on purpose)</td>" in html
+    bridged = [v for v in s["model_versions"] if "bridge_from" in v["metrics"]]
+    assert bridged, "the demo's retrains after the drift carry old labels over"
+    for v in bridged:
+        m = v["metrics"]
+        copies = m["bridge_synthetic"] // m["bridge_from"]
+        assert f"<td>{m['train_size']} + {copies} copies of {m['bridge_from']}</td>" in html
 
 
 @pytest.mark.slow

@@ -98,7 +98,8 @@ def _plots(summary: dict[str, Any]) -> list[tuple[str, str]]:
     ax.set(
         xlabel="round", ylabel="open tasks after ingest", title="Review queue per tier (audits: scored items)"
     )
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(tiers) + 1, fontsize=7)
+    fig.tight_layout()
     figs.append(("Review queue per tier", _png(fig)))
     return figs
 
@@ -112,6 +113,43 @@ def _pending(summary: dict[str, Any]) -> str:
     tiers = ", ".join(f"tier {t}: {n}" for t, n in (budget or {}).items())
     per_round = f" · budget per round {tiers}" if tiers else ""
     return f"{round(share * summary['items_seen'])} ({share:.0%}){per_round}"
+
+
+def _train_size(metrics: dict[str, Any]) -> str:
+    """Training labels, and after a drift the old labels the bridge carried over as copies."""
+    size = f"{metrics.get('train_size', '')}"
+    if old := metrics.get("bridge_from"):
+        size += f" + {metrics['bridge_synthetic'] // old} copies of {old}"
+    return size
+
+
+def _model_row(m: dict[str, Any], weak: int | None) -> tuple[Any, ...]:
+    """A model version's cells in the report's table."""
+    gate = m["gate"] or {}
+    return (
+        m["version"],
+        m["status"] + (" (underfit on purpose)" if m["version"] == weak else ""),
+        (m["dataset_version"] or "")[:12],
+        _train_size(m["metrics"]),
+        gate.get("test"),
+        gate.get("challenger_accuracy"),
+        gate.get("champion_accuracy"),
+        None if gate.get("champion_accuracy") is None else f"{gate['wins']} / {gate['losses']}",
+        gate.get("p_value"),
+        _regressions(gate),
+    )
+
+
+def _regressions(gate: dict[str, Any]) -> str:
+    """The slices a challenger significantly regressed on, by slicing; a gate that compares no
+    slices (the first model against the majority class): its reason."""
+    if not gate.get("slices"):
+        return str(gate.get("reason", ""))
+    by: dict[str, list[str]] = {}
+    for s in gate["slices"]:
+        if s["regressed"]:
+            by.setdefault(s["slicing"], []).append(str(s["slice"]))
+    return "; ".join(f"{k} {', '.join(v)}" for k, v in by.items()) or "none"
 
 
 def render_report(summary: dict[str, Any]) -> str:
@@ -168,23 +206,9 @@ def render_report(summary: dict[str, Any]) -> str:
         )
         + "</p>"
     )
+    weak = (summary.get("underfit_challenger") or {}).get("version")
     models = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{fmt(v)}</td>"
-            for v in (
-                m["version"],
-                m["status"],
-                (m["dataset_version"] or "")[:12],
-                m["metrics"].get("train_size"),
-                (m["gate"] or {}).get("test"),
-                (m["gate"] or {}).get("challenger_accuracy"),
-                (m["gate"] or {}).get("champion_accuracy"),
-                (m["gate"] or {}).get("p_value"),
-                (m["gate"] or {}).get("reason"),
-            )
-        )
-        + "</tr>"
+        "<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in _model_row(m, weak)) + "</tr>"
         for m in summary["model_versions"]
     )
     plots = "".join(
@@ -198,6 +222,7 @@ def render_report(summary: dict[str, Any]) -> str:
 body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222}}
 table{{border-collapse:collapse;margin:1rem 0}}
 th,td{{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}}
+.models{{font-size:.9rem}} .models td:nth-child(4),.models td:nth-child(8){{white-space:nowrap}}
 figure{{display:inline-block;margin:.5rem}} figcaption{{text-align:center;color:#555}}
 </style></head><body>
 <h1>loopwright demo: digits</h1>
@@ -212,7 +237,13 @@ auto-accepted items only.</p>
 <p>Routing: {html.escape(summary["routing"])}.</p>
 {plots}
 <h2>Model versions and gate evidence</h2>
-<table><tr><th>version</th><th>status</th><th>dataset</th><th>train size</th><th>gate test</th>
-<th>challenger acc.</th><th>champion acc.</th><th>McNemar p</th><th>reason</th></tr>{models}</table>
+<p>Each challenger is gated on the frozen evaluation split against the champion of its day; after the
+drift, training counts the new world's labels plus one-pixel-shifted copies of the old world's. Wins
+and losses count the evaluation items only one of the two models gets right.
+The last version comes from a trainer regularised so hard it barely learns (logistic regression,
+C = 1e-4), to show the gate rejecting it.</p>
+<table class="models"><tr><th>version</th><th>status</th><th>dataset</th><th>train labels</th>
+<th>gate test</th><th>challenger acc.</th><th>champion acc.</th><th>wins / losses</th><th>McNemar p</th>
+<th>significant regression on</th></tr>{models}</table>
 </body></html>
 """
