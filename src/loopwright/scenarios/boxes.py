@@ -37,7 +37,7 @@ from loopwright.consensus.boxes import agreement_report
 from loopwright.learning.detection import mean_average_precision
 from loopwright.learning.detector import SlidingWindowDetector
 from loopwright.loop.review import Assignment
-from loopwright.scenarios import Answer, all_annotations, fresh_db, summary, write
+from loopwright.scenarios import Answer, all_annotations, fresh_db, write
 from loopwright.scenarios.structured import Spec, run_rounds
 from loopwright.shapes import Box, least_confident
 from loopwright.tasks.boxes import PROPOSALS, canonical, correct, decode
@@ -209,35 +209,26 @@ def _run(out: Path, seed: int, quick: bool) -> dict[str, Any]:
         gate=lambda truth, new, old: box_gate(truth, new, old, LABELS, n_resamples=200, random_state=seed),
     )
     done = run_rounds(loop, reviewers, spec, rounds, ROUND_SIZE, rng, AUDIT_RATE, EPSILON, DELTA, MIN_TRAIN)
-    champion, human = done.champion, done.human
+    champion = done.champion
     final = None
     if champion is not None:
         final = mean_average_precision(champion.predict([im for im, _ in held]), [b for _, b in held], LABELS)
     by_image: dict[str, dict[str, list[Box]]] = {}
     for item, annotator, label in all_annotations(loop):
         by_image.setdefault(item, {})[annotator] = decode(label)
-    resolved_exact = float(np.mean([correct(human[i], stream[i][1]) for i in human])) if human else None
     version = loop.snapshot()
     coco = loop.export_dataset(version.id, "coco", out)
     yolo = loop.export_dataset(version.id, "yolo", out)
-    result = summary(
+    result = done.summary(
         "boxes",
-        items_seen=len(stream),
-        human_labels=done.human_labels,
-        auto_accepted=done.auto_accepted,
-        auto_accept_errors=done.auto_accept_errors,
-        metric="held_out_map@0.5",
-        value=None if final is None else round(final, 4),
+        "held_out_map@0.5",
+        final,
         held_out_size=len(held),
         seed=seed,
         quick=quick,
         epsilon=EPSILON,
         delta=DELTA,
-        promotions=done.promotions,
-        resolved_items=len(human),
-        resolved_exact=None if resolved_exact is None else round(resolved_exact, 4),
         agreement=agreement_report(by_image),
-        history=done.history,
         rules={
             "confidence": "candidates scored ≥ 0.2 are weighed, those ≥ 0.5 proposed; a canvas's "
             "confidence is min over candidates of max(s, 1 - s) (1.0 without any)",

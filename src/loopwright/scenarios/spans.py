@@ -43,7 +43,6 @@ from loopwright.scenarios import (
     all_annotations,
     fresh_db,
     shared_file,
-    summary,
     write,
 )
 from loopwright.scenarios.structured import Spec, run_rounds
@@ -222,34 +221,25 @@ def _run(out: Path, seed: int, quick: bool, data_dir: Path | None) -> dict[str, 
     )
     rng = np.random.default_rng([seed, 191])
     done = run_rounds(loop, reviewers, spec, rounds, ROUND_SIZE, rng, AUDIT_RATE, EPSILON, DELTA, MIN_TRAIN)
-    champion, human = done.champion, done.human
+    champion = done.champion
     final = None if champion is None else entity_f1(champion.predict(held_texts), held_spans)
     by_doc: dict[str, tuple[str, dict[str, list[Span]]]] = {}
     for item, annotator, label in all_annotations(loop):
         i = done.index_of[int(item)]
         by_doc.setdefault(item, (stream[i][0], {}))[1][annotator] = decode(label)
-    resolved_exact = float(np.mean([correct(human[i], stream[i][1]) for i in human])) if human else None
     version = loop.snapshot()
     offsets = loop.export_dataset(version.id, "offsets", out)
     conll = loop.export_dataset(version.id, "conll", out)
-    result = summary(
+    result = done.summary(
         "spans",
-        items_seen=len(stream),
-        human_labels=done.human_labels,
-        auto_accepted=done.auto_accepted,
-        auto_accept_errors=done.auto_accept_errors,
-        metric="held_out_entity_f1",
-        value=None if final is None else round(final, 4),
+        "held_out_entity_f1",
+        final,
         held_out_size=len(held),
         seed=seed,
         quick=quick,
         epsilon=EPSILON,
         delta=DELTA,
-        promotions=done.promotions,
-        resolved_items=len(human),
-        resolved_exact=None if resolved_exact is None else round(resolved_exact, 4),
         agreement=agreement_report(by_doc),
-        history=done.history,
         rules={
             "confidence": "an item's least confident token decision (highest tag probability of its "
             "most doubtful token): at most its lowest proposed span's score",

@@ -18,7 +18,7 @@ import numpy as np
 
 from loopwright.loop import Loop
 from loopwright.routing.certify import certify
-from loopwright.scenarios import Reviewer, new_resolutions, review
+from loopwright.scenarios import Reviewer, new_resolutions, review, summary
 
 X = TypeVar("X")  # an item's input: a text, an image
 S = TypeVar("S")  # one shape: a span, a box
@@ -53,6 +53,25 @@ class Rounds(Generic[S]):
     auto_accepted: int = 0
     auto_accept_errors: int = 0
     promotions: int = 0
+    resolved_exact: float | None = None  # share of resolved items whose shapes equal the truth
+
+    def summary(self, scenario: str, metric: str, value: float | None, **extra: Any) -> dict[str, Any]:
+        """The scenario's ``summary.json``: what the rounds counted, then ``extra``."""
+        exact = self.resolved_exact
+        return summary(
+            scenario,
+            items_seen=sum(h["items"] for h in self.history),
+            human_labels=self.human_labels,
+            auto_accepted=self.auto_accepted,
+            auto_accept_errors=self.auto_accept_errors,
+            metric=metric,
+            value=None if value is None else round(value, 4),
+            promotions=self.promotions,
+            resolved_items=len(self.human),
+            resolved_exact=None if exact is None else round(exact, 4),
+            history=self.history,
+            **extra,
+        )
 
 
 def run_rounds(
@@ -139,5 +158,9 @@ def run_rounds(
                 "gate": gate_row,
                 **spec.per_round(out.champion),
             }
+        )
+    if out.human:
+        out.resolved_exact = float(
+            np.mean([spec.correct(found, spec.truth[i]) for i, found in out.human.items()])
         )
     return out
