@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from loopwright import scenarios
 from loopwright.cli.app import app
 from loopwright.errors import Invalid
 from loopwright.scenarios import chat, multilabel
+from loopwright.scenarios.report import report_html
 from shared_data import SHARED_DATA
 
 HEAD = {"scenario", "items_seen", "human_labels", "auto_accepted", "auto_accept_error", "final_metric"}
@@ -44,6 +46,62 @@ def test_summary_and_report(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == result
     page = (tmp_path / "out" / "report.html").read_text()
     assert "loopwright scenario chat" in page and "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    assert "<tr><th>human labels</th><td>7 (0.70 per item)</td></tr>" in page
+    assert "<tr><th>realised auto-accept error</th><td>25.00%</td></tr>" in page
+    assert "<img" not in page  # no rounds, no plot
+
+
+def test_report_plots_and_tabulates_the_rounds() -> None:
+    history = [
+        {
+            "round": 0,
+            "items": 100,
+            "auto_accepted": 0,
+            "auto_accept_errors": 0,
+            "human_labels": 210,
+            "certified_threshold": None,
+            "certificate": None,
+            "gate": {"passed": True},
+        },
+        {
+            "round": 1,
+            "items": 100,
+            "auto_accepted": 60,
+            "auto_accept_errors": 1,
+            "human_labels": 80,
+            "certified_threshold": 0.91234,
+            "certificate": "certified <t>",
+            "gate": {"passed": False},
+        },
+    ]
+    result = scenarios.summary(
+        "boxes", 200, 290, 60, 1, "held_out_map@0.5", 0.8, epsilon=0.05, delta=0.1, history=history
+    )
+    page = report_html(result)
+    assert page.count('<img alt="Automation and human work per round" src="data:image/png;base64,') == 1
+    assert "<tr><th>auto-accepted</th><td>60 (30%)</td></tr>" in page
+    assert "<tr><th>certified bound</th><td>ε = 0.05 at δ = 0.1</td></tr>" in page
+    assert "<tr><th>held out map@0.5</th><td>0.800</td></tr>" in page
+    header = "".join(
+        f"<th>{c}</th>"
+        for c in (
+            "round",
+            "items",
+            "auto accepted",
+            "auto accept errors",
+            "human labels",
+            "certified threshold",
+            "certificate",
+        )
+    )
+    assert f'<table class="rounds"><tr>{header}</tr>' in page
+    assert "<tr><td>1</td><td>100</td><td>0</td><td>0</td><td>210</td><td>n/a</td><td>n/a</td></tr>" in page
+    assert (
+        "<td>2</td><td>100</td><td>60</td><td>1</td><td>80</td><td>0.912</td><td>certified &lt;t&gt;</td>"
+        in page
+    )
+    details = json.loads(html.unescape(page.split("<pre>")[1].split("</pre>")[0]))
+    assert "history" not in details and details["epsilon"] == 0.05  # the rounds are not repeated
 
 
 def test_chat_without_the_shared_data_says_where_to_point(tmp_path: Path) -> None:

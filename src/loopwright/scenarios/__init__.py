@@ -8,7 +8,6 @@ API, and returns a summary built by :func:`summary`; :func:`write` stores it as
 
 from __future__ import annotations
 
-import html
 import importlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -79,24 +78,9 @@ def write(out: Path, result: Mapping[str, Any]) -> None:
     """``summary.json`` and a one-page ``report.html`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    from loopwright.scenarios.report import report_html  # matplotlib on first use
+
     (out / "report.html").write_text(report_html(result), encoding="utf-8")
-
-
-def report_html(result: Mapping[str, Any]) -> str:
-    """A plain page: the headline figures, then every other field as JSON."""
-    head = ("scenario", "items_seen", "human_labels", "auto_accepted", "auto_accept_error", "final_metric")
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(result.get(k)))}</td></tr>" for k in head
-    )
-    rest = {k: v for k, v in result.items() if k not in head}
-    title = html.escape(f"loopwright scenario {result.get('scenario')}")
-    return (
-        f"<!doctype html><html lang=en><meta charset=utf-8><title>{title}</title>"
-        "<style>body{font:15px system-ui;margin:2em;max-width:70em}th{text-align:left;padding-right:1em}"
-        "pre{background:#f5f5f5;padding:1em;overflow:auto}</style>"
-        f"<h1>{title}</h1><table>{rows}</table><h2>Details</h2>"
-        f"<pre>{html.escape(json.dumps(rest, indent=2))}</pre></html>\n"
-    )
 
 
 def shared_file(data_dir: Path | None, relative: str, scenario: str) -> Path:
