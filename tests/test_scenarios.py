@@ -61,7 +61,7 @@ def test_report_plots_and_tabulates_the_rounds() -> None:
             "human_labels": 210,
             "certified_threshold": None,
             "certificate": None,
-            "gate": {"passed": True},
+            "gate": None,
         },
         {
             "round": 1,

@@ -71,10 +71,13 @@ def _fmt(v: Any) -> str:
 
 
 def _table(history: list[Mapping[str, Any]]) -> str:
-    """The rounds' plain columns (numbers, flags, thresholds): nested records stay in Details."""
-    columns = [k for k, v in history[0].items() if v is None or isinstance(v, int | float | bool)]
-    columns += [
-        k for h in history[1:] for k, v in h.items() if k not in columns and isinstance(v, int | float)
+    """The rounds' plain columns (numbers, flags, thresholds, reasons): records stay in Details."""
+    keys = list(dict.fromkeys(k for h in history for k in h))
+    columns = [
+        k
+        for k in keys
+        if all(v is None or isinstance(v, int | float | str) for v in (h.get(k) for h in history))
+        and any(h.get(k) is not None for h in history)
     ]
     head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in columns)
     body = "".join(
