@@ -144,6 +144,11 @@ def test_chat_scenario_small_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     summary = chat.run(tmp_path, seed=0, quick=True, data_dir=SHARED_DATA)
     assert set(summary) >= HEAD and summary["items_seen"] == 80 + 20
     assert summary["rubric"]["items_seen"] == 80 and summary["preference"]["resolved"] == 20
+    rounds = summary["history"]  # the rubric part's rounds, at the top level for the report's plot
+    assert [(h["round"], h["items"]) for h in rounds] == [(0, 40), (1, 40)]
+    assert "history" not in summary["rubric"]
+    assert sum(h["human_labels"] for h in rounds) == summary["rubric"]["human_labels"]
+    assert sum(h["auto_accepted"] for h in rounds) == summary["auto_accepted"]
     assert set(summary["preference"]["bradley_terry"]) == {"small", "large"}
     pairs = [json.loads(x) for x in Path(summary["preference"]["export"]).read_text().splitlines()]
     assert len(pairs) == summary["preference"]["preference_pairs_exported"] > 0

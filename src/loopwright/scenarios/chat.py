@@ -53,6 +53,7 @@ COARSE = {
 }
 SYSTEM = "You are the help-desk assistant. Say what kind of answer the user needs, then answer."
 EPSILON = 0.2  # a grade of a free-text answer: the grader is right on ~80 %, the lead on 98 %
+DELTA = 0.1
 ROUND_SIZE = {True: 100, False: 300}
 ROUNDS = {True: 6, False: 10}  # quick: enough auto-accepted answers for the realised error to settle
 PAIRS = {True: 60, False: 400}
@@ -127,7 +128,7 @@ def rubric_config() -> ProjectConfig:
             "routing": {
                 "audit_rate": 0.3,
                 "audit_tier": 2,  # the lead rates the audit: the evidence that certifies
-                "certify": {"epsilon": EPSILON, "delta": 0.1, "min_evidence": 45},  # 5 errors may pass
+                "certify": {"epsilon": EPSILON, "delta": DELTA, "min_evidence": 45},  # 5 errors may pass
                 "bands": [{"min_confidence": 0.0, "tier": 1}],
             },
             "tiers": [
@@ -194,6 +195,7 @@ def run(out: Path, seed: int = 0, quick: bool = False, data_dir: Path | None = N
     small, large = train_bot(bot_rows[: BOT_TRAIN["small"]], seed), train_bot(bot_rows, seed)
     ws = connect(fresh_db(out))
     rubric = _rubric_part(ws.create_project(rubric_config()), (small, large), inbox, held, quick, seed)
+    history = rubric.pop("history")  # the rubric part's rounds: the report plots them
     pairs = inbox[: PAIRS[quick]]
     preference = _preference_part(ws.create_project(preference_config()), small, large, pairs, out, rng, seed)
     result = summary(
@@ -207,6 +209,8 @@ def run(out: Path, seed: int = 0, quick: bool = False, data_dir: Path | None = N
         seed=seed,
         quick=quick,
         epsilon=EPSILON,
+        delta=DELTA,
+        history=history,
         rubric=rubric,
         preference=preference,
         data="TREC question classification (Li & Roth 2002; freely distributed for research, "
@@ -262,6 +266,7 @@ def _rubric_part(
         history.append(
             {
                 "round": r,
+                "items": size,
                 "auto_accepted": len(accepted),
                 "auto_accept_errors": len(wrong),
                 "human_labels": log.annotations,
